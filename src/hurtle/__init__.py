@@ -1,0 +1,44 @@
+"""hurtle: a fast distributed task queue for Python.
+
+    app = hurtle.App()              # sqlite:///hurtle.db unless $HURTLE_BROKER says otherwise
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    add.send(1, 2).result(timeout=10.0)   # run `hurtle worker tasks` to get 3
+"""
+
+from hurtle.app import App
+from hurtle.envelope import PROTOCOL_VERSION, Envelope
+from hurtle.errors import (
+    BrokerError,
+    ConfigurationError,
+    HurtleError,
+    MessageTooLarge,
+    ResultExpired,
+    Retry,
+    TaskFailed,
+    TimeLimitExceeded,
+)
+from hurtle.retry import Backoff, Constant, Exponential
+from hurtle.task import Handle, Task
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "App",
+    "Backoff",
+    "BrokerError",
+    "ConfigurationError",
+    "Constant",
+    "Envelope",
+    "Exponential",
+    "Handle",
+    "HurtleError",
+    "MessageTooLarge",
+    "ResultExpired",
+    "Retry",
+    "Task",
+    "TaskFailed",
+    "TimeLimitExceeded",
+]

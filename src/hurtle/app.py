@@ -1,0 +1,222 @@
+"""``App``: the task registry, the settings and the lifecycle hooks.
+
+There is no global default app and no ``current_app`` proxy: code that sends
+or runs tasks holds its app explicitly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar, overload
+
+from hurtle import settings
+from hurtle.brokers import Message
+from hurtle.client import Clients, Connection, make_connection
+from hurtle.envelope import Envelope, encode, make_envelope
+from hurtle.errors import ConfigurationError, MessageTooLarge
+from hurtle.retry import Backoff
+from hurtle.task import Handle, Task, TaskOptions
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Hook = Callable[[], Any]
+
+
+class TaskDecorator:
+    """What ``@app.task(...)`` with options returns: applied to the function."""
+
+    def __init__(self, app: App, options: dict[str, Any]) -> None:
+        self._app = app
+        self._options = options
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]]) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Task[P, R]: ...
+    def __call__(self, fn: Callable[..., Any]) -> Task[Any, Any]:
+        return self._app._register(fn, **self._options)
+
+
+class App:
+    """A hurtle application: where tasks are registered and sent from.
+
+    ``broker`` is a URL (default: ``$HURTLE_BROKER``, else ``sqlite:///hurtle.db``);
+    ``results`` a result store URL (default: ``$HURTLE_RESULTS``, else the
+    broker's own store).
+    """
+
+    def __init__(
+        self,
+        broker: str | None = None,
+        *,
+        results: str | None = None,
+        visibility_timeout: float = settings.VISIBILITY_TIMEOUT,
+        secret_key: str | bytes | None = None,
+        result_ttl: float = settings.RESULT_TTL,
+        max_deliveries: int = settings.MAX_DELIVERIES,
+        max_message_bytes: int = settings.MAX_MESSAGE_BYTES,
+        default_queue: str = settings.DEFAULT_QUEUE,
+        default_retries: int = settings.DEFAULT_RETRIES,
+    ) -> None:
+        if visibility_timeout <= 0:
+            raise ConfigurationError(f"visibility_timeout must be > 0 seconds, not {visibility_timeout!r}")
+        if max_deliveries < 1:
+            raise ConfigurationError(f"max_deliveries must be >= 1, not {max_deliveries!r}")
+        self.broker_url = settings.broker_url_from_env(broker)
+        self.results_url = settings.results_url_from_env(results)
+        self.visibility_timeout = float(visibility_timeout)
+        self.secret_key = secret_key.encode() if isinstance(secret_key, str) else secret_key
+        self.result_ttl = float(result_ttl)
+        self.max_deliveries = max_deliveries
+        self.max_message_bytes = max_message_bytes
+        self.default_queue = default_queue
+        self.default_retries = default_retries
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.preload_hooks: list[Hook] = []
+        self.worker_start_hooks: list[Hook] = []
+        self.worker_stop_hooks: list[Hook] = []
+        self._clients = Clients(self._make_connection)
+        # Fail now, not at the first send, on a URL no broker serves.
+        from hurtle.brokers import from_url
+
+        from_url(self.broker_url, visibility_timeout=self.visibility_timeout)
+
+    def __repr__(self) -> str:
+        return f"<hurtle.App {self.broker_url} tasks={len(self.tasks)}>"
+
+    # -- tasks -----------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, Awaitable[R]], /) -> Task[P, R]: ...
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        backoff: Backoff | None = None,
+        store_result: bool = True,
+    ) -> TaskDecorator: ...
+    def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Register a function (sync or async) as a task; usable with or without options."""
+        if fn is None:
+            return TaskDecorator(self, options)
+        return self._register(fn, **options)
+
+    def _register(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        backoff: Backoff | None = None,
+        store_result: bool = True,
+    ) -> Task[Any, Any]:
+        if not callable(fn):
+            raise ConfigurationError(f"@app.task decorates a function, not {fn!r}")
+        task_name = name or _default_name(fn)
+        if task_name in self.tasks and self.tasks[task_name].fn is not fn:
+            raise ConfigurationError(f"two different functions are registered as task {task_name!r}")
+        if backoff is not None and not callable(getattr(backoff, "compute", None)):
+            raise ConfigurationError("backoff must have a compute(attempt) -> seconds method")
+        options = TaskOptions(
+            queue=queue or self.default_queue,
+            retries=self.default_retries if retries is None else retries,
+            timeout=timeout,
+            backoff=backoff,
+            store_result=store_result,
+        )
+        task: Task[Any, Any] = Task(self, fn, task_name, options)
+        self.tasks[task_name] = task
+        return task
+
+    # -- hooks -----------------------------------------------------------
+
+    def on_preload(self, fn: Hook) -> Hook:
+        """Run ``fn`` once in the worker's supervisor, before it forks (seed 000)."""
+        self.preload_hooks.append(fn)
+        return fn
+
+    def on_worker_start(self, fn: Hook) -> Hook:
+        """Run ``fn`` once in each worker process after fork: open pools here (seed 001)."""
+        self.worker_start_hooks.append(fn)
+        return fn
+
+    def on_worker_stop(self, fn: Hook) -> Hook:
+        """Run ``fn`` once in each worker process as it stops: close pools here."""
+        self.worker_stop_hooks.append(fn)
+        return fn
+
+    # -- sending ---------------------------------------------------------
+
+    def send_task(self, name: str, *args: Any, **kwargs: Any) -> Handle[Any]:
+        """Send a task by name, without importing its code."""
+        envelope = self._by_name(name, args, kwargs)
+        self._send_sync([envelope])
+        return Handle(self, envelope.id, name)
+
+    async def send_task_async(self, name: str, *args: Any, **kwargs: Any) -> Handle[Any]:
+        envelope = self._by_name(name, args, kwargs)
+        await self._send([envelope])
+        return Handle(self, envelope.id, name)
+
+    def _by_name(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
+        task = self.tasks.get(name)
+        queue = task.opts.queue if task is not None else self.default_queue
+        timeout = task.opts.timeout if task is not None else None
+        return make_envelope(name, args, kwargs, queue=queue, timeout=timeout)
+
+    def _encode(self, envelopes: Sequence[Envelope]) -> list[Message]:
+        messages = []
+        for envelope in envelopes:
+            body = encode(envelope, self.secret_key)
+            if len(body) > self.max_message_bytes:
+                raise MessageTooLarge(
+                    f"task {envelope.task}: message is {len(body)} bytes, over the app's"
+                    f" max_message_bytes={self.max_message_bytes}; pass a reference, not the data"
+                )
+            messages.append(Message(envelope.id, envelope.queue, body, envelope.eta))
+        return messages
+
+    async def _send(self, envelopes: Sequence[Envelope]) -> None:
+        messages = self._encode(envelopes)
+        await self._connection().broker.enqueue(messages)
+
+    def _send_sync(self, envelopes: Sequence[Envelope]) -> None:
+        messages = self._encode(envelopes)  # encode errors surface in the caller's thread
+        self._clients.run_sync(self._enqueue(messages))
+
+    async def _enqueue(self, messages: list[Message]) -> None:
+        await self._connection().broker.enqueue(messages)
+
+    def _connection(self) -> Connection:
+        return self._clients.for_running_loop()
+
+    def _make_connection(self) -> Connection:
+        return make_connection(self.broker_url, self.results_url, self.visibility_timeout)
+
+    def close(self) -> None:
+        """Close the connections the sync API opened. Safe to call more than once."""
+        self._clients.close()
+
+
+def _default_name(fn: Callable[..., Any]) -> str:
+    """``<module>.<qualname>``; a script run as ``__main__`` is named by its file."""
+    module = fn.__module__
+    if module == "__main__":
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if spec is not None and spec.name:
+            module = spec.name
+        else:
+            path = inspect.getfile(fn)
+            module = path.rsplit("/", 1)[-1].removesuffix(".py")
+    return f"{module}.{fn.__qualname__}"

@@ -1,0 +1,28 @@
+"""Broker lookup by URL scheme: ``from_url(url) -> Broker``."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats
+from hurtle.errors import ConfigurationError
+
+__all__ = ["Broker", "DeadLetter", "Delivery", "Message", "QueueStats", "from_url"]
+
+
+def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:
+    """Make the broker a URL names; raise ``ConfigurationError`` for a bad one.
+
+    Imports are local so a broker's client library is only needed when used.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        from hurtle.brokers.sqlite import SQLiteBroker
+
+        return SQLiteBroker(url, visibility_timeout=visibility_timeout)
+    if scheme == "memory":
+        from hurtle.brokers.memory import MemoryBroker
+
+        return MemoryBroker(url, visibility_timeout=visibility_timeout)
+    known = "sqlite:///path.db, memory://"
+    raise ConfigurationError(f"unknown broker URL {url!r}: hurtle knows {known}")

@@ -1,0 +1,153 @@
+"""The broker contract: batch-first, async, at least once.
+
+Every broker (memory, SQLite, Redis, RabbitMQ) implements this class and passes
+the one suite in ``tests/contract/``. Methods take and return batches because
+every round trip counts: a worker fetches as many messages as it has free slots
+and acknowledges a loop tick's worth at once.
+
+A broker object belongs to one event loop in one process. Make it after fork
+(seed 001: one client per process, shared by every task, never one per task).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hurtle.results import ResultStore
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An encoded message on its way in: ``eta`` (unix seconds) delays it."""
+
+    id: str
+    queue: str
+    body: bytes
+    eta: float | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A leased message: its bytes, where it came from and the broker's receipt.
+
+    ``deliveries`` counts how many times the broker has handed this message out,
+    this time included; it survives worker crashes, so a poison message that
+    kills its process is dead-lettered after ``max_deliveries``.
+    """
+
+    queue: str
+    body: bytes
+    deliveries: int
+    receipt: Any = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    name: str
+    ready: int
+    delayed: int
+    in_flight: int
+    dead: int
+
+    @property
+    def pending(self) -> int:
+        """Messages not yet finished: ready, delayed or leased."""
+        return self.ready + self.delayed + self.in_flight
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that will not run again unless requeued, and why."""
+
+    id: str
+    queue: str
+    body: bytes
+    reason: str
+    failed_at: float
+
+
+class Broker(abc.ABC):
+    """Where messages wait, are leased, acknowledged, retried and dead-lettered."""
+
+    #: URL schemes this class serves, e.g. ``("sqlite",)``.
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: True when fetch() can block without polling the server.
+    blocking_fetch: ClassVar[bool] = False
+
+    def __init__(self, url: str, *, visibility_timeout: float) -> None:
+        self.url = url
+        self.visibility_timeout = visibility_timeout
+
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open connections. Idempotent; other methods call it when needed."""
+
+    @abc.abstractmethod
+    async def enqueue(self, messages: Sequence[Message]) -> None:
+        """Store every message or none (one transaction or pipeline).
+
+        Messages with an ``eta`` in the future stay invisible until then.
+        """
+
+    @abc.abstractmethod
+    async def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        """Lease up to ``max_count`` ready messages, oldest first.
+
+        Waits up to ``timeout`` seconds for the first one; returns ``[]`` if none
+        came. A leased message is invisible to every other consumer until it is
+        acknowledged, released, or its lease (``visibility_timeout`` from the
+        last ``extend``) expires; then it is delivered again, counted.
+        """
+
+    @abc.abstractmethod
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Forget finished messages. Idempotent; an expired lease's ack is a no-op."""
+
+    @abc.abstractmethod
+    async def retry(self, delivery: Delivery, message: Message) -> None:
+        """Replace ``delivery`` by ``message`` (its next attempt), atomically.
+
+        The new message has a fresh delivery count and waits until its ``eta``.
+        """
+
+    @abc.abstractmethod
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move the message to the dead-letter store with ``reason``, atomically."""
+
+    @abc.abstractmethod
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Heartbeat: renew the leases for another ``visibility_timeout``."""
+
+    @abc.abstractmethod
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give unstarted messages back: visible at once, this delivery uncounted."""
+
+    @abc.abstractmethod
+    async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
+        """Counts per queue; every known queue when ``queues`` is None."""
+
+    @abc.abstractmethod
+    async def purge(self, queue: str) -> int:
+        """Delete every waiting message of ``queue``; return how many."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters, newest first."""
+
+    @abc.abstractmethod
+    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+        """Put dead letters back on their queues (all when ``ids`` is None)."""
+
+    @abc.abstractmethod
+    async def purge_dead(self, queue: str | None = None) -> int:
+        """Delete dead letters; return how many."""
+
+    def result_store(self) -> ResultStore | None:
+        """The broker's own result store, or None when it cannot keep results."""
+        return None
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close connections. Idempotent."""

@@ -1,0 +1,252 @@
+"""In-process broker for tests: ``memory://`` or ``memory://NAME``.
+
+Every broker object with the same URL in one process shares one store, so a
+producer on one event loop (the sync client's thread) and a worker on another
+see the same queues. Not shared across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats
+from hurtle.results import ResultStore
+
+_POLL_CAP = 0.05  # seconds: delayed messages and expired leases are found by then
+
+
+@dataclass(slots=True)
+class _Entry:
+    id: str
+    queue: str
+    body: bytes
+    visible_at: float
+    deliveries: int = 0
+    leased: bool = False
+
+
+class _Store:
+    """The shared state behind every memory broker of one name."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sequence = itertools.count()
+        self.entries: dict[int, _Entry] = {}
+        self.queues: set[str] = set()
+        self.dead: dict[str, DeadLetter] = {}
+        self.results: dict[str, tuple[bytes, float]] = {}
+        self.waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+
+    def add(self, message: Message, now: float) -> None:
+        self.queues.add(message.queue)
+        visible_at = message.eta if message.eta is not None else now
+        self.entries[next(self.sequence)] = _Entry(
+            message.id, message.queue, message.body, visible_at
+        )
+
+    def wake_all(self) -> None:
+        for loop, future in list(self.waiters):
+            loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_stores: dict[str, _Store] = {}
+_stores_lock = threading.Lock()
+
+
+def _store_for(url: str) -> _Store:
+    with _stores_lock:
+        return _stores.setdefault(url, _Store())
+
+
+class MemoryBroker(Broker, ResultStore):
+    schemes = ("memory",)
+    blocking_fetch = True
+
+    def __init__(self, url: str = "memory://", *, visibility_timeout: float = 30.0) -> None:
+        super().__init__(url, visibility_timeout=visibility_timeout)
+        self._store = _store_for(url)
+
+    async def enqueue(self, messages: Sequence[Message]) -> None:
+        now = time.time()
+        store = self._store
+        with store.lock:
+            for message in messages:
+                store.add(message, now)
+        store.wake_all()
+
+    async def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        while True:
+            taken = self._take(queues, max_count)
+            remaining = deadline - time.monotonic()
+            if taken or remaining <= 0 or max_count <= 0:
+                return taken
+            await self._wait(min(remaining, _POLL_CAP))
+
+    def _take(self, queues: Sequence[str], max_count: int) -> list[Delivery]:
+        wanted = set(queues)
+        now = time.time()
+        taken: list[Delivery] = []
+        store = self._store
+        with store.lock:
+            for key, entry in store.entries.items():
+                if len(taken) >= max_count:
+                    break
+                if entry.queue in wanted and entry.visible_at <= now:
+                    entry.deliveries += 1
+                    entry.leased = True
+                    entry.visible_at = now + self.visibility_timeout
+                    taken.append(
+                        Delivery(entry.queue, entry.body, entry.deliveries, (key, entry.deliveries))
+                    )
+        return taken
+
+    async def _wait(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        waiter = (loop, future)
+        self._store.waiters.add(waiter)
+        try:
+            await asyncio.wait_for(future, seconds)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._store.waiters.discard(waiter)
+
+    def _owned(self, delivery: Delivery) -> tuple[int, _Entry] | None:
+        """The entry still leased by this delivery, else None (lease expired)."""
+        key, token = delivery.receipt
+        entry = self._store.entries.get(key)
+        if entry is None or entry.deliveries != token:
+            return None
+        return key, entry
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        with self._store.lock:
+            for delivery in deliveries:
+                owned = self._owned(delivery)
+                if owned is not None:
+                    del self._store.entries[owned[0]]
+
+    async def retry(self, delivery: Delivery, message: Message) -> None:
+        now = time.time()
+        with self._store.lock:
+            owned = self._owned(delivery)
+            if owned is not None:
+                del self._store.entries[owned[0]]
+            self._store.add(message, now)
+        self._store.wake_all()
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        with self._store.lock:
+            owned = self._owned(delivery)
+            if owned is None:
+                return
+            key, entry = owned
+            del self._store.entries[key]
+            self._store.dead[str(key)] = DeadLetter(
+                str(key), entry.queue, entry.body, reason, time.time()
+            )
+
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        until = time.time() + self.visibility_timeout
+        with self._store.lock:
+            for delivery in deliveries:
+                owned = self._owned(delivery)
+                if owned is not None:
+                    owned[1].visible_at = until
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        now = time.time()
+        with self._store.lock:
+            for delivery in deliveries:
+                owned = self._owned(delivery)
+                if owned is not None:
+                    entry = owned[1]
+                    entry.leased = False
+                    entry.deliveries -= 1
+                    entry.visible_at = now
+        self._store.wake_all()
+
+    async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
+        now = time.time()
+        with self._store.lock:
+            names = sorted(self._store.queues if queues is None else set(queues))
+            counts = {name: [0, 0, 0, 0] for name in names}
+            for entry in self._store.entries.values():
+                row = counts.get(entry.queue)
+                if row is None:
+                    continue
+                if entry.visible_at <= now:
+                    row[0] += 1
+                elif entry.leased:
+                    row[2] += 1
+                else:
+                    row[1] += 1
+            for dead in self._store.dead.values():
+                if dead.queue in counts:
+                    counts[dead.queue][3] += 1
+        return [QueueStats(name, *row) for name, row in counts.items()]
+
+    async def purge(self, queue: str) -> int:
+        with self._store.lock:
+            keys = [k for k, e in self._store.entries.items() if e.queue == queue and not e.leased]
+            for key in keys:
+                del self._store.entries[key]
+        return len(keys)
+
+    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        with self._store.lock:
+            letters = [d for d in self._store.dead.values() if queue in (None, d.queue)]
+        return list(reversed(letters))[:limit]
+
+    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+        now = time.time()
+        with self._store.lock:
+            chosen = list(self._store.dead) if ids is None else [i for i in ids if i in self._store.dead]
+            for dead_id in chosen:
+                letter = self._store.dead.pop(dead_id)
+                self._store.add(Message(dead_id, letter.queue, letter.body), now)
+        self._store.wake_all()
+        return len(chosen)
+
+    async def purge_dead(self, queue: str | None = None) -> int:
+        with self._store.lock:
+            chosen = [k for k, d in self._store.dead.items() if queue in (None, d.queue)]
+            for key in chosen:
+                del self._store.dead[key]
+        return len(chosen)
+
+    def result_store(self) -> ResultStore:
+        return self
+
+    async def store(self, results: Sequence[tuple[str, bytes]], ttl: float) -> None:
+        expires_at = time.time() + ttl
+        with self._store.lock:
+            for task_id, record in results:
+                self._store.results[task_id] = (record, expires_at)
+
+    async def get(self, task_id: str) -> bytes | None:
+        with self._store.lock:
+            found = self._store.results.get(task_id)
+        if found is None or found[1] < time.time():
+            return None
+        return found[0]
+
+    async def forget(self, task_ids: Sequence[str]) -> None:
+        with self._store.lock:
+            for task_id in task_ids:
+                self._store.results.pop(task_id, None)
+
+    async def close(self) -> None:
+        """Nothing to close: the store lives as long as the process."""

@@ -1,0 +1,82 @@
+"""``hurtle worker MODULE[:ATTR]``: run tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from hurtle.brokers import from_url
+from hurtle.cli.common import check_reachable, fail, load_app, run
+from hurtle.errors import HurtleError
+from hurtle.settings import ENV_BROKER
+from hurtle.worker.consumer import WorkerConfig
+from hurtle.worker.supervisor import Supervisor
+
+
+def _queues(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    queues = [q.strip() for q in value.split(",") if q.strip()]
+    if not queues:
+        raise click.BadParameter("give at least one queue name")
+    return queues
+
+
+@click.command()
+@click.argument("app_spec", metavar="MODULE[:ATTR]")
+@click.option("-q", "--queues", help="Comma-separated queues to consume. Default: every queue a task uses.")
+@click.option("-p", "--processes", type=click.IntRange(min=1), help="Worker processes. Default: CPU count.")
+@click.option("-t", "--threads", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Threads per process for sync tasks; 1 = one task at a time, hard time limits.")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Async tasks at once per process.")
+@click.option("--burst", is_flag=True, help="Exit 0 once every queue is empty and nothing is in flight.")
+@click.option("--max-tasks-per-child", type=click.IntRange(min=1), help="Replace a process after N tasks.")
+@click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds to finish tasks in flight after SIGTERM.")
+@click.option("--broker", "broker_url", help="Broker URL; overrides the app's.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+def worker(
+    app_spec: str,
+    queues: str | None,
+    processes: int | None,
+    threads: int,
+    concurrency: int,
+    burst: bool,
+    max_tasks_per_child: int | None,
+    grace: float,
+    broker_url: str | None,
+    log_level: str,
+) -> None:
+    """Run the tasks of the app MODULE[:ATTR] (imported from the current directory)."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s",
+    )
+    try:
+        chosen = _queues(queues)
+    except click.BadParameter as exc:
+        fail(f"--queues: {exc.message}")
+    if broker_url:
+        os.environ[ENV_BROKER] = broker_url
+    app = load_app(app_spec)
+    if broker_url:
+        app.broker_url = broker_url
+    try:
+        broker = from_url(app.broker_url, visibility_timeout=app.visibility_timeout)
+    except HurtleError as exc:
+        fail(str(exc))
+    run(check_reachable(broker))
+    config = WorkerConfig(
+        queues=chosen or sorted({t.opts.queue for t in app.tasks.values()} | {app.default_queue}),
+        concurrency=concurrency,
+        threads=threads,
+        burst=burst,
+        max_tasks_per_child=max_tasks_per_child,
+        grace=grace,
+    )
+    supervisor = Supervisor(app, config, processes or os.cpu_count() or 1)
+    raise SystemExit(supervisor.run())

@@ -1,0 +1,142 @@
+"""The wire format: one task message, one result record.
+
+Both are JSON objects (documented field by field in ``docs/protocol.md``) so a
+program in any language can publish a task or read a result. The encoder and
+decoders are built once at import and reused: msgspec's own advice for speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from typing import Any, Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+SIGNATURE_HEADER = "hurtle-sig"
+
+
+class Envelope(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One task message. The broker adds the delivery count; it is not in the body."""
+
+    v: int = PROTOCOL_VERSION
+    id: str
+    task: str
+    queue: str = "default"
+    args: list[Any] = msgspec.field(default_factory=list)
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    enqueued_at: float = 0.0
+    eta: float | None = None
+    timeout: float | None = None
+    attempt: int = 0
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Result(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a finished task left behind, keyed by the task id."""
+
+    v: int = PROTOCOL_VERSION
+    id: str
+    status: Literal["succeeded", "failed"]
+    value: Any = None
+    error: str = ""
+    traceback: str = ""
+    attempt: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    worker: str = ""
+
+
+class DecodeError(ValueError):
+    """The bytes are not a valid hurtle message; the text says why."""
+
+
+_encoder = msgspec.json.Encoder()
+_envelope_decoder = msgspec.json.Decoder(Envelope)
+_result_decoder = msgspec.json.Decoder(Result)
+
+
+def new_id() -> str:
+    """A unique task id: 32 hex digits, random (uuid4)."""
+    return uuid.uuid4().hex
+
+
+def make_envelope(
+    task: str,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: dict[str, Any],
+    *,
+    queue: str,
+    delay: float | None = None,
+    timeout: float | None = None,
+) -> Envelope:
+    now = time.time()
+    return Envelope(
+        id=new_id(),
+        task=task,
+        queue=queue,
+        args=list(args),
+        kwargs=kwargs,
+        enqueued_at=now,
+        eta=now + delay if delay else None,
+        timeout=timeout,
+    )
+
+
+def encode(envelope: Envelope, secret_key: bytes | None = None) -> bytes:
+    """Encode for the wire, signed when a secret key is set.
+
+    Raises ``TypeError`` naming the value when an argument is not JSON-encodable.
+    """
+    try:
+        body = _encoder.encode(envelope)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise TypeError(f"task {envelope.task!r}: arguments are not JSON-encodable: {exc}") from None
+    if secret_key is None:
+        return body
+    signed = msgspec.structs.replace(
+        envelope, headers={**envelope.headers, SIGNATURE_HEADER: _sign(body, secret_key)}
+    )
+    return _encoder.encode(signed)
+
+
+def decode(body: bytes, secret_key: bytes | None = None) -> Envelope:
+    """Decode and validate; raise ``DecodeError`` with the reason on any defect."""
+    try:
+        envelope = _envelope_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise DecodeError(f"undecodable message: {exc}") from None
+    if envelope.v > PROTOCOL_VERSION:
+        raise DecodeError(f"message protocol version {envelope.v} is newer than {PROTOCOL_VERSION}")
+    if secret_key is not None:
+        _verify(envelope, secret_key)
+    return envelope
+
+
+def _sign(unsigned_body: bytes, secret_key: bytes) -> str:
+    return hmac.new(secret_key, unsigned_body, hashlib.sha256).hexdigest()
+
+
+def _verify(envelope: Envelope, secret_key: bytes) -> None:
+    """The signature covers the body as encoded without the signature header."""
+    signature = envelope.headers.get(SIGNATURE_HEADER)
+    if signature is None:
+        raise DecodeError("unsigned message refused: the app has a secret_key")
+    headers = {k: v for k, v in envelope.headers.items() if k != SIGNATURE_HEADER}
+    unsigned = _encoder.encode(msgspec.structs.replace(envelope, headers=headers))
+    if not hmac.compare_digest(signature, _sign(unsigned, secret_key)):
+        raise DecodeError("bad signature: message refused")
+
+
+def encode_result(result: Result) -> bytes:
+    try:
+        return _encoder.encode(result)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise TypeError(f"task result is not JSON-encodable: {exc}") from None
+
+
+def decode_result(body: bytes) -> Result:
+    return _result_decoder.decode(body)

@@ -1,0 +1,63 @@
+"""Every exception a hurtle user can catch.
+
+    HurtleError
+    ├── ConfigurationError        bad URL, unknown option, missing result store
+    ├── BrokerError               the broker refused or could not be reached
+    ├── MessageTooLarge           refused at send: over ``max_message_bytes``
+    ├── TaskFailed                the task raised; ``.traceback`` is the remote text
+    └── ResultExpired             the result was stored once but has expired
+
+    Retry                         raise it from a task to ask for a retry
+
+    BaseException
+    └── TimeLimitExceeded         raised inside a task whose time limit passed;
+                                  a BaseException so ``except Exception`` in user
+                                  code cannot swallow it
+
+``TimeoutError`` (the builtin) is raised by ``Handle.result`` when no result came
+in time.
+"""
+
+from __future__ import annotations
+
+
+class HurtleError(Exception):
+    """Base class of hurtle's own errors."""
+
+
+class ConfigurationError(HurtleError):
+    """A setting, URL or option is wrong; the message says which and how to fix it."""
+
+
+class BrokerError(HurtleError):
+    """The broker could not be reached or refused an operation."""
+
+
+class MessageTooLarge(HurtleError):
+    """An encoded message is larger than the app's ``max_message_bytes``."""
+
+
+class ResultExpired(HurtleError):
+    """The result existed but its time to live has passed."""
+
+
+class TaskFailed(HurtleError):
+    """The task ran and failed for good; ``traceback`` holds the worker's text."""
+
+    def __init__(self, task_id: str, error: str, traceback: str) -> None:
+        super().__init__(f"task {task_id} failed: {error}")
+        self.task_id = task_id
+        self.error = error
+        self.traceback = traceback
+
+
+class Retry(Exception):
+    """Raise from a task to retry it after ``delay`` seconds (or its backoff)."""
+
+    def __init__(self, delay: float | None = None, reason: str = "") -> None:
+        super().__init__(reason or "retry requested")
+        self.delay = delay
+
+
+class TimeLimitExceeded(BaseException):
+    """The task ran past its time limit."""

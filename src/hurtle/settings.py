@@ -1,0 +1,25 @@
+"""Environment variables, URLs and defaults, in one place."""
+
+from __future__ import annotations
+
+import os
+
+ENV_BROKER = "HURTLE_BROKER"
+ENV_RESULTS = "HURTLE_RESULTS"
+
+DEFAULT_BROKER_URL = "sqlite:///hurtle.db"
+DEFAULT_QUEUE = "default"
+
+VISIBILITY_TIMEOUT = 30.0  # seconds a lease lasts without a heartbeat
+RESULT_TTL = 24 * 3600.0  # seconds a result is kept, as Celery's result_expires
+MAX_DELIVERIES = 10  # past this a message is dead-lettered, never run again
+MAX_MESSAGE_BYTES = 1024 * 1024
+DEFAULT_RETRIES = 3
+
+
+def broker_url_from_env(explicit: str | None) -> str:
+    return explicit or os.environ.get(ENV_BROKER) or DEFAULT_BROKER_URL
+
+
+def results_url_from_env(explicit: str | None) -> str | None:
+    return explicit or os.environ.get(ENV_RESULTS) or None

@@ -1,0 +1,173 @@
+"""``Task[P, R]``, what ``@app.task`` makes, and ``Handle[R]``, what ``send`` returns.
+
+``Task`` keeps the function's signature (``ParamSpec``), so ``add.send("x")`` is
+a type error where ``add(x: int, y: int)``. Options live on a copy made by
+``options(...)``, so they never collide with the task's own keyword arguments.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from hurtle.envelope import Envelope, decode_result, make_envelope
+from hurtle.errors import ConfigurationError, TaskFailed
+from hurtle.retry import Backoff
+
+if TYPE_CHECKING:
+    from hurtle.app import App
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Per-task settings, checked when the task is decorated."""
+
+    queue: str
+    retries: int
+    timeout: float | None
+    backoff: Backoff | None
+    store_result: bool
+    delay: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.queue or not isinstance(self.queue, str):
+            raise ConfigurationError(f"queue must be a non-empty string, not {self.queue!r}")
+        if not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigurationError(f"retries must be an int >= 0, not {self.retries!r}")
+        for name in ("timeout", "delay"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigurationError(f"{name} must be a number of seconds >= 0, not {value!r}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigurationError(f"timeout must be > 0 seconds, not {self.timeout!r}")
+
+
+class Task(Generic[P, R]):
+    """A registered function that can be sent to workers."""
+
+    def __init__(self, app: App, fn: Callable[..., Any], name: str, options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.opts = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.opts.queue!r}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run the function here and now, as a plain call (handy in tests)."""
+        return self.fn(*args, **kwargs)
+
+    def options(
+        self,
+        *,
+        delay: float | None = None,
+        queue: str | None = None,
+        timeout: float | None = None,
+    ) -> Task[P, R]:
+        """A copy that sends with these options; the registry keeps the original."""
+        changes: dict[str, Any] = {"delay": delay}
+        if queue is not None:
+            changes["queue"] = queue
+        if timeout is not None:
+            changes["timeout"] = timeout
+        return Task(self.app, self.fn, self.name, replace(self.opts, **changes))
+
+    def _envelope(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
+        return make_envelope(
+            self.name,
+            args,
+            kwargs,
+            queue=self.opts.queue,
+            delay=self.opts.delay,
+            timeout=self.opts.timeout,
+        )
+
+    def send(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
+        """Enqueue one call; returns at once with a handle to its result."""
+        envelope = self._envelope(args, kwargs)
+        self.app._send_sync([envelope])
+        return Handle(self.app, envelope.id, self.name)
+
+    async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
+        envelope = self._envelope(args, kwargs)
+        await self.app._send([envelope])
+        return Handle(self.app, envelope.id, self.name)
+
+    def send_many(self, calls: Iterable[Sequence[Any] | dict[str, Any]]) -> list[Handle[R]]:
+        """Enqueue many calls in one round trip: each item a tuple of positional
+        arguments or a dict of keyword arguments."""
+        envelopes = [self._call_envelope(call) for call in calls]
+        self.app._send_sync(envelopes)
+        return [Handle(self.app, e.id, self.name) for e in envelopes]
+
+    async def send_many_async(
+        self, calls: Iterable[Sequence[Any] | dict[str, Any]]
+    ) -> list[Handle[R]]:
+        envelopes = [self._call_envelope(call) for call in calls]
+        await self.app._send(envelopes)
+        return [Handle(self.app, e.id, self.name) for e in envelopes]
+
+    def _call_envelope(self, call: Sequence[Any] | dict[str, Any]) -> Envelope:
+        if isinstance(call, dict):
+            return self._envelope((), call)
+        if isinstance(call, (str, bytes)):
+            raise TypeError(f"send_many: each call is a tuple or a dict, not {call!r}")
+        return self._envelope(call, {})
+
+
+class Handle(Generic[R]):
+    """A sent task: its id, and a way to wait for its result."""
+
+    __slots__ = ("app", "id", "task_name")
+
+    def __init__(self, app: App, task_id: str, task_name: str) -> None:
+        self.app = app
+        self.id = task_id
+        self.task_name = task_name
+
+    def __repr__(self) -> str:
+        return f"<Handle {self.task_name} {self.id}>"
+
+    def result(self, timeout: float | None = 10.0) -> R:
+        """Wait up to ``timeout`` seconds for the result and return it.
+
+        Raises ``TaskFailed`` (with the worker's traceback) if the task failed for
+        good, ``TimeoutError`` if no result came in time.
+        """
+        return self.app._clients.run_sync(self.result_async(timeout))
+
+    async def result_async(self, timeout: float | None = 10.0) -> R:
+        results = self.app._connection().results
+        if results is None:
+            raise ConfigurationError(
+                "this app has no result store: pass results='sqlite:///hurtle.db' (or another"
+                " store URL) to App(), or set HURTLE_RESULTS"
+            )
+        started = time.monotonic()
+        record = await results.wait(self.id, timeout)
+        if record is None:
+            waited = time.monotonic() - started
+            raise TimeoutError(f"no result for task {self.task_name} {self.id} after {waited:.1f}s")
+        result = decode_result(record)
+        if result.status == "failed":
+            raise TaskFailed(self.id, result.error, result.traceback)
+        return result.value  # type: ignore[no-any-return]
+
+    def forget(self) -> None:
+        """Delete the stored result now, before its time to live runs out."""
+        self.app._clients.run_sync(self.forget_async())
+
+    async def forget_async(self) -> None:
+        results = self.app._connection().results
+        if results is not None:
+            await results.forget([self.id])

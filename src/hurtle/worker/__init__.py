@@ -1,0 +1,1 @@
+"""The worker: a supervisor forks long-lived processes, each one event loop."""

@@ -1,0 +1,342 @@
+"""One worker process's consumer: fetch what can start now, run it, settle it.
+
+Reading order: ``run`` → ``_fetch_loop`` → ``_start`` → ``_process`` →
+``_settle``. Acknowledgements and results are coalesced: every task finished
+while the previous batch was being written goes out in the next one, so a busy
+worker makes a round trip per batch, not per task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from hurtle.app import App
+from hurtle.brokers import Delivery, Message
+from hurtle.client import Connection
+from hurtle.envelope import Envelope, Result, encode, encode_result
+from hurtle.retry import DEFAULT_BACKOFF
+from hurtle.worker.dispatcher import Dispatcher, Job
+from hurtle.worker.executors import AsyncExecutor, ThreadExecutor
+from hurtle.worker.outcome import DeadLetter, Failed, Outcome, Succeeded
+from hurtle.worker.slots import Slots
+
+log = logging.getLogger("hurtle.worker")
+
+EXIT_OK = 0
+EXIT_RECYCLE = 75  # EX_TEMPFAIL: "replace me" (max tasks reached, or a thread stuck past its limit)
+
+
+@dataclass
+class WorkerConfig:
+    queues: Sequence[str] = ("default",)
+    concurrency: int = 100  # async tasks at once, per process
+    threads: int = 8  # sync tasks at once, per process
+    burst: bool = False
+    max_tasks_per_child: int | None = None
+    grace: float = 30.0
+    fetch_timeout: float = 1.0  # seconds a fetch blocks when queues are empty
+
+
+@dataclass
+class Counters:
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed + self.retried + self.dead_lettered
+
+
+class Consumer:
+    def __init__(self, app: App, connection: Connection, config: WorkerConfig) -> None:
+        self.app = app
+        self.broker = connection.broker
+        self.results = connection.results
+        self.config = config
+        self.queues = list(config.queues)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.dispatcher = Dispatcher(
+            app.tasks, max_deliveries=app.max_deliveries, secret_key=app.secret_key
+        )
+        self.async_slots = Slots(config.concurrency)
+        self.thread_slots = Slots(config.threads, refill=1)
+        self.async_executor = AsyncExecutor()
+        self.thread_executor = ThreadExecutor(config.threads)
+        self.counters = Counters()
+        self.exit_code = EXIT_OK
+        self._kinds = self._task_kinds()
+        self._stopping = False
+        self._in_flight: dict[int, Delivery] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._acks: list[Delivery] = []
+        self._results: list[tuple[str, bytes]] = []
+        self._flush_wanted = asyncio.Event()
+
+    def _task_kinds(self) -> set[bool]:
+        """Which kinds (async True, sync False) the consumed queues hold, so a
+        fetch asks only for what the matching executor can start now."""
+        kinds = {t.is_async for t in self.app.tasks.values() if t.opts.queue in self.queues}
+        return kinds or {True, False}
+
+    # -- the loop ------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Consume until stopped (or, in burst mode, until there is nothing left)."""
+        helpers = [
+            asyncio.create_task(self._flusher(), name="hurtle-flusher"),
+            asyncio.create_task(self._heartbeat(), name="hurtle-heartbeat"),
+        ]
+        try:
+            await self._fetch_loop()
+        finally:
+            await self._drain()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self.thread_executor.shutdown()
+        return self.exit_code
+
+    def stop(self, exit_code: int = EXIT_OK) -> None:
+        """Stop fetching; what is in flight finishes within the grace period."""
+        if not self._stopping:
+            self._stopping = True
+            self.exit_code = exit_code
+        self.async_slots.wake()
+        self.thread_slots.wake()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def _fetch_loop(self) -> None:
+        while not self._stopping:
+            free = await self._room()
+            if self._stopping:
+                break
+            deliveries = await self.broker.fetch(self.queues, free, self.config.fetch_timeout)
+            for delivery in deliveries:
+                self._start(delivery)
+            if not deliveries and self.config.burst and await self._nothing_left():
+                self.stop(EXIT_OK)
+
+    async def _room(self) -> int:
+        """Wait for free slots of the kinds the queues hold; how many to fetch."""
+        free = []
+        if True in self._kinds:
+            free.append(await self.async_slots.wait_for_room())
+        if False in self._kinds:
+            free.append(await self.thread_slots.wait_for_room())
+        return max(0, min(free))
+
+    async def _nothing_left(self) -> bool:
+        if self._in_flight or self._acks:
+            return False
+        stats = await self.broker.stats(self.queues)
+        return sum(s.pending for s in stats) == 0
+
+    def _start(self, delivery: Delivery) -> None:
+        prepared = self.dispatcher.prepare(delivery)
+        slots = self.async_slots
+        if isinstance(prepared, Job) and not prepared.is_async:
+            slots = self.thread_slots
+        slots.take()
+        self._in_flight[id(delivery)] = delivery
+        task = asyncio.create_task(self._process(delivery, prepared, slots))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _process(
+        self, delivery: Delivery, prepared: Job | tuple[DeadLetter, Envelope | None], slots: Slots
+    ) -> None:
+        try:
+            if isinstance(prepared, Job):
+                await self._run_job(prepared)
+            else:
+                outcome, envelope = prepared
+                await self._dead_letter(delivery, envelope, outcome.reason, time.time())
+        except Exception:
+            # Settling failed (the broker went away): the lease expires and the
+            # message is delivered again. Never let it take the worker down.
+            log.exception("could not settle a message; it will be redelivered")
+            self._in_flight.pop(id(delivery), None)
+        finally:
+            slots.give()
+        self._after_task()
+
+    async def _run_job(self, job: Job) -> None:
+        envelope, task = job.envelope, job.task
+        started = time.time()
+        executor = self.async_executor if task.is_async else self.thread_executor
+        timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
+        outcome: Outcome = await executor.run(
+            task.name, task.fn, envelope.args, envelope.kwargs, timeout
+        )
+        await self._settle(job, outcome, started)
+
+    def _after_task(self) -> None:
+        limit = self.config.max_tasks_per_child
+        if self.thread_executor.needs_recycle:
+            self.stop(EXIT_RECYCLE)
+        elif limit is not None and self.counters.finished >= limit:
+            self.stop(EXIT_RECYCLE)
+
+    # -- outcomes → broker calls ---------------------------------------------
+
+    async def _settle(self, job: Job, outcome: Outcome, started: float) -> None:
+        """The one place an Outcome becomes ack, retry or dead-letter."""
+        envelope, delivery = job.envelope, job.delivery
+        finished = time.time()
+        if isinstance(outcome, Succeeded):
+            try:
+                self._succeed(job, outcome.value, started, finished)
+                return
+            except TypeError as exc:
+                outcome = Failed(str(exc), f"{exc}\n", retryable=False)
+        if isinstance(outcome, DeadLetter):
+            await self._dead_letter(delivery, envelope, outcome.reason, started)
+            return
+        if outcome.retryable and envelope.attempt < job.task.opts.retries:
+            await self._retry(job, outcome, started, finished)
+            return
+        self.counters.failed += 1
+        log.error(
+            "%s[%s] failed for good after %d attempt(s) in %.3fs: %s",
+            envelope.task, envelope.id, envelope.attempt + 1, finished - started, outcome.error,
+        )
+        result = Result(
+            id=envelope.id, status="failed", error=outcome.error, traceback=outcome.traceback,
+            attempt=envelope.attempt, started_at=started, finished_at=finished, worker=self.name,
+        )
+        await self._store_now(result)
+        await self.broker.dead_letter(delivery, f"{outcome.error}\n{outcome.traceback}")
+        self._in_flight.pop(id(delivery), None)
+
+    def _succeed(self, job: Job, value: Any, started: float, finished: float) -> None:
+        envelope = job.envelope
+        if job.task.opts.store_result and self.results is not None:
+            record = Result(
+                id=envelope.id, status="succeeded", value=value, attempt=envelope.attempt,
+                started_at=started, finished_at=finished, worker=self.name,
+            )
+            self._results.append((envelope.id, encode_result(record)))
+        self.counters.succeeded += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s[%s] succeeded in %.4fs, waited %.4fs",
+                envelope.task, envelope.id, finished - started, started - _ready_at(envelope),
+            )
+        self._acks.append(job.delivery)
+        self._flush_wanted.set()
+
+    async def _retry(self, job: Job, outcome: Failed, started: float, finished: float) -> None:
+        envelope = job.envelope
+        attempt = envelope.attempt + 1
+        backoff = job.task.opts.backoff or DEFAULT_BACKOFF
+        delay = outcome.delay if outcome.delay is not None else backoff.compute(attempt)
+        retry = msgspec.structs.replace(envelope, attempt=attempt, eta=finished + delay)
+        body = encode(retry, self.app.secret_key)
+        await self.broker.retry(job.delivery, Message(retry.id, retry.queue, body, retry.eta))
+        self._in_flight.pop(id(job.delivery), None)
+        self.counters.retried += 1
+        log.warning(
+            "%s[%s] failed in %.3fs (%s); retry %d/%d in %.2fs",
+            envelope.task, envelope.id, finished - started, outcome.error,
+            attempt, job.task.opts.retries, delay,
+        )
+
+    async def _dead_letter(
+        self, delivery: Delivery, envelope: Envelope | None, reason: str, started: float
+    ) -> None:
+        self.counters.dead_lettered += 1
+        log.error("dead-lettered a message from queue %r: %s", delivery.queue, reason)
+        if envelope is not None:
+            # The sender may be waiting on the result: tell it, don't let it hang.
+            await self._store_now(
+                Result(
+                    id=envelope.id, status="failed", error=reason, attempt=envelope.attempt,
+                    started_at=started, finished_at=time.time(), worker=self.name,
+                )
+            )
+        await self.broker.dead_letter(delivery, reason)
+        self._in_flight.pop(id(delivery), None)
+
+    async def _store_now(self, result: Result) -> None:
+        if self.results is not None:
+            await self.results.store([(result.id, encode_result(result))], self.app.result_ttl)
+
+    # -- background duties -----------------------------------------------------
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted.clear()
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("writing acks and results failed; retrying in 1s")
+                self._flush_wanted.set()
+                await asyncio.sleep(1.0)
+
+    async def _flush(self) -> None:
+        """Results first, then acks: a crash between reruns the task, whose new
+        result overwrites the old one (at least once, never a lost result)."""
+        acks, results = self._acks, self._results
+        self._acks, self._results = [], []
+        try:
+            if results and self.results is not None:
+                await self.results.store(results, self.app.result_ttl)
+                results = []
+            await self.broker.ack(acks)
+        except BaseException:
+            self._acks[:0], self._results[:0] = acks, results
+            raise
+        for delivery in acks:
+            self._in_flight.pop(id(delivery), None)
+
+    async def _heartbeat(self) -> None:
+        """Keep leases alive however long tasks run (DESIGN: delivery semantics)."""
+        interval = self.app.visibility_timeout / 3
+        while True:
+            await asyncio.sleep(interval)
+            leased = list(self._in_flight.values())
+            if not leased:
+                continue
+            try:
+                await self.broker.extend(leased)
+            except Exception:
+                log.exception("lease heartbeat failed; will try again in %.1fs", interval)
+
+    async def _drain(self) -> None:
+        """Finish what runs within the grace period; give back the rest."""
+        if self._running:
+            log.info("waiting up to %.1fs for %d task(s) in flight", self.config.grace, len(self._running))
+            _, pending = await asyncio.wait(set(self._running), timeout=self.config.grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        try:
+            await self._flush()
+            leftover = list(self._in_flight.values())
+            if leftover:
+                log.warning("giving %d unfinished message(s) back to the queue", len(leftover))
+                await self.broker.release(leftover)
+                self._in_flight.clear()
+        except Exception:
+            log.exception("could not settle every message before stopping; leases will expire")
+
+
+def _ready_at(envelope: Envelope) -> float:
+    return envelope.eta if envelope.eta is not None else envelope.enqueued_at

@@ -1,0 +1,33 @@
+"""What running a message came to, as a value: executors return one, and
+``settle`` (in ``consumer.py``) turns it into ack, retry or dead-letter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class Succeeded:
+    value: Any
+
+
+@dataclass(slots=True)
+class Failed:
+    """The task raised. ``retryable`` is False when running it again cannot help."""
+
+    error: str
+    traceback: str
+    retryable: bool = True
+    delay: float | None = None  # set by hurtle.Retry(delay=...)
+    time_limit: bool = False
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """Bad input: never run, never retried blindly."""
+
+    reason: str
+
+
+Outcome = Succeeded | Failed | DeadLetter

@@ -1,0 +1,101 @@
+"""One worker process: one event loop (uvloop when installed), its hooks, its consumer.
+
+Signal handlers only set flags (STYLE 12): the first SIGTERM stops fetching and
+drains within the grace period; a second one exits at once, leaving leases to
+expire so the work is delivered again. SIGINT is ignored here: Ctrl-C reaches
+the whole process group, and the supervisor turns it into one SIGTERM per child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from hurtle.app import App
+from hurtle.client import Connection
+from hurtle.worker.consumer import Consumer, WorkerConfig
+
+log = logging.getLogger("hurtle.worker")
+
+EXIT_HOOK_FAILED = 3
+_PARENT_CHECK_EVERY = 1.0  # seconds
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_process(app: App, config: WorkerConfig, *, handle_signals: bool = True) -> int:
+    """Run a worker process to its end; return its exit code."""
+    for hook in app.worker_start_hooks:
+        try:
+            hook()
+        except Exception:
+            log.exception("on_worker_start hook %s failed; this process stops", _name(hook))
+            return EXIT_HOOK_FAILED
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(_serve(app, config, handle_signals))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        for hook in app.worker_stop_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("on_worker_stop hook %s failed", _name(hook))
+
+
+async def _serve(app: App, config: WorkerConfig, handle_signals: bool) -> int:
+    connection: Connection = app._make_connection()
+    app._clients.bind(connection)
+    consumer = Consumer(app, connection, config)
+    watchers: list[asyncio.Task[Any]] = []
+    if handle_signals:
+        _install_signals(consumer)
+        watchers.append(asyncio.create_task(_watch_parent(consumer)))
+    log.info(
+        "worker %s consuming %s (concurrency %d, threads %d)",
+        consumer.name, ",".join(consumer.queues), config.concurrency, config.threads,
+    )
+    try:
+        return await consumer.run()
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        app._clients.unbind()
+        await connection.close()
+
+
+def _install_signals(consumer: Consumer) -> None:
+    loop = asyncio.get_running_loop()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def on_term() -> None:
+        if consumer.stopping:
+            os._exit(1)  # second signal: stop at once, leases expire
+        consumer.stop()
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+
+
+async def _watch_parent(consumer: Consumer) -> None:
+    """A child whose supervisor died (SIGKILL) stops gracefully, not orphaned."""
+    parent = os.getppid()
+    while not consumer.stopping:
+        await asyncio.sleep(_PARENT_CHECK_EVERY)
+        if os.getppid() != parent:
+            log.warning("supervisor %d is gone; stopping", parent)
+            consumer.stop()
+
+
+def _name(hook: Callable[..., Any]) -> str:
+    return getattr(hook, "__qualname__", repr(hook))

@@ -1,0 +1,55 @@
+"""Capacity with high and low water marks (seed 002).
+
+Fetching one message each time one task finishes makes a round trip per task;
+waiting until a batch of slots is free (the low water mark) and then fetching
+them all at once keeps round trips per batch, while never fetching more than
+can start now (seed 004: prefetch that hoards work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Slots:
+    """``capacity`` tasks may run at once; refill once ``refill`` slots are free."""
+
+    def __init__(self, capacity: int, refill: int | None = None) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, not {capacity}")
+        self.capacity = capacity
+        self.refill = max(1, min(capacity, refill if refill is not None else capacity // 10))
+        self.busy = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.busy
+
+    def take(self, count: int = 1) -> None:
+        self.busy += count
+        self._idle.clear()
+        if self.free < self.refill:
+            self._room.clear()
+
+    def give(self, count: int = 1) -> None:
+        self.busy -= count
+        if self.free >= self.refill:
+            self._room.set()
+        if self.busy == 0:
+            self._idle.set()
+
+    async def wait_for_room(self) -> int:
+        """Wait until at least ``refill`` slots are free; return how many are."""
+        await self._room.wait()
+        return self.free
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def wake(self) -> None:
+        """Release a waiter so it can notice the worker is stopping."""
+        self._room.set()
