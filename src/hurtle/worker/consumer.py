@@ -83,6 +83,7 @@ class Consumer:
         self._acks: list[Delivery] = []
         self._results: list[tuple[str, bytes]] = []
         self._flush_wanted = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
 
     def _task_kinds(self) -> set[bool]:
         """Which kinds (async True, sync False) the consumed queues hold, so a
@@ -292,18 +293,19 @@ class Consumer:
     async def _flush(self) -> None:
         """Results first, then acks: a crash between reruns the task, whose new
         result overwrites the old one (at least once, never a lost result)."""
-        acks, results = self._acks, self._results
-        self._acks, self._results = [], []
-        try:
-            if results and self.results is not None:
-                await self.results.store(results, self.app.result_ttl)
-                results = []
-            await self.broker.ack(acks)
-        except BaseException:
-            self._acks[:0], self._results[:0] = acks, results
-            raise
-        for delivery in acks:
-            self._in_flight.pop(id(delivery), None)
+        async with self._flush_lock:  # the drain must not release what is being acked
+            acks, results = self._acks, self._results
+            self._acks, self._results = [], []
+            try:
+                if results and self.results is not None:
+                    await self.results.store(results, self.app.result_ttl)
+                    results = []
+                await self.broker.ack(acks)
+            except BaseException:
+                self._acks[:0], self._results[:0] = acks, results
+                raise
+            for delivery in acks:
+                self._in_flight.pop(id(delivery), None)
 
     async def _heartbeat(self) -> None:
         """Keep leases alive however long tasks run (DESIGN: delivery semantics)."""

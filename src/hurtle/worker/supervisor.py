@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from hurtle.app import App
 from hurtle.worker.consumer import EXIT_OK, EXIT_RECYCLE, WorkerConfig
-from hurtle.worker.process import run_process
+from hurtle.worker.process import EXIT_HOOK_FAILED, run_process
 
 log = logging.getLogger("hurtle.supervisor")
 
@@ -48,7 +48,7 @@ class Supervisor:
         self._finished_slots: set[int] = set()
         self._quick_deaths: dict[int, int] = {}
         self._respawn_at: dict[int, float] = {}
-        self._failed = False
+        self._exit_code = 0
 
     def run(self) -> int:
         """Run until signalled (or, with --burst, until every child is done)."""
@@ -78,10 +78,10 @@ class Supervisor:
     def _loop(self, wake_read: int) -> int:
         forwarded = 0
         while True:
+            self._reap()
             if self._signals > forwarded:
                 forwarded = self._signals
                 self._forward(forwarded)
-            self._reap()
             if self._signals == 0:
                 self._respawn_due()
             if not self.children and (self._signals or self._all_finished()):
@@ -93,7 +93,7 @@ class Supervisor:
             except BlockingIOError:
                 pass
         log.info("supervisor %d stopped", os.getpid())
-        return 1 if self._failed and not self._signals else 0
+        return self._exit_code
 
     def _forward(self, count: int) -> None:
         if count == 1:
@@ -133,9 +133,14 @@ class Supervisor:
             log.info("worker %d recycled after %.1fs; starting a new one", child.pid, lived)
             self._spawn(child.slot)
             return
+        if code == EXIT_HOOK_FAILED:
+            # Respawning cannot fix a broken on_worker_start: stop, loudly.
+            log.error("worker %d could not start (on_worker_start failed); stopping", child.pid)
+            self._exit_code = EXIT_HOOK_FAILED
+            self._signals += 1
+            return
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         log.error("worker %d %s after %.1fs; replacing it", child.pid, how, lived)
-        self._failed = True
         quick = self._quick_deaths.get(child.slot, 0) + 1 if lived < _QUICK_DEATH else 0
         self._quick_deaths[child.slot] = quick
         delay = min(_RESPAWN_DELAY_MAX, 0.1 * 2**quick) if quick else 0.0

@@ -1,0 +1,3 @@
+from hurtle.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""The app the integration tests run under real ``hurtle worker`` processes.
+
+Settings come from the environment so one module serves every test: the broker
+from HURTLE_BROKER; a directory for marker files from WORKERAPP_DIR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import hurtle
+
+MARKS = Path(os.environ.get("WORKERAPP_DIR", "."))
+
+app = hurtle.App(
+    visibility_timeout=float(os.environ.get("WORKERAPP_VISIBILITY", "30")),
+    max_deliveries=int(os.environ.get("WORKERAPP_MAX_DELIVERIES", "10")),
+)
+
+
+def _append(name: str, line: str) -> None:
+    # O_APPEND writes of one short line are atomic across processes.
+    with open(MARKS / name, "a") as f:
+        f.write(line + "\n")
+
+
+@app.on_preload
+def preload() -> None:
+    _append("preload", str(os.getpid()))
+
+
+@app.on_worker_start
+def worker_start() -> None:
+    _append("worker_start", str(os.getpid()))
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task
+def record(key: str) -> int:
+    """Note each run (for counting duplicates), then return the process id."""
+    _append("runs", f"{key} {os.getpid()}")
+    time.sleep(0.002)
+    return os.getpid()
+
+
+@app.task
+def pid() -> int:
+    return os.getpid()
+
+
+@app.task(retries=2, backoff=hurtle.Constant(0.05))
+def always_fails(message: str) -> None:
+    raise ValueError(message)
+
+
+@app.task
+def wait_for_go(key: str) -> str:
+    """Say it started, then block until the test creates the file ``go``."""
+    _append("started", key)
+    while not (MARKS / "go").exists():
+        time.sleep(0.01)
+    return key
+
+
+@app.task
+async def wait_for_go_async(key: str) -> str:
+    _append("started", key)
+    while not (MARKS / "go").exists():
+        await asyncio.sleep(0.01)
+    return key
+
+
+@app.task(timeout=0.5, retries=0)
+def stuck(seconds: float) -> None:
+    _append("started", str(os.getpid()))
+    time.sleep(seconds)
+
+
+@app.task(retries=0)
+def kill_my_process() -> None:
+    _append("runs", f"poison {os.getpid()}")
+    os.kill(os.getpid(), signal.SIGKILL)

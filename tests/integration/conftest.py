@@ -1,0 +1,134 @@
+"""Run real ``hurtle worker`` processes against a SQLite broker in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+APPS = Path(__file__).parent / "apps"
+WAIT_LIMIT = 60.0  # seconds: a bound on every wait, never a sleep that must be long enough
+
+
+def wait_until(condition: Callable[[], Any], what: str, limit: float = WAIT_LIMIT) -> Any:
+    """Poll ``condition`` until it is truthy; fail with ``what`` after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit:.0f}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+class Workers:
+    """Start ``hurtle worker`` subprocesses and clean up after them."""
+
+    def __init__(self, marks: Path, env: dict[str, str]) -> None:
+        self.marks = marks
+        self.env = env
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self, *args: str, app: str | None = "workerapp") -> subprocess.Popen[str]:
+        """``hurtle worker APP ARGS...``; ``app=None`` passes ARGS alone."""
+        log = open(self.marks / f"worker-{len(self.procs)}.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hurtle", "worker", *([app] if app else []), *args],
+            cwd=APPS,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def log(self, index: int = 0) -> str:
+        return (self.marks / f"worker-{index}.log").read_text()
+
+    def children(self, proc: subprocess.Popen[str]) -> list[int]:
+        """The worker processes the supervisor forked (Linux /proc)."""
+        path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.fixture
+def marks(tmp_path: Path) -> Path:
+    path = tmp_path / "marks"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def worker_env(tmp_path: Path, marks: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """HURTLE_BROKER and friends, set for this process (the producer) and the workers."""
+    env = {
+        "HURTLE_BROKER": f"sqlite:///{tmp_path}/broker.db",
+        "WORKERAPP_DIR": str(marks),
+        "PYTHONPATH": os.pathsep.join([str(APPS), *sys.path]),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(str(APPS))
+    return {**os.environ, **env}
+
+
+@pytest.fixture
+def workers(marks: Path, worker_env: dict[str, str]) -> Iterator[Workers]:
+    started = Workers(marks, worker_env)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture
+def load_workerapp(
+    worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Any]]:
+    """Import the test app fresh, with settings (``visibility=``, ``max_deliveries=``)
+    that this process and the workers started after it both read."""
+    loaded: list[Any] = []
+
+    def load(**settings: object) -> Any:
+        for key, value in settings.items():
+            name = f"WORKERAPP_{key.upper()}"
+            monkeypatch.setenv(name, str(value))
+            worker_env[name] = str(value)
+        sys.modules.pop("workerapp", None)
+        import workerapp
+
+        loaded.append(workerapp)
+        return workerapp
+
+    yield load
+    for module in loaded:
+        module.app.close()
+    sys.modules.pop("workerapp", None)
+
+
+@pytest.fixture
+def workerapp(load_workerapp: Callable[..., Any]) -> Any:
+    """The test app with default settings."""
+    return load_workerapp()
