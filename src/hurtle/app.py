@@ -103,7 +103,7 @@ class App:
         backoff: Backoff | None = None,
         store_result: bool = True,
     ) -> TaskDecorator: ...
-    def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:  # type: ignore[misc]
         """Register a function (sync or async) as a task; usable with or without options."""
         if fn is None:
             return TaskDecorator(self, options)

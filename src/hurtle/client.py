@@ -34,7 +34,7 @@ class Connection:
 
     async def close(self) -> None:
         await self.broker.close()
-        if self.results is not None and self.results is not self.broker:
+        if self.results is not None and self.results is not self.broker:  # type: ignore[comparison-overlap]
             await self.results.close()
 
 

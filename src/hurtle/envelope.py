@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -66,7 +67,7 @@ def new_id() -> str:
 
 def make_envelope(
     task: str,
-    args: tuple[Any, ...] | list[Any],
+    args: Sequence[Any],
     kwargs: dict[str, Any],
     *,
     queue: str,

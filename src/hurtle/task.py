@@ -43,7 +43,8 @@ class TaskOptions:
             raise ConfigurationError(f"retries must be an int >= 0, not {self.retries!r}")
         for name in ("timeout", "delay"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            valid = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+            if value is not None and not valid:
                 raise ConfigurationError(f"{name} must be a number of seconds >= 0, not {value!r}")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigurationError(f"timeout must be > 0 seconds, not {self.timeout!r}")

@@ -72,7 +72,7 @@ def test_sigterm_lets_tasks_in_flight_finish_and_leaves_the_rest_queued(
     assert worker.wait(30) == 0, workers.log()
     started = lines(marks / "started")
     assert len(started) == 2
-    for handle, key in zip(handles, [f"t{i}" for i in range(5)]):
+    for handle, key in zip(handles, [f"t{i}" for i in range(5)], strict=True):
         if key in started:
             assert handle.result(timeout=5) == key
     assert broker_counts(tmp_path / "broker.db") == {"ready": 3, "in_flight": 0, "dead": 0}
@@ -120,7 +120,8 @@ def test_a_killed_worker_process_is_replaced_and_its_tasks_run_again_nothing_los
 
 def test_max_tasks_per_child_replaces_processes(workerapp: Any, workers: Workers) -> None:
     handles = workerapp.pid.send_many([() for _ in range(50)])
-    assert workers.start("-p", "1", "-t", "1", "--max-tasks-per-child", "10", "--burst").wait(60) == 0
+    worker = workers.start("-p", "1", "-t", "1", "--max-tasks-per-child", "10", "--burst")
+    assert worker.wait(60) == 0
     pids = {h.result(timeout=5) for h in handles}
     assert len(pids) >= 5, workers.log()
 

@@ -188,9 +188,8 @@ class Consumer:
 
     def _after_task(self) -> None:
         limit = self.config.max_tasks_per_child
-        if self.thread_executor.needs_recycle:
-            self.stop(EXIT_RECYCLE)
-        elif limit is not None and self.counters.finished >= limit:
+        reached = limit is not None and self.counters.finished >= limit
+        if self.thread_executor.needs_recycle or reached:
             self.stop(EXIT_RECYCLE)
 
     # -- outcomes → broker calls ---------------------------------------------

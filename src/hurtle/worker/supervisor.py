@@ -13,6 +13,7 @@ Signal handlers only set flags and wake the loop through a pipe.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -104,10 +105,8 @@ class Supervisor:
             log.warning("stopping now: unfinished tasks return after their leases expire")
             sig = signal.SIGKILL
         for child in self.children.values():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def _reap(self) -> None:
         while self.children:
