@@ -84,6 +84,7 @@ class Consumer:
         self._results: list[tuple[str, bytes]] = []
         self._flush_wanted = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        self._async_names: dict[int, str] = {}
 
     def _task_kinds(self) -> set[bool]:
         """Which kinds (async True, sync False) the consumed queues hold, so a
@@ -120,6 +121,10 @@ class Consumer:
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    def running_async(self) -> list[str]:
+        """Names of the async tasks running now (for the blocked-loop warning)."""
+        return list(self._async_names.values())
 
     async def _fetch_loop(self) -> None:
         while not self._stopping:
@@ -181,9 +186,15 @@ class Consumer:
         started = time.time()
         executor = self.async_executor if task.is_async else self.thread_executor
         timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
-        outcome: Outcome = await executor.run(
-            task.name, task.fn, envelope.args, envelope.kwargs, timeout
-        )
+        key = id(job.delivery)
+        if task.is_async:
+            self._async_names[key] = task.name
+        try:
+            outcome: Outcome = await executor.run(
+                task.name, task.fn, envelope.args, envelope.kwargs, timeout
+            )
+        finally:
+            self._async_names.pop(key, None)
         await self._settle(job, outcome, started)
 
     def _after_task(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from hurtle.app import App
 from hurtle.client import Connection
 from hurtle.worker.consumer import Consumer, WorkerConfig
+from hurtle.worker.watchdog import Heartbeats
 
 log = logging.getLogger("hurtle.worker")
 
@@ -33,7 +34,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run_process(app: App, config: WorkerConfig, *, handle_signals: bool = True) -> int:
+def run_process(
+    app: App,
+    config: WorkerConfig,
+    *,
+    handle_signals: bool = True,
+    heartbeats: Heartbeats | None = None,
+    slot: int = 0,
+) -> int:
     """Run a worker process to its end; return its exit code."""
     for hook in app.worker_start_hooks:
         try:
@@ -43,7 +51,7 @@ def run_process(app: App, config: WorkerConfig, *, handle_signals: bool = True) 
             return EXIT_HOOK_FAILED
     loop = new_event_loop()
     try:
-        return loop.run_until_complete(_serve(app, config, handle_signals))
+        return loop.run_until_complete(_serve(app, config, handle_signals, heartbeats, slot))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -54,7 +62,9 @@ def run_process(app: App, config: WorkerConfig, *, handle_signals: bool = True) 
                 log.exception("on_worker_stop hook %s failed", _name(hook))
 
 
-async def _serve(app: App, config: WorkerConfig, handle_signals: bool) -> int:
+async def _serve(
+    app: App, config: WorkerConfig, handle_signals: bool, heartbeats: Heartbeats | None, slot: int
+) -> int:
     connection: Connection = app._make_connection()
     app._clients.bind(connection)
     consumer = Consumer(app, connection, config)
@@ -62,6 +72,8 @@ async def _serve(app: App, config: WorkerConfig, handle_signals: bool) -> int:
     if handle_signals:
         _install_signals(consumer)
         watchers.append(asyncio.create_task(_watch_parent(consumer)))
+    if heartbeats is not None:
+        watchers.append(asyncio.create_task(heartbeats.keep_stamping(slot, consumer.running_async)))
     log.info(
         "worker %s consuming %s (concurrency %d, threads %d)",
         consumer.name, ",".join(consumer.queues), config.concurrency, config.threads,

@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from hurtle.app import App
 from hurtle.worker.consumer import EXIT_OK, EXIT_RECYCLE, WorkerConfig
 from hurtle.worker.process import EXIT_HOOK_FAILED, run_process
+from hurtle.worker.watchdog import Heartbeats
 
 log = logging.getLogger("hurtle.supervisor")
 
 _RESPAWN_DELAY_MAX = 10.0  # seconds: back off from a child that dies at once, again and again
-_QUICK_DEATH = 2.0  # seconds: a child that lived less than this "died at once"
+_QUICK_DEATH = 2.0
+_STALL_FLOOR = 5.0  # seconds: never kill for a shorter stall, whatever the visibility timeout  # seconds: a child that lived less than this "died at once"
 
 
 @dataclass
@@ -40,10 +42,16 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, app: App, config: WorkerConfig, processes: int) -> None:
+    def __init__(
+        self, app: App, config: WorkerConfig, processes: int, *, stall_limit: float | None = None
+    ) -> None:
         self.app = app
         self.config = config
         self.processes = processes
+        #: Kill a process whose event loop has not turned for this long. By then
+        #: its leases have expired anyway: its tasks are already being redelivered.
+        self.stall_limit = stall_limit if stall_limit is not None else max(_STALL_FLOOR, app.visibility_timeout)
+        self.heartbeats = Heartbeats(processes)
         self.children: dict[int, Child] = {}
         self._signals = 0
         self._finished_slots: set[int] = set()
@@ -84,6 +92,7 @@ class Supervisor:
                 forwarded = self._signals
                 self._forward(forwarded)
             if self._signals == 0:
+                self._kill_stalled()
                 self._respawn_due()
             if not self.children and (self._signals or self._all_finished()):
                 break
@@ -145,6 +154,19 @@ class Supervisor:
         delay = min(_RESPAWN_DELAY_MAX, 0.1 * 2**quick) if quick else 0.0
         self._respawn_at[child.slot] = time.monotonic() + delay
 
+    def _kill_stalled(self) -> None:
+        for child in self.children.values():
+            stalled = self.heartbeats.age(child.slot)
+            if stalled > self.stall_limit:
+                log.error(
+                    "worker %d: its event loop has not run for %.0fs (a task blocks the loop or holds"
+                    " the GIL); killing it, its tasks will be delivered again",
+                    child.pid, stalled,
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+                self.heartbeats.stamp(child.slot)  # one kill per stall
+
     def _respawn_due(self) -> None:
         now = time.monotonic()
         for slot, at in list(self._respawn_at.items()):
@@ -158,18 +180,19 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        self.heartbeats.stamp(slot)  # start-up counts as alive
         pid = os.fork()
         if pid == 0:
-            os._exit(self._child_main())
+            os._exit(self._child_main(slot))
         self.children[pid] = Child(slot, pid, time.monotonic())
 
-    def _child_main(self) -> int:
+    def _child_main(self, slot: int) -> int:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            code = run_process(self.app, self.config)
+            code = run_process(self.app, self.config, heartbeats=self.heartbeats, slot=slot)
         except BaseException:
             log.exception("worker process crashed")
         finally:

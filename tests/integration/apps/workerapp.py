@@ -88,3 +88,10 @@ def stuck(seconds: float) -> None:
 def kill_my_process() -> None:
     _append("runs", f"poison {os.getpid()}")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(retries=0)
+async def block_the_loop() -> None:
+    """The classic mistake: a blocking call inside an async task."""
+    _append("runs", f"blocker {os.getpid()}")
+    time.sleep(3600)
