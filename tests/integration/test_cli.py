@@ -1,0 +1,101 @@
+"""`hurtle status` and `hurtle dlq` on a SQLite broker, as a user types them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hurtle.brokers import Message
+from hurtle.brokers.sqlite import SQLiteBroker
+from hurtle.envelope import encode, make_envelope
+
+
+def hurtle_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hurtle", *args],
+        capture_output=True, text=True, timeout=60, input=input,
+        env={**os.environ, "COLUMNS": "200"},  # rich tables wrap at 80 columns in a pipe
+    )
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A broker with two dead letters (one per queue) and one ready message."""
+    url = f"sqlite:///{tmp_path}/broker.db"
+
+    async def fill() -> None:
+        broker = SQLiteBroker(url, visibility_timeout=30)
+        try:
+            for queue in ("default", "mail"):
+                envelope = make_envelope("tasks.send_mail", ["bob"], {}, queue=queue)
+                await broker.enqueue([Message(envelope.id, queue, encode(envelope))])
+                (delivery,) = await broker.fetch([queue], 1, timeout=1.0)
+                await broker.dead_letter(delivery, f"ValueError: no such user in {queue}\nTraceback...")
+            ready = make_envelope("tasks.add", [1, 2], {}, queue="default")
+            await broker.enqueue([Message(ready.id, "default", encode(ready))])
+        finally:
+            await broker.close()
+
+    asyncio.run(fill())
+    return url
+
+
+def test_status_shows_ready_and_dead_per_queue(url: str) -> None:
+    out = hurtle_cli("status", "--broker", url)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if "│" in line}
+    assert rows["default"].split("│")[2].strip() == "1"  # ready
+    assert rows["mail"].split("│")[5].strip() == "1"  # dead
+
+
+def test_dlq_list_shows_the_task_and_the_first_line_of_the_reason(url: str) -> None:
+    out = hurtle_cli("dlq", "list", "--broker", url)
+    assert out.returncode == 0, out.stderr
+    assert "tasks.send_mail" in out.stdout
+    assert "no such user in mail" in out.stdout and "no such user in default" in out.stdout
+    assert "Traceback" not in out.stdout
+
+
+def test_dlq_requeue_puts_a_dead_letter_back_on_its_queue(url: str) -> None:
+    out = hurtle_cli("dlq", "requeue", "--all", "--broker", url)
+    assert out.returncode == 0 and "requeued 2" in out.stdout
+    assert "no dead letters" in hurtle_cli("dlq", "list", "--broker", url).stdout
+    status = hurtle_cli("status", "--broker", url).stdout
+    mail = next(line for line in status.splitlines() if "mail" in line)
+    assert mail.split("│")[2].strip() == "1"
+
+
+def test_dlq_purge_deletes_one_queues_dead_letters(url: str) -> None:
+    out = hurtle_cli("dlq", "purge", "-q", "mail", "--yes", "--broker", url)
+    assert out.returncode == 0 and "deleted 1" in out.stdout
+    listing = hurtle_cli("dlq", "list", "--broker", url).stdout
+    assert "no such user in default" in listing and "no such user in mail" not in listing
+
+
+def test_dlq_purge_asks_first_and_a_no_keeps_everything(url: str) -> None:
+    out = hurtle_cli("dlq", "purge", "--broker", url, input="n\n")
+    assert out.returncode == 0
+    assert "no such user in mail" in hurtle_cli("dlq", "list", "--broker", url).stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "--broker", "nosuch://x"],
+        ["dlq", "list", "--broker", "sqlite:////no/such/dir/x.db"],
+        ["dlq", "requeue"],
+        ["dlq", "nonsense"],
+        ["worker"],
+        ["no-such-command"],
+    ],
+)
+def test_a_user_error_at_the_cli_is_one_line_and_exit_code_2(args: list[str]) -> None:
+    out = hurtle_cli(*args)
+    assert out.returncode == 2, out
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
