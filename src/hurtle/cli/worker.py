@@ -36,6 +36,8 @@ def _queues(value: str | None) -> list[str] | None:
 @click.option("--max-tasks-per-child", type=click.IntRange(min=1), help="Replace a process after N tasks.")
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds to finish tasks in flight after SIGTERM.")
+@click.option("--max-disconnect", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds without the broker before the worker exits non-zero (69).")
 @click.option("--broker", "broker_url", help="Broker URL; overrides the app's.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
@@ -48,6 +50,7 @@ def worker(
     burst: bool,
     max_tasks_per_child: int | None,
     grace: float,
+    max_disconnect: float,
     broker_url: str | None,
     log_level: str,
 ) -> None:
@@ -77,6 +80,7 @@ def worker(
         burst=burst,
         max_tasks_per_child=max_tasks_per_child,
         grace=grace,
+        max_disconnect=max_disconnect,
     )
     supervisor = Supervisor(app, config, processes or os.cpu_count() or 1)
     raise SystemExit(supervisor.run())

@@ -33,6 +33,7 @@ log = logging.getLogger("hurtle.worker")
 
 EXIT_OK = 0
 EXIT_RECYCLE = 75  # EX_TEMPFAIL: "replace me" (max tasks reached, or a thread stuck past its limit)
+EXIT_BROKER_LOST = 69  # EX_UNAVAILABLE: the broker was unreachable for longer than max_disconnect
 
 
 @dataclass
@@ -44,6 +45,7 @@ class WorkerConfig:
     max_tasks_per_child: int | None = None
     grace: float = 30.0
     fetch_timeout: float = 1.0  # seconds a fetch blocks when queues are empty
+    max_disconnect: float = 60.0  # seconds without the broker before the worker exits non-zero
 
 
 @dataclass
@@ -127,14 +129,22 @@ class Consumer:
         return list(self._async_names.values())
 
     async def _fetch_loop(self) -> None:
+        outage = BrokerOutage(self.config.max_disconnect)
         while not self._stopping:
             free = await self._room()
             if self._stopping:
                 break
-            deliveries = await self.broker.fetch(self.queues, free, self.config.fetch_timeout)
+            try:
+                deliveries = await self.broker.fetch(self.queues, free, self.config.fetch_timeout)
+                done = not deliveries and self.config.burst and await self._nothing_left()
+            except Exception as exc:
+                if not await outage.failed(exc):
+                    self.stop(EXIT_BROKER_LOST)
+                continue
+            outage.ended()
             for delivery in deliveries:
                 self._start(delivery)
-            if not deliveries and self.config.burst and await self._nothing_left():
+            if done:
                 self.stop(EXIT_OK)
 
     async def _room(self) -> int:
@@ -348,6 +358,40 @@ class Consumer:
                 self._in_flight.clear()
         except Exception:
             log.exception("could not settle every message before stopping; leases will expire")
+
+
+class BrokerOutage:
+    """Reconnect with backoff, say so in the log, and give up after a limit.
+
+    A worker that sits alive but idle while its broker is gone helps nobody:
+    past ``limit`` seconds it exits non-zero so its supervisor (systemd,
+    Kubernetes) can restart it and someone notices.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.since: float | None = None
+        self.failures = 0
+
+    async def failed(self, exc: Exception) -> bool:
+        """Wait before the next try; False when the outage has lasted too long."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        self.failures += 1
+        down_for = now - self.since
+        if down_for > self.limit:
+            log.error("broker unreachable for %.0fs (limit %.0fs): %s; exiting", down_for, self.limit, exc)
+            return False
+        delay = min(5.0, 0.1 * 2 ** min(self.failures, 10))
+        log.warning("broker error (%s); retrying in %.1fs", exc, delay)
+        await asyncio.sleep(delay)
+        return True
+
+    def ended(self) -> None:
+        if self.since is not None:
+            log.warning("broker reachable again after %.1fs", time.monotonic() - self.since)
+            self.since, self.failures = None, 0
 
 
 def _ready_at(envelope: Envelope) -> float:

@@ -23,15 +23,15 @@ import time
 from dataclasses import dataclass
 
 from hurtle.app import App
-from hurtle.worker.consumer import EXIT_OK, EXIT_RECYCLE, WorkerConfig
+from hurtle.worker.consumer import EXIT_BROKER_LOST, EXIT_OK, EXIT_RECYCLE, WorkerConfig
 from hurtle.worker.process import EXIT_HOOK_FAILED, run_process
 from hurtle.worker.watchdog import Heartbeats
 
 log = logging.getLogger("hurtle.supervisor")
 
 _RESPAWN_DELAY_MAX = 10.0  # seconds: back off from a child that dies at once, again and again
-_QUICK_DEATH = 2.0
-_STALL_FLOOR = 5.0  # seconds: never kill for a shorter stall, whatever the visibility timeout  # seconds: a child that lived less than this "died at once"
+_QUICK_DEATH = 2.0  # seconds: a child that lived less than this "died at once"
+_STALL_FLOOR = 5.0  # seconds: never kill for a shorter stall, whatever the visibility timeout
 
 
 @dataclass
@@ -50,7 +50,8 @@ class Supervisor:
         self.processes = processes
         #: Kill a process whose event loop has not turned for this long. By then
         #: its leases have expired anyway: its tasks are already being redelivered.
-        self.stall_limit = stall_limit if stall_limit is not None else max(_STALL_FLOOR, app.visibility_timeout)
+        default_limit = max(_STALL_FLOOR, app.visibility_timeout)
+        self.stall_limit = stall_limit if stall_limit is not None else default_limit
         self.heartbeats = Heartbeats(processes)
         self.children: dict[int, Child] = {}
         self._signals = 0
@@ -141,11 +142,13 @@ class Supervisor:
             log.info("worker %d recycled after %.1fs; starting a new one", child.pid, lived)
             self._spawn(child.slot)
             return
-        if code == EXIT_HOOK_FAILED:
-            # Respawning cannot fix a broken on_worker_start: stop, loudly.
-            log.error("worker %d could not start (on_worker_start failed); stopping", child.pid)
-            self._exit_code = EXIT_HOOK_FAILED
-            self._signals += 1
+        if code in (EXIT_HOOK_FAILED, EXIT_BROKER_LOST):
+            # Respawning cannot fix a broken on_worker_start or a broker that is
+            # gone: stop and exit non-zero so whatever runs us restarts us.
+            why = "on_worker_start failed" if code == EXIT_HOOK_FAILED else "the broker is unreachable"
+            log.error("worker %d stopped (%s); stopping every worker", child.pid, why)
+            self._exit_code = code
+            self._signals += 1  # the loop forwards it: one SIGTERM to the others
             return
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         log.error("worker %d %s after %.1fs; replacing it", child.pid, how, lived)
