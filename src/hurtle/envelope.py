@@ -46,6 +46,7 @@ class Result(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str = ""
     traceback: str = ""
     attempt: int = 0
+    ready_at: float = 0.0  # when this attempt could first run: its eta, else when it was sent
     started_at: float = 0.0
     finished_at: float = 0.0
     worker: str = ""

@@ -79,6 +79,8 @@ class Consumer:
         self.counters = Counters()
         self.exit_code = EXIT_OK
         self._kinds = self._task_kinds()
+        # In burst mode an empty fetch is a question ("done yet?"): ask it often.
+        self._fetch_timeout = min(config.fetch_timeout, 0.2) if config.burst else config.fetch_timeout
         self._stopping = False
         self._in_flight: dict[int, Delivery] = {}
         self._running: set[asyncio.Task[None]] = set()
@@ -135,7 +137,7 @@ class Consumer:
             if self._stopping:
                 break
             try:
-                deliveries = await self.broker.fetch(self.queues, free, self.config.fetch_timeout)
+                deliveries = await self.broker.fetch(self.queues, free, self._fetch_timeout)
                 done = not deliveries and self.config.burst and await self._nothing_left()
             except Exception as exc:
                 if not await outage.failed(exc):
@@ -238,7 +240,8 @@ class Consumer:
         )
         result = Result(
             id=envelope.id, status="failed", error=outcome.error, traceback=outcome.traceback,
-            attempt=envelope.attempt, started_at=started, finished_at=finished, worker=self.name,
+            attempt=envelope.attempt, ready_at=_ready_at(envelope), started_at=started,
+            finished_at=finished, worker=self.name,
         )
         await self._store_now(result)
         await self.broker.dead_letter(delivery, f"{outcome.error}\n{outcome.traceback}")
@@ -249,7 +252,7 @@ class Consumer:
         if job.task.opts.store_result and self.results is not None:
             record = Result(
                 id=envelope.id, status="succeeded", value=value, attempt=envelope.attempt,
-                started_at=started, finished_at=finished, worker=self.name,
+                ready_at=_ready_at(envelope), started_at=started, finished_at=finished, worker=self.name,
             )
             self._results.append((envelope.id, encode_result(record)))
         self.counters.succeeded += 1
@@ -287,7 +290,8 @@ class Consumer:
             await self._store_now(
                 Result(
                     id=envelope.id, status="failed", error=reason, attempt=envelope.attempt,
-                    started_at=started, finished_at=time.time(), worker=self.name,
+                    ready_at=_ready_at(envelope), started_at=started, finished_at=time.time(),
+                    worker=self.name,
                 )
             )
         await self.broker.dead_letter(delivery, reason)
