@@ -1,10 +1,8 @@
 """The demo's summary: read every stored ``Result`` back and show where the time went.
 
-Run time is exact: ``finished_at - started_at`` of a task's last attempt. Queue
-wait is ``started_at - enqueued_at``, but a ``Result`` carries no enqueue time,
-so it is measured from the moment the task's batch was sent (within a
-millisecond of ``enqueued_at``), and for first attempts only: a retry's
-``eta`` is not recorded anywhere the demo can read. The caption says so.
+Both figures are exact and come from the worker: run time is ``finished_at -
+started_at`` of a task's last attempt, queue wait is ``started_at - ready_at``
+of that attempt (``ready_at`` is its eta, or when it was sent).
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ class KindReport:
     missing: int = 0
     retries: int = 0
     first_error: str = ""
-    waits: list[float] = field(default_factory=list)  # seconds, first attempts only
+    waits: list[float] = field(default_factory=list)  # seconds, of each task's last attempt
     runs: list[float] = field(default_factory=list)  # seconds, last attempt
 
 
@@ -134,8 +132,7 @@ def _kind_report(kind: Kind, sent: Sent, records: dict[str, Result]) -> KindRepo
             report.first_error = report.first_error or result.error.partition("\n")[0]
         if kind.ran:
             report.runs.append(result.finished_at - result.started_at)
-            if result.attempt == 0:
-                report.waits.append(result.started_at - sent.sent_at[task_id])
+            report.waits.append(result.started_at - result.ready_at)
     return report
 
 
@@ -210,9 +207,9 @@ def _overview(summary: Summary, width: int) -> Table:
         width=width,
         title=f"[bold]summary[/]: {sent.count:,} tasks, {summary.processes} worker process(es)",
         caption=(
-            "queue wait: from the send of a task's batch to its start (a Result records no"
-            " enqueue time), first attempts only. Every task was queued before the worker"
-            " started, so most of the wait is time behind the backlog."
+            "queue wait: from when a task's last attempt could run (sent, or its retry due)"
+            " to its start. Every task was queued before the worker started, so most of the"
+            " wait is time behind the backlog."
         ),
         caption_justify="left",
     )
@@ -273,8 +270,7 @@ def _per_task(summary: Summary, width: int) -> Table:
             never = "[dim]never ran[/]"
             table.add_row(report.kind.name, report.kind.label, f"{report.kind.count:,}", never, never)
             continue
-        # Every result of a kind that retries by design is a retry's: its wait is unknown.
-        wait = compact(report.waits) if report.waits else "[dim]retried[/]"
+        wait = compact(report.waits) if report.waits else "[dim]-[/]"
         table.add_row(
             report.kind.name, report.kind.label, f"{report.kind.count:,}", wait, compact(report.runs)
         )
