@@ -99,6 +99,23 @@ def test_a_second_signal_stops_at_once(workerapp: Any, workers: Workers, marks: 
     assert worker.wait(30) == 0, workers.log()
 
 
+def test_sighup_finishes_tasks_in_flight_then_restarts_the_worker_with_fresh_code(
+    workerapp: Any, workers: Workers, marks: Path
+) -> None:
+    first = workerapp.wait_for_go.send("before the reload")
+    supervisor = workers.start("-p", "1")
+    wait_until(lambda: lines(marks / "started"), "the task to start")
+    supervisor.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reloading: finishing tasks in flight" in workers.log(), "the reload to begin")
+    (marks / "go").touch()
+    assert first.result(timeout=30) == "before the reload"
+    # The same process, re-executed: it imports the app and runs on_preload again.
+    wait_until(lambda: len(lines(marks / "preload")) == 2, "the re-executed worker's preload")
+    assert lines(marks / "preload") == [str(supervisor.pid)] * 2
+    assert workerapp.add.send(20, 22).result(timeout=30) == 42
+    assert supervisor.poll() is None
+
+
 def test_a_killed_worker_process_is_replaced_and_its_tasks_run_again_nothing_lost(
     load_workerapp: Any, workers: Workers, marks: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import click
 
@@ -83,4 +84,10 @@ def worker(
         max_disconnect=max_disconnect,
     )
     supervisor = Supervisor(app, config, processes or os.cpu_count() or 1)
-    raise SystemExit(supervisor.run())
+    code = supervisor.run()
+    if supervisor.reload_requested:
+        # SIGHUP: every task in flight has finished; start afresh, same pid, new code.
+        logging.getLogger("hurtle.supervisor").info("reloading: starting again with fresh code")
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "hurtle", *sys.argv[1:]])
+    raise SystemExit(code)

@@ -59,6 +59,9 @@ class Supervisor:
         self._quick_deaths: dict[int, int] = {}
         self._respawn_at: dict[int, float] = {}
         self._exit_code = 0
+        #: Set by SIGHUP: once every child has finished its tasks, the caller
+        #: re-executes the worker so new code is loaded (see cli/worker.py).
+        self.reload_requested = False
 
     def run(self) -> int:
         """Run until signalled (or, with --burst, until every child is done)."""
@@ -69,6 +72,7 @@ class Supervisor:
         os.set_blocking(wake_read, False)
         previous_fd = signal.set_wakeup_fd(wake_write)
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select()
         try:
             for slot in range(self.processes):
@@ -84,6 +88,12 @@ class Supervisor:
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._signals += 1
+        self.reload_requested = False  # a stop signal wins over a pending reload
+
+    def _on_hup(self, signum: int, frame: object) -> None:
+        if self._signals == 0:
+            self.reload_requested = True
+            self._signals += 1
 
     def _loop(self, wake_read: int) -> int:
         forwarded = 0
@@ -108,8 +118,9 @@ class Supervisor:
 
     def _forward(self, count: int) -> None:
         if count == 1:
-            log.info("stopping: finishing tasks in flight (up to %.0fs); signal again to stop now",
-                     self.config.grace)
+            doing = "reloading" if self.reload_requested else "stopping"
+            log.info("%s: finishing tasks in flight (up to %.0fs); signal again to stop now",
+                     doing, self.config.grace)
             sig = signal.SIGTERM
         else:
             log.warning("stopping now: unfinished tasks return after their leases expire")
