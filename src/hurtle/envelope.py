@@ -20,10 +20,14 @@ PROTOCOL_VERSION = 1
 SIGNATURE_HEADER = "hurtle-sig"
 
 
-class Envelope(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One task message. The broker adds the delivery count; it is not in the body."""
+class Envelope(msgspec.Struct, kw_only=True):
+    """One task message. The broker adds the delivery count; it is not in the body.
 
-    v: int = PROTOCOL_VERSION
+    hurtle writes every field, so each message states its version; a message
+    from elsewhere may leave optional fields out (``v`` then reads as 1).
+    """
+
+    v: int = 1
     id: str
     task: str
     queue: str = "default"
@@ -39,7 +43,7 @@ class Envelope(msgspec.Struct, kw_only=True, omit_defaults=True):
 class Result(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What a finished task left behind, keyed by the task id."""
 
-    v: int = PROTOCOL_VERSION
+    v: int = 1
     id: str
     status: Literal["succeeded", "failed"]
     value: Any = None
@@ -77,6 +81,7 @@ def make_envelope(
 ) -> Envelope:
     now = time.time()
     return Envelope(
+        v=PROTOCOL_VERSION,
         id=new_id(),
         task=task,
         queue=queue,
@@ -99,6 +104,11 @@ def encode(envelope: Envelope, secret_key: bytes | None = None) -> bytes:
         raise TypeError(f"task {envelope.task!r}: arguments are not JSON-encodable: {exc}") from None
     if secret_key is None:
         return body
+    if SIGNATURE_HEADER in envelope.headers:
+        # A retry of a signed message: sign the new body, not the old signature.
+        headers = {k: v for k, v in envelope.headers.items() if k != SIGNATURE_HEADER}
+        envelope = msgspec.structs.replace(envelope, headers=headers)
+        body = _encoder.encode(envelope)
     signed = msgspec.structs.replace(
         envelope, headers={**envelope.headers, SIGNATURE_HEADER: _sign(body, secret_key)}
     )

@@ -76,7 +76,9 @@ class Task(Generic[P, R]):
         timeout: float | None = None,
     ) -> Task[P, R]:
         """A copy that sends with these options; the registry keeps the original."""
-        changes: dict[str, Any] = {"delay": delay}
+        changes: dict[str, Any] = {}
+        if delay is not None:
+            changes["delay"] = delay
         if queue is not None:
             changes["queue"] = queue
         if timeout is not None:

@@ -24,5 +24,16 @@ def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:
         from hurtle.brokers.memory import MemoryBroker
 
         return MemoryBroker(url, visibility_timeout=visibility_timeout)
-    known = "sqlite:///path.db, memory://"
+    if scheme in ("redis", "rediss", "unix"):
+        try:
+            from hurtle.brokers.redis import RedisBroker
+        except ImportError as exc:
+            if (exc.name or "").partition(".")[0] != "redis":
+                raise
+            raise ConfigurationError(
+                f"broker URL {url!r} needs the redis package: pip install 'hurtle[redis]'"
+            ) from None
+
+        return RedisBroker(url, visibility_timeout=visibility_timeout)
+    known = "sqlite:///path.db, memory://, redis://host:6379/0, rediss://..., unix:///path.sock"
     raise ConfigurationError(f"unknown broker URL {url!r}: hurtle knows {known}")

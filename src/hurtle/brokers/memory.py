@@ -78,9 +78,10 @@ class MemoryBroker(Broker, ResultStore):
 
     async def enqueue(self, messages: Sequence[Message]) -> None:
         now = time.time()
+        batch = list(messages)  # all or nothing: read the whole batch before storing any
         store = self._store
         with store.lock:
-            for message in messages:
+            for message in batch:
                 store.add(message, now)
         store.wake_all()
 
@@ -142,8 +143,9 @@ class MemoryBroker(Broker, ResultStore):
         now = time.time()
         with self._store.lock:
             owned = self._owned(delivery)
-            if owned is not None:
-                del self._store.entries[owned[0]]
+            if owned is None:
+                return  # the lease expired and another worker owns the message now
+            del self._store.entries[owned[0]]
             self._store.add(message, now)
         self._store.wake_all()
 
@@ -199,8 +201,13 @@ class MemoryBroker(Broker, ResultStore):
         return [QueueStats(name, *row) for name, row in counts.items()]
 
     async def purge(self, queue: str) -> int:
+        now = time.time()
         with self._store.lock:
-            keys = [k for k, e in self._store.entries.items() if e.queue == queue and not e.leased]
+            keys = [
+                k
+                for k, e in self._store.entries.items()
+                if e.queue == queue and not (e.leased and e.visible_at > now)
+            ]
             for key in keys:
                 del self._store.entries[key]
         return len(keys)

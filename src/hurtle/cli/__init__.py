@@ -6,10 +6,11 @@ import sys
 
 import click
 
+from hurtle.cli.bench import bench
 from hurtle.cli.common import EXIT_USER_ERROR
-# from hurtle.cli.demo import demo
-# from hurtle.cli.dlq import dlq
-# from hurtle.cli.status import status
+from hurtle.cli.demo import demo
+from hurtle.cli.dlq import dlq
+from hurtle.cli.status import status
 from hurtle.cli.worker import worker
 
 
@@ -20,15 +21,16 @@ def cli() -> None:
 
 
 cli.add_command(worker)
-# cli.add_command(demo)
-# cli.add_command(dlq)
-# cli.add_command(status)
+cli.add_command(bench)
+cli.add_command(demo)
+cli.add_command(dlq)
+cli.add_command(status)
 
 
 def main() -> None:
     """Entry point: every user error is one line on stderr and exit code 2."""
     try:
-        code = cli.main(standalone_mode=False)
+        code = cli.main(prog_name="hurtle", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("hurtle: aborted", err=True)
         sys.exit(1)

@@ -1,0 +1,226 @@
+"""What every workload shares: a broker, timed sends, a timed burst worker, run records.
+
+A run is: check the queue is empty, send N tasks with ``send_many`` (timed
+alone), check the broker holds N, start ``python -m hurtle worker APP --burst``
+as a subprocess (timed from start to exit), then check the work: every
+task counted by the tasks themselves, nothing pending, nothing dead-lettered,
+worker exit code 0.
+
+The tasks keep their own count and clock (``RunRecorder``): each worker process
+writes one record when it stops, so the count does not depend on stored
+results, and the processing time (first task start to last task finish)
+excludes the worker's start-up and its burst-mode idle check at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hurtle.app import App
+from hurtle.bench.result import RunResult, Timings
+from hurtle.brokers import QueueStats, from_url
+from hurtle.task import Task
+
+#: Where worker processes write their run records (one JSON file per process).
+RECORDS_ENV = "HURTLE_BENCH_RECORDS"
+_WORKER_TIMEOUT_MIN = 120.0  # seconds; a worker that takes longer has hung
+_LOG_TAIL = 4000  # characters of the worker's log kept for a failed run
+
+
+@dataclass(frozen=True)
+class Options:
+    n: int
+    broker: str | None  # None: SQLite in a fresh temp dir for each run
+    processes: int
+    batch: int  # calls per send_many
+    kind: str  # "sync" (def, thread pool) or "async" (async def, the event loop)
+
+
+class RunRecorder:
+    """A worker process's task runs: how many, first start, last finish.
+
+    ``record`` is on the hot path: a lock (sync tasks run in several threads)
+    and one clock read. ``save`` is an ``on_worker_stop`` hook.
+    """
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.first = 0.0
+        self.last = 0.0
+        self._lock = threading.Lock()
+
+    def record(self) -> None:
+        now = time.time()
+        with self._lock:
+            if self.runs == 0:
+                self.first = now
+            self.runs += 1
+            self.last = now
+
+    def save(self) -> None:
+        folder = os.environ.get(RECORDS_ENV)
+        if folder:
+            record = {"pid": os.getpid(), "runs": self.runs, "first": self.first, "last": self.last}
+            (Path(folder) / f"{os.getpid()}.json").write_text(json.dumps(record))
+
+
+@dataclass(frozen=True)
+class Records:
+    runs: int
+    first: float
+    last: float
+
+
+def read_records(folder: Path) -> Records:
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    busy = [r for r in records if r["runs"]]
+    if not busy:
+        return Records(0, 0.0, 0.0)
+    return Records(
+        sum(r["runs"] for r in busy), min(r["first"] for r in busy), max(r["last"] for r in busy)
+    )
+
+
+@contextmanager
+def broker_url(explicit: str | None) -> Iterator[str]:
+    """The URL to use: ``explicit``, else a SQLite file in a fresh temp dir."""
+    if explicit:
+        yield explicit
+        return
+    with tempfile.TemporaryDirectory(prefix="hurtle-bench-") as folder:
+        yield f"sqlite:///{folder}/bench.db"
+
+
+def queue_stats(url: str, queue: str) -> QueueStats:
+    async def collect() -> QueueStats:
+        broker = from_url(url)
+        try:
+            await broker.connect()
+            return (await broker.stats([queue]))[0]
+        finally:
+            await broker.close()
+
+    return asyncio.run(collect())
+
+
+def send_timed(task: Task[..., Any], calls: Sequence[Sequence[Any]], batch: int) -> float:
+    """Send ``calls`` with ``send_many``, ``batch`` at a time; seconds taken."""
+    started = time.perf_counter()
+    for start in range(0, len(calls), batch):
+        task.send_many(calls[start : start + batch])
+    return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    started_at: float  # time.time() just before the subprocess started
+    wall_s: float
+    cpu_s: float  # user + system CPU of the worker and the processes it forked
+    exit_code: int | None  # None: killed after the time limit
+    log: str
+
+
+def run_worker(
+    app_spec: str, url: str, queue: str, processes: int, records: Path, n: int
+) -> WorkerRun:
+    """Run ``hurtle worker APP --burst`` in a subprocess; time it from start to exit."""
+    command = [
+        sys.executable, "-m", "hurtle", "worker", app_spec, "--burst",
+        "-p", str(processes), "--broker", url, "-q", queue, "--log-level", "warning",
+    ]
+    env = {**os.environ, RECORDS_ENV: str(records)}
+    limit = max(_WORKER_TIMEOUT_MIN, n / 100)
+    with tempfile.TemporaryFile("w+") as log:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started_at = time.time()
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
+        try:
+            code: int | None = proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            code = None
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        log.seek(0)
+        text = log.read()[-_LOG_TAIL:]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return WorkerRun(started_at, wall, cpu, code, text)
+
+
+def run_burst(
+    app: App, task: Task[..., Any], calls: Sequence[Sequence[Any]], workload: str, app_spec: str,
+    options: Options,
+) -> RunResult:
+    """One verified run: send ``calls`` to ``task``, drain them with a burst worker."""
+    queue = task.opts.queue
+    with broker_url(options.broker) as url, tempfile.TemporaryDirectory() as folder:
+        result = RunResult(workload, options.kind, len(calls), options.processes, url)
+        before = queue_stats(url, queue)
+        if before.pending:
+            result.problems.append(
+                f"queue {queue!r} holds {before.pending} message(s) before the run:"
+                " purge it or use a fresh broker"
+            )
+            return result
+        app.broker_url = url
+        try:
+            enqueue_s = send_timed(task, calls, options.batch)
+        finally:
+            app.close()  # the next run may use another URL
+        sent = queue_stats(url, queue)
+        if sent.pending != len(calls):
+            result.problems.append(f"sent {len(calls)} task(s) but the queue holds {sent.pending}")
+            return result
+        worker = run_worker(app_spec, url, queue, options.processes, Path(folder), len(calls))
+        after = queue_stats(url, queue)
+        records = read_records(Path(folder))
+        result.ran, result.pending = records.runs, after.pending
+        result.dead, result.worker_exit = after.dead - before.dead, worker.exit_code
+        result.problems += check_run(result)
+        if result.problems:
+            result.worker_log = worker.log
+            return result
+        result.timings = Timings(
+            enqueue_s=enqueue_s,
+            processing_s=records.last - records.first,
+            wall_s=worker.wall_s,
+            startup_s=records.first - worker.started_at,
+            worker_cpu_s=worker.cpu_s,
+        )
+        return result
+
+
+def check_run(result: RunResult) -> list[str]:
+    """Why a finished run cannot be trusted; empty when every task ran exactly once."""
+    problems = []
+    if result.worker_exit is None:
+        problems.append("the worker did not finish in time and was killed")
+    elif result.worker_exit != 0:
+        problems.append(f"the worker exited with code {result.worker_exit}")
+    if result.ran < result.n:
+        problems.append(
+            f"lost tasks: {result.n - result.ran} of {result.n} runs not counted (a task never"
+            " ran, or a worker process died before writing its count)"
+        )
+    elif result.ran > result.n:
+        problems.append(f"{result.ran - result.n} task(s) ran more than once (redelivered)")
+    if result.pending:
+        problems.append(f"{result.pending} message(s) still pending after the worker exited")
+    if result.dead:
+        problems.append(f"{result.dead} message(s) were dead-lettered")
+    return problems

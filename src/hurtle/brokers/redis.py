@@ -1,0 +1,447 @@
+"""Redis broker and result store, on Streams and consumer groups: ``redis://``, ``rediss://``, ``unix://``.
+
+URL: ``redis://[[user]:password@]host:6379/DB?prefix=hurtle&reconnect_timeout=30``
+(``unix:///path/redis.sock?db=0``); other query parameters go to redis-py.
+
+Key schema (``P`` is the prefix; ``{q}`` the queue name as a Cluster hash tag, so
+every key of a queue, and so every script, lives on one slot)::
+
+    P:queues              SET     every queue ever sent to (stats, dlq over all queues)
+    P:{q}:stream          STREAM  waiting and leased messages; fields ``id`` (message id)
+                                  and ``body`` (the JSON envelope). Consumer group ``hurtle``;
+                                  each worker process is one consumer.
+    P:{q}:delayed         ZSET    messages with a future eta: score eta in unix ms, member
+                                  ``<message id>\\n<body>``; moved onto the stream when due
+    P:{q}:dead            STREAM  dead letters: fields id, body, reason, failed_at (unix s)
+    P:result:<task id>    LIST    one element, the encoded result, with a TTL
+
+A foreign producer publishes with ``XADD P:{q}:stream * id <id> body <json>`` (and
+``SADD P:queues q``). hurtle's own scripts give entries ids from the server clock
+in microseconds (``<ms>-<us within the ms * 10^6 + n>``, lib.lua ``add``) rather
+than ``*``, so entries of different queues sort by age: a fetch over several
+queues peeks at each (peek.lua) and reads from each its share of the oldest.
+
+Leases. ``XREADGROUP`` leases a new entry to this consumer: it sits in the
+group's pending list, its idle time counting. The heartbeat (``extend``) claims
+the consumer's own entries again with ``XCLAIM ... JUSTID``, which resets the
+idle time and keeps the delivery count, so a task running for hours is never
+handed to a second worker. An entry whose idle time passes its holder's lease
+is reclaimed by any worker's fetch with ``XCLAIM``, which counts the delivery
+(``Delivery.deliveries``; past ``max_deliveries`` the worker dead-letters it).
+
+The lease is the holder's own ``visibility_timeout``, written into its consumer
+name (``HOST/PID/TOKEN/LEASE_MS``). ``XAUTOCLAIM`` would apply the reclaimer's
+timeout to every holder: a reclaimer with a short one would steal the live
+leases of a worker with a long one. So reclaiming runs, per consumer, ``XPENDING
+... IDLE <its lease>`` then ``XCLAIM``, in one Lua script, without a lock (a
+killed worker cannot leave one behind).
+
+Fencing: ack, extend, retry, dead-letter and release act only while the receipt's
+consumer still holds the entry with the same delivery count, as SQLite matches
+(seq, deliveries). Acknowledging is ``XACK`` + ``XDEL`` in one script, so the
+stream holds only waiting and leased entries. Results: ``wait`` blocks with
+``BLMOVE key key`` (the element moves onto itself: nothing is consumed, so every
+waiter sees it), never polling; each blocking call holds a pooled connection of
+its own.
+
+Not in this slice: a Redis Cluster client. Each script touches one queue's keys
+(one slot); what would need changing is the read over several streams (one
+XREADGROUP per queue) and the ``P:queues`` set (a slot of its own).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import msgspec
+from redis.exceptions import NoScriptError
+
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats
+from hurtle.brokers.redis_link import (
+    BLOCK_CAP,
+    GROUP,
+    Conn,
+    Link,
+    RedisURL,
+    entry_order,
+    is_entry_id,
+    script_source,
+)
+from hurtle.brokers.redis_results import RedisResults
+
+_HOUSEKEEP_EVERY = 1.0  # seconds between promotions of due delayed messages, at most
+_RECLAIM_EVERY = 1.0  # seconds between searches for expired leases, at most
+_HOUSEKEEP_MIN = 0.05  # seconds: the shortest interval of either
+_PROMOTE_BATCH = 1000  # delayed messages moved per script call
+_RECLAIM_BATCH = 1000  # expired entries reclaimed per script call
+_FORGET_CONSUMERS_MS = 3_600_000  # a consumer idle this long, holding nothing, is deleted
+_REQUEUE_BATCH = 1000
+
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Where a delivery came from: its stream entry, and who holds it."""
+
+    entry_id: bytes
+    message_id: str
+    consumer: str
+
+
+@dataclass(slots=True)
+class _Taken:
+    order: tuple[int, int, int]  # (ms, seq, queue index): oldest first across queues
+    delivery: Delivery
+
+
+class RedisBroker(RedisResults, Broker):
+    schemes = ("redis", "rediss", "unix")
+    blocking_fetch = True
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, visibility_timeout: float = 30.0) -> None:
+        super().__init__(url, visibility_timeout=visibility_timeout)
+        parsed = RedisURL.parse(url)
+        self.keys = parsed.keys
+        self.lease_ms = max(1, int(visibility_timeout * 1000))
+        self._link = Link(parsed, self.lease_ms)
+        # A quarter lease, so an expired lease is found soon after it runs out;
+        # never below _HOUSEKEEP_MIN, so a tiny lease does not turn fetch into polling.
+        self._housekeep_every = min(_HOUSEKEEP_EVERY, max(_HOUSEKEEP_MIN, visibility_timeout / 4))
+        self._reclaim_every = min(_RECLAIM_EVERY, max(_HOUSEKEEP_MIN, visibility_timeout / 4))
+        self._housekeep_at = 0.0  # monotonic: when the next fetch promotes due messages
+        self._reclaim_at = 0.0  # monotonic: when the next fetch looks for expired leases
+
+    # -- connection ----------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect and ping once: an unreachable Redis is a BrokerError now."""
+        await self._link.call(lambda conn: conn.client.ping(), patience=0.0)
+
+    async def close(self) -> None:
+        await self._link.close()
+
+    # -- sending ---------------------------------------------------------------
+
+    async def enqueue(self, messages: Sequence[Message]) -> None:
+        """Every message or none, in one round trip per batch."""
+        batch = list(messages)
+        if not batch:
+            return
+        queues = list(dict.fromkeys(m.queue for m in batch))
+        send = self._enqueue_one_queue if len(queues) == 1 else self._enqueue_many_queues
+        await self._link.call(lambda conn: send(conn, queues, batch, time.time()))
+        for m in batch:
+            self._expect_due(m.eta)
+
+    async def _enqueue_one_queue(
+        self, conn: Conn, queues: list[str], batch: list[Message], now: float
+    ) -> None:
+        """The common case (``send_many`` of one task): one script call, atomic."""
+        (queue,) = queues
+        keys, args = self._enqueue_call(queue, batch, now)
+        pipe = conn.client.pipeline(transaction=False)
+        pipe.sadd(self.keys.queues, queue)
+        pipe.evalsha(conn.scripts["enqueue"].sha, len(keys), *keys, *args)
+        _, added = await pipe.execute(raise_on_error=False)
+        if isinstance(added, NoScriptError):  # a restarted server forgot it: nothing was added
+            await conn.script("enqueue", keys, args)
+        elif isinstance(added, Exception):
+            raise added
+
+    async def _enqueue_many_queues(
+        self, conn: Conn, queues: list[str], batch: list[Message], now: float
+    ) -> None:
+        """Several queues: the script once per queue in one MULTI/EXEC, atomic on one
+        server. EVAL, not EVALSHA: a NOSCRIPT inside EXEC would not undo the others."""
+        pipe = conn.client.pipeline(transaction=True)
+        pipe.sadd(self.keys.queues, *queues)
+        for queue in queues:
+            keys, args = self._enqueue_call(queue, [m for m in batch if m.queue == queue], now)
+            pipe.eval(script_source("enqueue"), len(keys), *keys, *args)
+        await pipe.execute()
+
+    def _enqueue_call(self, queue: str, batch: list[Message], now: float) -> tuple[list[str], list[Any]]:
+        """Keys and arguments of ``enqueue.lua`` for one queue's messages."""
+        args: list[Any] = [repr(now * 1000)]
+        for m in batch:
+            args += (_clean_id(m.id), m.body, "" if m.eta is None else repr(m.eta * 1000))
+        return [self.keys.stream(queue), self.keys.delayed(queue)], args
+
+    def _expect_due(self, eta: float | None) -> None:
+        """A delayed message this broker wrote: promote it on time, not at the next
+        regular housekeeping (other brokers learn of it within ``_HOUSEKEEP_EVERY``)."""
+        if eta is not None:
+            due_in = max(0.0, eta - time.time())
+            self._housekeep_at = min(self._housekeep_at, time.monotonic() + due_in)
+
+    # -- fetching --------------------------------------------------------------
+
+    async def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        """Raises ``BrokerError`` at once when Redis is unreachable: the worker backs off."""
+        if max_count <= 0 or not queues:
+            return []
+        deadline = time.monotonic() + timeout
+        names = list(dict.fromkeys(queues))
+        return await self._link.call(lambda conn: self._fetch(conn, names, max_count, deadline), 0.0)
+
+    async def _fetch(self, conn: Conn, queues: list[str], max_count: int, deadline: float) -> list[Delivery]:
+        await self._link.ensure_groups(conn, [self.keys.stream(q) for q in queues])
+        while True:
+            taken: list[_Taken] = []
+            if time.monotonic() >= self._housekeep_at:
+                taken = await self._housekeep(conn, queues, max_count)
+            room = max_count - len(taken)
+            if room > 0:
+                wait = 0.0 if taken else min(deadline, self._housekeep_at) - time.monotonic()
+                taken += await self._read(conn, queues, room, wait)
+            if taken or time.monotonic() >= deadline:
+                taken.sort(key=lambda t: t.order)
+                return [t.delivery for t in taken]
+
+    async def _housekeep(self, conn: Conn, queues: list[str], max_count: int) -> list[_Taken]:
+        """Promote due delayed messages; every ``_RECLAIM_EVERY``, take expired leases."""
+        now = time.monotonic()
+        reclaim = now >= self._reclaim_at
+        taken: list[_Taken] = []
+        next_due = time.time() + self._housekeep_every
+        more = False
+        for index, queue in enumerate(queues):
+            room = min(max_count - len(taken), _RECLAIM_BATCH) if reclaim else 0
+            due, claimed, has_more = await conn.script(
+                "housekeep",
+                [self.keys.stream(queue), self.keys.delayed(queue)],
+                [GROUP, conn.consumer, repr(time.time() * 1000), _PROMOTE_BATCH, room,
+                 self.lease_ms, max(_FORGET_CONSUMERS_MS, 10 * self.lease_ms)],
+            )
+            if due is not None:
+                next_due = min(next_due, float(due) / 1000)
+            more = more or bool(has_more) or (reclaim and room == 0)
+            for entry_id, deliveries, fields in claimed:
+                taken.append(self._taken(conn, queue, index, entry_id, int(deliveries), _pairs(fields)))
+        if reclaim:
+            self._reclaim_at = now if more else now + self._reclaim_every
+        self._housekeep_at = min(now + max(0.0, next_due - time.time()), self._reclaim_at)
+        return taken
+
+    async def _read(self, conn: Conn, queues: list[str], room: int, wait: float) -> list[_Taken]:
+        """Lease up to ``room`` new entries, oldest first; block up to ``wait`` seconds
+        for the first (``XREADGROUP ... BLOCK``: no polling)."""
+        if len(queues) > 1:
+            shares = await self._shares(conn, queues, room)
+            if shares:
+                return await self._read_shares(conn, queues, shares)
+            if wait <= 0:
+                return []
+        streams = [self.keys.stream(q) for q in queues]
+        command: list[Any] = ["XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", room]
+        block_ms = int(min(wait, BLOCK_CAP) * 1000)
+        if block_ms > 0:  # BLOCK 0 would wait forever; without BLOCK the read returns at once
+            command += ["BLOCK", block_ms]
+        command += ["STREAMS", *streams, *[">"] * len(streams)]
+        reply = await conn.client.execute_command(*command)  # type: ignore[no-untyped-call]
+        taken = self._parse_read(conn, queues, reply)
+        if len(taken) > room:
+            # Entries came to several streams at the moment the read woke, COUNT from
+            # each: keep the oldest, give the rest back (our next fetch takes them first).
+            taken.sort(key=lambda t: t.order)
+            await self._release(conn, [t.delivery for t in taken[room:]])
+            taken = taken[:room]
+        return taken
+
+    async def _shares(self, conn: Conn, queues: list[str], room: int) -> dict[int, int]:
+        """How many of the ``room`` oldest new entries each queue holds (by queue index)."""
+        keys = [[self.keys.stream(q)] for q in queues]
+        pipe = conn.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.evalsha(conn.scripts["peek"].sha, 1, *key, GROUP, room)
+        replies = await pipe.execute(raise_on_error=False)
+        if any(isinstance(reply, NoScriptError) for reply in replies):  # the server restarted
+            replies = [await conn.script("peek", key, [GROUP, room]) for key in keys]
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        oldest = sorted((entry_order(i), index) for index, ids in enumerate(replies) for i in ids)
+        shares: dict[int, int] = {}
+        for _, index in oldest[:room]:
+            shares[index] = shares.get(index, 0) + 1
+        return shares
+
+    async def _read_shares(self, conn: Conn, queues: list[str], shares: dict[int, int]) -> list[_Taken]:
+        """One non-blocking ``XREADGROUP`` per queue, each ``COUNT`` its share, pipelined.
+        (Another worker may take some first: then this one gets newer ones, never more.)"""
+        pipe = conn.client.pipeline(transaction=False)
+        for index, count in shares.items():
+            stream = self.keys.stream(queues[index])
+            pipe.execute_command(
+                "XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", count, "STREAMS", stream, ">"
+            )
+        taken: list[_Taken] = []
+        for reply in await pipe.execute():
+            taken += self._parse_read(conn, queues, reply)
+        return taken
+
+    def _parse_read(self, conn: Conn, queues: list[str], reply: Any) -> list[_Taken]:
+        """An XREADGROUP reply: ``[[stream, [(entry id, {field: value}), ...]], ...]`` or None."""
+        index_of = {self.keys.stream(q).encode(): i for i, q in enumerate(queues)}
+        return [
+            self._taken(conn, queues[index_of[stream]], index_of[stream], entry_id, 1, fields)
+            for stream, entries in reply or []
+            for entry_id, fields in entries
+        ]
+
+    def _taken(
+        self, conn: Conn, queue: str, index: int, entry_id: bytes, deliveries: int, fields: dict[bytes, bytes]
+    ) -> _Taken:
+        body = fields.get(b"body")
+        if body is None:
+            # Not written by hurtle: hand the worker every field, as JSON, so the
+            # dead letter it makes keeps what was there.
+            text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+            body = _json.encode(text)
+        message_id = fields.get(b"id", entry_id).decode(errors="replace")
+        receipt = Receipt(entry_id, message_id, conn.consumer)
+        return _Taken((*entry_order(entry_id), index), Delivery(queue, body, deliveries, receipt))
+
+    # -- settling --------------------------------------------------------------
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            await self._link.call(lambda conn: self._each_queue(conn, "ack", deliveries))
+
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            await self._link.call(lambda conn: self._each_queue(conn, "extend", deliveries))
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            await self._link.call(lambda conn: self._release(conn, deliveries))
+
+    async def _release(self, conn: Conn, deliveries: Sequence[Delivery]) -> None:
+        await self._each_queue(conn, "release", deliveries)
+        self._housekeep_at = self._reclaim_at = 0.0  # our next fetch takes them back first
+
+    async def _each_queue(self, conn: Conn, script: str, deliveries: Sequence[Delivery]) -> None:
+        """Run ``script`` once per queue over its (entry id, consumer, deliveries) triples."""
+        by_queue: dict[str, list[Any]] = {}
+        for d in deliveries:
+            receipt: Receipt = d.receipt
+            by_queue.setdefault(d.queue, []).extend((receipt.entry_id, receipt.consumer, d.deliveries))
+        for queue, triples in by_queue.items():
+            await conn.script(script, [self.keys.stream(queue)], [GROUP, *triples])
+
+    async def retry(self, delivery: Delivery, message: Message) -> None:
+        receipt: Receipt = delivery.receipt
+        if message.queue != delivery.queue:
+            # Two slots in a cluster: add the next attempt first, then let the old go.
+            await self.enqueue([message])
+            await self.ack([delivery])
+            return
+        eta_ms = "" if message.eta is None else repr(message.eta * 1000)
+        args = [GROUP, receipt.entry_id, receipt.consumer, delivery.deliveries,
+                _clean_id(message.id), message.body, eta_ms, repr(time.time() * 1000)]
+        keys = [self.keys.stream(delivery.queue), self.keys.delayed(delivery.queue)]
+        await self._link.call(lambda conn: conn.script("retry", keys, args))
+        self._expect_due(message.eta)
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        receipt: Receipt = delivery.receipt
+        keys = [self.keys.stream(delivery.queue), self.keys.dead(delivery.queue)]
+        args = [GROUP, receipt.entry_id, receipt.consumer, delivery.deliveries,
+                receipt.message_id, delivery.body, reason, repr(time.time())]
+        await self._link.call(lambda conn: conn.script("dead_letter", keys, args))
+
+    # -- looking and cleaning up -------------------------------------------------
+
+    async def _known_queues(self, conn: Conn) -> list[str]:
+        members = cast("set[bytes]", await conn.client.smembers(self.keys.queues))
+        return sorted(q.decode() for q in members)
+
+    async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
+        async def collect(conn: Conn) -> list[QueueStats]:
+            names = list(queues) if queues is not None else await self._known_queues(conn)
+            rows = []
+            for name in names:
+                keys = [self.keys.stream(name), self.keys.delayed(name), self.keys.dead(name)]
+                counts = await conn.script("stats", keys, [GROUP, self.lease_ms])
+                rows.append(QueueStats(name, *(int(c) for c in counts)))
+            return rows
+
+        return await self._link.call(collect)
+
+    async def purge(self, queue: str) -> int:
+        keys = [self.keys.stream(queue), self.keys.delayed(queue)]
+        purged = await self._link.call(lambda conn: conn.script("purge", keys, [GROUP, self.lease_ms]))
+        return int(purged)
+
+    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        async def collect(conn: Conn) -> list[tuple[tuple[int, int], DeadLetter]]:
+            names = [queue] if queue is not None else await self._known_queues(conn)
+            pipe = conn.client.pipeline(transaction=False)
+            for name in names:
+                pipe.xrevrange(self.keys.dead(name), count=limit)
+            found = []
+            for name, entries in zip(names, await pipe.execute(), strict=True):
+                for entry_id, fields in entries:
+                    found.append((entry_order(entry_id), _dead_letter(name, entry_id, fields)))
+            return found
+
+        found = await self._link.call(collect)
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        return [letter for _, letter in found[:limit]]
+
+    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+        async def move(conn: Conn) -> int:
+            moved = 0
+            if ids is None:
+                for name in await self._known_queues(conn):
+                    keys = [self.keys.dead(name), self.keys.stream(name)]
+                    while (count := int(await conn.script("requeue", keys, [_REQUEUE_BATCH]))) > 0:
+                        moved += count
+                return moved
+            by_queue: dict[str, list[str]] = {}
+            for dead_id in ids:
+                name, _, entry_id = dead_id.rpartition(":")
+                if name and is_entry_id(entry_id):
+                    by_queue.setdefault(name, []).append(entry_id)
+            for name, entry_ids in by_queue.items():
+                keys = [self.keys.dead(name), self.keys.stream(name)]
+                moved += int(await conn.script("requeue", keys, [len(entry_ids), *entry_ids]))
+            return moved
+
+        return await self._link.call(move)
+
+    async def purge_dead(self, queue: str | None = None) -> int:
+        async def purge(conn: Conn) -> int:
+            names = [queue] if queue is not None else await self._known_queues(conn)
+            pipe = conn.client.pipeline(transaction=True)
+            for name in names:
+                pipe.xlen(self.keys.dead(name))
+                pipe.delete(self.keys.dead(name))
+            replies = await pipe.execute()
+            return sum(int(n) for n in replies[::2])
+
+        return await self._link.call(purge)
+
+
+def _clean_id(message_id: str) -> str:
+    # The delayed set splits "<id>\n<body>" at the first newline.
+    return message_id.replace("\n", " ")
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A Lua reply's flat field list as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _dead_letter(queue: str, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
+    return DeadLetter(
+        id=f"{queue}:{entry_id.decode()}",
+        queue=queue,
+        body=fields.get(b"body", b""),
+        reason=fields.get(b"reason", b"").decode(errors="replace"),
+        failed_at=float(fields.get(b"failed_at", b"0") or 0),
+    )

@@ -1,0 +1,261 @@
+"""The Redis broker's plumbing: its URL, key names, one client per process, reconnects.
+
+One client and pool per broker object, made on first use in the process that
+uses it (seed 001: a pool built per request opened a connection per request and
+timed out under load). After ``fork`` the parent's client is dropped unclosed and
+a new one is made, as redis-py's own pool does in ``_checkpid``.
+
+A lost connection is retried with backoff (``reconnect_timeout`` seconds at
+most, then ``BrokerError``), and the log says so once when it is lost and once
+when it is back. ``fetch`` does not wait: it raises at once and the worker's
+own outage handling backs off, and exits past ``--max-disconnect``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    ConnectionError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
+
+from hurtle.errors import BrokerError, ConfigurationError
+from hurtle.retry import Exponential
+
+T = TypeVar("T")
+
+log = logging.getLogger("hurtle.redis")
+
+GROUP = "hurtle"  # the one consumer group of every queue's stream
+DEFAULT_PREFIX = "hurtle"
+DEFAULT_RECONNECT_TIMEOUT = 30.0  # seconds an operation keeps reconnecting before BrokerError
+BLOCK_CAP = 5.0  # seconds one blocking command may wait; below the socket timeout
+_SOCKET_TIMEOUT = BLOCK_CAP + 5.0  # a silent server (no RST) is noticed after this
+_CONNECT_TIMEOUT = 5.0
+_BACKOFF = Exponential(base=0.05, factor=2.0, cap=2.0)  # seconds between reconnect attempts
+_SCRIPTS = (
+    "enqueue", "peek", "ack", "extend", "release", "dead_letter", "retry", "housekeep",
+    "stats", "purge", "requeue",
+)
+_HURTLE_PARAMS = ("prefix", "reconnect_timeout")
+_NOT_TRANSIENT = (AuthenticationError, AuthorizationError)  # a wrong password will not heal
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names: every key of one queue carries the hash tag ``{queue}`` so a queue
+    lives on one Redis Cluster slot and its Lua scripts touch one slot only."""
+
+    prefix: str
+
+    @property
+    def queues(self) -> str:
+        return f"{self.prefix}:queues"
+
+    def stream(self, queue: str) -> str:
+        return f"{self.prefix}:{{{queue}}}:stream"
+
+    def delayed(self, queue: str) -> str:
+        return f"{self.prefix}:{{{queue}}}:delayed"
+
+    def dead(self, queue: str) -> str:
+        return f"{self.prefix}:{{{queue}}}:dead"
+
+    def result(self, task_id: str) -> str:
+        return f"{self.prefix}:result:{task_id}"
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    """A hurtle Redis URL: redis-py's URL plus hurtle's own query parameters."""
+
+    client_url: str  # what redis-py gets: the URL without hurtle's parameters
+    where: str  # for logs and errors: no password
+    keys: Keys
+    reconnect_timeout: float
+
+    @classmethod
+    def parse(cls, url: str) -> RedisURL:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {k: v for k, v in query if k in _HURTLE_PARAMS}
+        client_url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours])))
+        prefix = ours.get("prefix", DEFAULT_PREFIX)
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ConfigurationError(f"bad Redis URL {url!r}: prefix must be non-empty, without braces")
+        try:
+            reconnect_timeout = float(ours.get("reconnect_timeout", DEFAULT_RECONNECT_TIMEOUT))
+            kwargs = parse_url(client_url)
+        except ValueError as exc:
+            raise ConfigurationError(f"bad Redis URL {url!r}: {exc}") from None
+        path = parts.path.strip("/")
+        if parts.scheme != "unix" and path and not path.isdigit():
+            raise ConfigurationError(f"bad Redis URL {url!r}: the path is a database number, like /0")
+        if parts.scheme == "unix":
+            where = f"unix://{kwargs.get('path', '')}"
+        else:
+            where = f"{parts.scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        where += f"/{kwargs.get('db', 0)}"
+        return cls(client_url, where, Keys(prefix), reconnect_timeout)
+
+
+@functools.cache
+def script_source(name: str) -> str:
+    """``redis_lua/NAME.lua`` with ``lib.lua``, the helpers every script shares, in front."""
+    folder = resources.files("hurtle.brokers").joinpath("redis_lua")
+    return folder.joinpath("lib.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
+
+
+@dataclass
+class Conn:
+    """What one process uses: a client (with its pool), the scripts, a consumer name."""
+
+    client: aioredis.Redis
+    scripts: dict[str, AsyncScript]
+    consumer: str
+    pid: int = field(default_factory=os.getpid)
+    groups: set[str] = field(default_factory=set)  # streams whose consumer group exists
+
+    async def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        # EVALSHA; after a server restart emptied the script cache, redis-py loads it again.
+        return await self.scripts[name](keys=keys, args=args)
+
+
+class Link:
+    """The broker's connection to Redis: made lazily per process, retried with backoff."""
+
+    def __init__(self, url: RedisURL, lease_ms: int) -> None:
+        self.url = url
+        self.lease_ms = lease_ms
+        self._conn: Conn | None = None
+        self._down_since: float | None = None  # monotonic: when calls began to fail
+        self._failures = 0  # failed attempts since
+        self._logged = False  # the outage was logged (so its end is logged too)
+        self._was_up = False  # a call succeeded once: a failure now is a lost connection
+
+    def conn(self) -> Conn:
+        conn = self._conn
+        if conn is None or conn.pid != os.getpid():
+            # A client inherited through fork is the parent's: drop it, never close it.
+            conn = self._conn = self._open()
+        return conn
+
+    def _open(self) -> Conn:
+        host = socket.gethostname().replace("/", "_")
+        consumer = f"{host}/{os.getpid()}/{secrets.token_hex(3)}/{self.lease_ms}"
+        client = aioredis.Redis.from_url(
+            self.url.client_url,
+            socket_timeout=_SOCKET_TIMEOUT,
+            socket_connect_timeout=_CONNECT_TIMEOUT,
+            # One quick retry on a fresh connection (a pooled one the server closed);
+            # the backoff and its log lines are ours.
+            retry=Retry(NoBackoff(), 1),
+            client_name=f"hurtle:{host}:{os.getpid()}",
+        )
+        scripts = {name: client.register_script(script_source(name)) for name in _SCRIPTS}
+        return Conn(client, scripts, consumer)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and conn.pid == os.getpid():
+            await conn.client.aclose()
+
+    async def call(self, op: Callable[[Conn], Awaitable[T]], patience: float | None = None) -> T:
+        """Run ``op``; on a lost connection, reconnect with backoff for up to ``patience``
+        seconds (default: the URL's ``reconnect_timeout``), then raise ``BrokerError``."""
+        deadline = time.monotonic() + (self.url.reconnect_timeout if patience is None else patience)
+        regrouped = False
+        while True:
+            conn = self.conn()
+            try:
+                result = await op(conn)
+            except _NOT_TRANSIENT as exc:
+                raise BrokerError(f"Redis at {self.url.where} refused us: {exc}") from exc
+            except (ConnectionError, TimeoutError) as exc:
+                pause = _BACKOFF.compute(self._failures + 1)
+                retrying = time.monotonic() + pause <= deadline
+                self._lost(exc, retrying)
+                if not retrying:
+                    raise BrokerError(f"Redis at {self.url.where} is unreachable: {exc}") from exc
+                await asyncio.sleep(pause)
+                continue
+            except ResponseError as exc:
+                if str(exc).startswith("NOGROUP") and not regrouped:
+                    conn.groups.clear()  # the stream was deleted (or Redis lost its data)
+                    regrouped = True
+                    continue
+                raise BrokerError(f"Redis at {self.url.where}: {exc}") from exc
+            except RedisError as exc:
+                raise BrokerError(f"Redis at {self.url.where}: {exc}") from exc
+            self._back()
+            return result
+
+    def _lost(self, exc: Exception, retrying: bool) -> None:
+        """Note a failed attempt; say so once per outage. A first connection that
+        fails without a retry is only raised (a one-line error at the CLI)."""
+        self._failures += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if self._logged or not (self._was_up or retrying):
+            return
+        self._logged = True
+        what = "lost the connection to" if self._was_up else "cannot reach"
+        log.warning(
+            "%s Redis at %s (%s: %s); reconnecting with backoff",
+            what, self.url.where, type(exc).__name__, exc,
+        )
+
+    def _back(self) -> None:
+        if self._logged and self._down_since is not None:
+            log.warning(
+                "reconnected to Redis at %s after %.1fs (%d failed attempts)",
+                self.url.where, time.monotonic() - self._down_since, self._failures,
+            )
+        self._down_since, self._failures, self._logged, self._was_up = None, 0, False, True
+
+    async def ensure_groups(self, conn: Conn, streams: Sequence[str]) -> None:
+        """Create the consumer group of each stream once (from its first entry: ``0``)."""
+        for stream in streams:
+            if stream in conn.groups:
+                continue
+            try:
+                await conn.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if not str(exc).startswith("BUSYGROUP"):
+                    raise
+            conn.groups.add(stream)
+
+
+_ENTRY_ID = re.compile(r"^\d+-\d+$")
+
+
+def is_entry_id(text: str) -> bool:
+    return bool(_ENTRY_ID.match(text))
+
+
+def entry_order(entry_id: bytes) -> tuple[int, int]:
+    """Stream ids sort as (milliseconds, sequence)."""
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,72 @@
+-- Helpers shared by every hurtle script: the loader puts this file in front of
+-- each one (redis.py, _load_script). Plain Redis 6.2+ Lua, RESP2 replies.
+
+-- {k1, v1, k2, v2, ...} -> {k1 = v1, k2 = v2, ...}
+local function field_map(flat)
+  local map = {}
+  for i = 1, #flat, 2 do
+    map[flat[i]] = flat[i + 1]
+  end
+  return map
+end
+
+-- A consumer's lease in ms: hurtle names consumers HOST/PID/TOKEN/LEASE_MS, so
+-- every reclaimer honours the lease of the worker that holds an entry, not its own.
+local function lease_ms(consumer, default)
+  return tonumber(string.match(consumer, '/(%d+)$')) or default
+end
+
+-- The consumers of a group as {name, pending, idle}; none when the group or the
+-- stream does not exist.
+local function consumers(stream, group)
+  local rows = redis.pcall('XINFO', 'CONSUMERS', stream, group)
+  if rows.err then
+    return {}
+  end
+  local found = {}
+  for i, row in ipairs(rows) do
+    local info = field_map(row)
+    found[i] = {name = info['name'], pending = tonumber(info['pending']), idle = tonumber(info['idle'])}
+  end
+  return found
+end
+
+-- The pending entries of one consumer whose lease ran out (idle >= its lease).
+local function expired(stream, group, consumer, default_lease, count)
+  local lease = lease_ms(consumer, default_lease)
+  return redis.call('XPENDING', stream, group, 'IDLE', lease, '-', '+', count, consumer), lease
+end
+
+-- True when `consumer` still holds entry `id` as delivery number `deliveries`:
+-- the fencing token of a lease, so a worker whose lease expired and was taken
+-- over cannot ack, extend, retry or dead-letter the new holder's delivery.
+local function held(stream, group, id, consumer, deliveries)
+  local found = redis.pcall('XPENDING', stream, group, id, id, 1, consumer)
+  if found.err or found[1] == nil then
+    return false
+  end
+  return tonumber(found[1][4]) == tonumber(deliveries)
+end
+
+-- Split a delayed-set member "<message id>\n<body>".
+local function split_member(member)
+  local cut = string.find(member, '\n', 1, true)
+  return string.sub(member, 1, cut - 1), string.sub(member, cut + 1)
+end
+
+-- Stream ids from the server clock in microseconds: <ms>-<us within the ms * 10^6 + n>.
+-- With '*' each stream numbers the entries of one millisecond from 0, so entries
+-- of two queues added in the same millisecond could not be told apart by age;
+-- these sort by when they were added, across every stream of this server.
+local clock = redis.call('TIME')
+local id_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local id_seq = (tonumber(clock[2]) % 1000) * 1000000
+local function add(stream, ...)
+  id_seq = id_seq + 1
+  local added = redis.pcall('XADD', stream, string.format('%.0f-%.0f', id_ms, id_seq), ...)
+  if type(added) == 'table' and added.err then
+    return redis.call('XADD', stream, '*', ...) -- the clock went back: keep the stream's order
+  end
+  return added
+end
+

@@ -1,0 +1,1 @@
+"""One broker contract suite, run against every broker (see conftest.BROKERS)."""

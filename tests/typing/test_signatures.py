@@ -1,0 +1,76 @@
+"""``Task[P, R]`` keeps the decorated function's signature: checked by mypy.
+
+mypy (strict, ``warn_unused_ignores``) checks this file: each annotated line
+must type-check, and each ``# type: ignore[code]`` line must really be the
+error it names, or mypy reports the ignore as unused. The ``uses_*`` functions
+are never called; pytest only imports the module (see the one test below).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hurtle
+
+app = hurtle.App("memory://typing-signatures")
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(queue="io", retries=2, timeout=5.0)
+def scale(x: float, *, by: float = 2.0) -> float:
+    return x * by
+
+
+@app.task
+async def fetch(url: str) -> bytes:
+    return url.encode()
+
+
+@app.task(name="typing.lookup", queue="io")
+async def lookup(key: str, default: int | None = None) -> int | None:
+    return default
+
+
+def uses_sync_tasks() -> None:
+    handle: hurtle.Handle[int] = add.send(1, 2)
+    total: int = handle.result(timeout=1.0)
+    scaled: hurtle.Handle[float] = scale.send(1.5, by=3.0)
+    delayed: hurtle.Handle[int] = add.options(delay=5.0, queue="low").send(1, 2)
+    many: list[hurtle.Handle[int]] = add.send_many([(1, 2), {"x": 3, "y": 4}])
+    by_name: hurtle.Handle[Any] = app.send_task("tests.typing.add", 1, 2)
+    handle_id: str = handle.id
+    print(total, scaled, delayed, many, by_name, handle_id)
+
+    add.send("x", 2)  # type: ignore[arg-type]
+    add.send(1)  # type: ignore[call-arg]
+    add.send(1, 2, 3)  # type: ignore[call-arg]
+    add.send(1, z=2)  # type: ignore[call-arg]
+    scale.send(1.0, 3.0)  # type: ignore[call-arg]
+    add.options(delay=1.0).send(1, "y")  # type: ignore[arg-type]
+    wrong: hurtle.Handle[str] = add.send(1, 2)  # type: ignore[assignment]
+    not_int: str = add.send(1, 2).result()  # type: ignore[assignment]
+    print(wrong, not_int)
+
+
+async def uses_async_tasks() -> None:
+    handle: hurtle.Handle[bytes] = await fetch.send_async("https://example.org")
+    body: bytes = await handle.result_async(timeout=1.0)
+    sync_handle: hurtle.Handle[bytes] = fetch.send("https://example.org")
+    found: hurtle.Handle[int | None] = await lookup.send_async("k", default=3)
+    value: int | None = found.result()
+    many: list[hurtle.Handle[int]] = await add.send_many_async([(1, 2)])
+    print(body, sync_handle, value, many)
+
+    await fetch.send_async(b"https://example.org")  # type: ignore[arg-type]
+    await lookup.send_async("k", default="none")  # type: ignore[arg-type]
+    text: str = await handle.result_async()  # type: ignore[assignment]
+    print(text)
+
+
+def test_the_typed_module_imports_and_registers_its_tasks() -> None:
+    assert set(app.tasks) == {add.name, scale.name, fetch.name, "typing.lookup"}
+    assert (fetch.is_async, lookup.opts.queue) == (True, "io")

@@ -1,0 +1,1 @@
+"""Specification-style tests of hurtle's parts, with the memory broker."""

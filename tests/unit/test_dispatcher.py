@@ -1,0 +1,107 @@
+"""The Dispatcher: every defect of a message is found before user code runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hurtle import App, Envelope
+from hurtle.brokers import Delivery
+from hurtle.envelope import encode
+from hurtle.worker.dispatcher import Dispatcher, Job
+from hurtle.worker.outcome import DeadLetter
+
+KEY = b"k"
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def delivery(body: bytes, deliveries: int = 1) -> Delivery:
+    return Delivery("default", body, deliveries, receipt=None)
+
+
+def message(task: str, *args: Any, **kwargs: Any) -> bytes:
+    return encode(Envelope(id="x1", task=task, args=list(args), kwargs=kwargs))
+
+
+@pytest.fixture
+def dispatcher(app: App) -> Dispatcher:
+    app.task(name="maths.add")(add)
+    return Dispatcher(app.tasks, max_deliveries=3, secret_key=None)
+
+
+def dead_letter(prepared: Job | tuple[DeadLetter, Envelope | None]) -> tuple[str, Envelope | None]:
+    assert not isinstance(prepared, Job), "the message was accepted"
+    outcome, envelope = prepared
+    return outcome.reason, envelope
+
+
+def test_a_good_message_becomes_a_job_for_its_task(dispatcher: Dispatcher) -> None:
+    job = dispatcher.prepare(delivery(message("maths.add", 1, y=2)))
+
+    assert isinstance(job, Job)
+    assert job.task is dispatcher.tasks["maths.add"]
+    assert (job.envelope.args, job.envelope.kwargs, job.is_async) == ([1], {"y": 2}, False)
+
+
+def test_an_undecodable_message_is_dead_lettered_with_the_reason(dispatcher: Dispatcher) -> None:
+    reason, envelope = dead_letter(dispatcher.prepare(delivery(b"not json")))
+
+    assert reason.startswith("undecodable message")
+    assert envelope is None
+
+
+def test_a_message_for_an_unknown_task_is_dead_lettered_naming_it(dispatcher: Dispatcher) -> None:
+    reason, envelope = dead_letter(dispatcher.prepare(delivery(message("maths.rm", 1))))
+
+    assert reason == "unknown task 'maths.rm': not registered with this app"
+    assert envelope is not None and envelope.task == "maths.rm"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [((1,), {}), ((1, 2, 3), {}), ((1, 2), {"z": 3}), ((1,), {"x": 2})],
+)
+def test_a_task_with_arguments_that_do_not_bind_is_dead_lettered_with_the_reason(
+    dispatcher: Dispatcher, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    reason, envelope = dead_letter(dispatcher.prepare(delivery(message("maths.add", *args, **kwargs))))
+
+    assert reason.startswith("arguments do not bind to maths.add: ")
+    assert envelope is not None and envelope.id == "x1"
+
+
+def test_a_message_delivered_more_than_max_deliveries_is_dead_lettered(
+    dispatcher: Dispatcher,
+) -> None:
+    body = message("maths.add", 1, 2)
+
+    assert isinstance(dispatcher.prepare(delivery(body, deliveries=3)), Job)
+    reason, envelope = dead_letter(dispatcher.prepare(delivery(body, deliveries=4)))
+
+    assert reason.startswith("delivered 4 times, over max_deliveries=3")
+    assert envelope is not None and envelope.task == "maths.add"
+
+
+def test_an_undecodable_message_over_max_deliveries_is_still_dead_lettered(
+    dispatcher: Dispatcher,
+) -> None:
+    reason, envelope = dead_letter(dispatcher.prepare(delivery(b"not json", deliveries=9)))
+
+    assert "over max_deliveries=3" in reason
+    assert envelope is None
+
+
+def test_with_a_secret_key_only_signed_messages_become_jobs(app: App) -> None:
+    app.task(name="maths.add")(add)
+    dispatcher = Dispatcher(app.tasks, max_deliveries=3, secret_key=KEY)
+    envelope = Envelope(id="x1", task="maths.add", args=[1, 2])
+
+    assert isinstance(dispatcher.prepare(delivery(encode(envelope, KEY))), Job)
+    reason, _ = dead_letter(dispatcher.prepare(delivery(encode(envelope))))
+    assert reason == "unsigned message refused: the app has a secret_key"
+    reason, _ = dead_letter(dispatcher.prepare(delivery(encode(envelope, b"other key"))))
+    assert reason == "bad signature: message refused"
