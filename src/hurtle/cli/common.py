@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -54,6 +55,15 @@ def load_app(spec: str) -> App:
         found = "nothing" if app is None else type(app).__name__
         fail(f"{module_name}:{attr} is {found}, not a hurtle.App")
     return app
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_broker(url: str | None) -> Broker:

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hurtle.brokers import QueueStats
-from hurtle.cli.common import open_broker, run
+from hurtle.cli.common import open_broker, redact, run
 
 
 @click.command()
@@ -26,9 +26,9 @@ def status(broker_url: str | None, queues: str | None) -> None:
 
     rows = run(collect())
     if not rows:
-        click.echo(f"no queues on {broker.url}")
+        click.echo(f"no queues on {redact(broker.url)}")
         return
-    table = Table("queue", "ready", "delayed", "in flight", "dead", title=broker.url)
+    table = Table("queue", "ready", "delayed", "in flight", "dead", title=redact(broker.url))
     for row in rows:
         table.add_row(row.name, str(row.ready), str(row.delayed), str(row.in_flight), str(row.dead))
     Console().print(table)
