@@ -74,7 +74,7 @@ async def test_a_read_before_any_write_runs_outside_a_transaction(sql: SQLThread
     in_batch = await asyncio.gather(
         sql.call(insert, 1, write=True), sql.call(in_transaction, write=False)
     )
-    assert in_batch == [None, True]  # after a write, in the tick's transaction
+    assert list(in_batch) == [None, True]  # after a write, in the tick's transaction
 
 
 async def test_a_write_waits_for_another_connection_to_release_the_lock(

@@ -21,7 +21,9 @@ from hurtle.bench.runner import Options, RunRecorder, run_burst
 APP_SPEC = "hurtle.bench.noop:app"
 KINDS = ("sync", "async")
 
-app = App()
+# Named so importing this module never reads $HURTLE_BROKER: `hurtle bench` and
+# the worker it starts point the app at the benchmark's broker.
+app = App("memory://hurtle-bench")
 recorder = RunRecorder()
 app.on_worker_stop(recorder.save)
 

@@ -18,6 +18,18 @@ While another process holds the write lock the batch is rolled back and run
 again after a pause of 50 us, doubling to 2 ms, for up to 30 s. SQLite's own
 busy handler sleeps 1, 2, 5, 10 ms...; a write here holds the lock for about
 0.1 ms, and measured, a 0.2 ms hold cost the waiter 1.2 ms.
+
+WAL checkpoints (copying the log back into the database, with an fsync) run on
+a second thread with its own connection, every ``CHECKPOINT_EVERY`` committed
+batches: SQLite's automatic checkpoint runs inside the commit that crosses
+1,000 pages and stalled that worker for ~20 ms, ~100 us per commit on average
+(measured on 4-message ack+lease batches). The writer keeps an automatic
+checkpoint at ``BACKSTOP_PAGES`` in case the background one falls behind.
+Under a steady load from several processes the WAL grows past 1,000 pages
+either way (a PASSIVE checkpoint cannot finish while others append): measured
+on 20,000 no-op tasks with 2 workers, 18-37 MB with SQLite's own checkpoints,
+41-70 MB with these; it is cut back to ``WAL_KEEP_BYTES`` once it restarts,
+and deleted when the last connection closes.
 """
 
 from __future__ import annotations
@@ -37,6 +49,9 @@ from hurtle.errors import BrokerError, HurtleError
 T = TypeVar("T")
 
 BUSY_TIMEOUT = 30.0  # seconds a batch waits for another process's write lock
+CHECKPOINT_EVERY = 200  # committed write batches between background checkpoints
+BACKSTOP_PAGES = 10_000  # the writer checkpoints itself past this many WAL pages
+WAL_KEEP_BYTES = 16 * 1024 * 1024  # a WAL file that grew under load is cut back to this
 _PAUSE_MIN = 0.00005  # seconds: first pause when the database is locked
 _PAUSE_MAX = 0.002  # seconds: longest pause between tries
 _SQLITE_BUSY = 5  # result code; extended codes (BUSY_RECOVERY, ...) share the low byte
@@ -72,6 +87,8 @@ class SQLThread:
         self._pending: list[Call] = []
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._checkpointer = Checkpointer(open_connection)
+        self._commits = 0
 
     async def call(self, fn: Callable[..., T], *args: Any, write: bool) -> T:
         """Run ``fn(conn, *args)`` on the thread; ``write`` ones in the tick's transaction."""
@@ -98,6 +115,7 @@ class SQLThread:
         if thread is not None:
             self._jobs.put(None)
             thread.join()
+        self._checkpointer.close()
 
     # -- on the thread -------------------------------------------------------
 
@@ -139,6 +157,8 @@ class SQLThread:
     def _attempt(self, calls: list[Call]) -> list[Outcome]:
         if self._conn is None:
             self._conn = self._open()
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+            self._conn.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
         conn = self._conn
         savepoints = sum(call.write for call in calls) > 1
         outcomes: list[Outcome] = []
@@ -163,6 +183,9 @@ class SQLThread:
             outcomes.append((True, value))
         if conn.in_transaction:
             conn.execute("COMMIT")
+            self._commits += 1
+            if self._commits % CHECKPOINT_EVERY == 0:
+                self._checkpointer.nudge()
         return outcomes
 
     @staticmethod
@@ -188,6 +211,50 @@ class SQLThread:
         error = BrokerError(f"SQLite {self._where}: {exc}")
         error.__cause__ = exc
         return error
+
+
+class Checkpointer:
+    """A thread with its own connection that checkpoints the WAL when nudged.
+
+    PASSIVE: it never waits for readers or writers; when another process is
+    checkpointing at the same moment this one is skipped, and the next nudge
+    tries again.
+    """
+
+    def __init__(self, open_connection: Callable[[], sqlite3.Connection]) -> None:
+        self._open = open_connection
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def nudge(self) -> None:
+        if self._thread is None:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._serve, name="hurtle-sqlite-wal", daemon=True)
+            self._thread.start()
+        self._wanted.set()
+
+    def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping = True
+            self._wanted.set()
+            thread.join()
+
+    def _serve(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._stopping:
+                break
+            try:
+                conn = conn or self._open()
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except (sqlite3.Error, HurtleError):
+                pass  # busy, or the database went away: the next nudge tries again
+        if conn is not None:
+            conn.close()
 
 
 def _by_loop(jobs: list[_Job | None]) -> list[_Job]:

@@ -61,7 +61,10 @@ def bench(
     if broker_url and broker_url.startswith("memory:"):
         fail("--broker: a memory:// broker lives in one process; the worker runs in another")
     options = Options(count, broker_url, processes or os.cpu_count() or 1, batch, kind)
-    run = _workload(workload)
+    try:
+        run = _workload(workload)
+    except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER
+        fail(str(exc))
     console = Console(stderr=as_json)
     if not as_json:
         where = broker_url or "SQLite in a fresh temp dir per run"
@@ -126,7 +129,8 @@ def _notes(result: RunResult, runs: int, batch: int) -> str:
     return (
         f"enqueue: send_many in batches of {batch:,}, timed alone, in this process.\n"
         "processing: first task start -> last task finish, by the tasks' own clocks;"
-        " excludes worker start-up and the burst-mode exit check.\n"
+        " excludes worker start-up and the burst-mode exit check (the last acks are"
+        " written one flush after the last finish; wall covers them).\n"
         "wall: worker subprocess start -> exit; includes interpreter start, app import,"
         " fork, connect and the burst-mode exit check.\n"
         "worker CPU: user + system time of the worker and its forked processes, start-up"

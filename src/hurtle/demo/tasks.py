@@ -19,8 +19,10 @@ CHARGE_RETRIES = 2  # charge_card is tried 1 + this many times before it is dead
 UNKNOWN_TASK = "hurtle.demo.tasks.export_legacy"  # sent by name; no function has this name
 
 # The demo queue, not "default": a demo pointed at your own broker with --broker
-# only ever touches its own messages.
-app = hurtle.App(default_queue=QUEUE)
+# only ever touches its own messages. The broker is named here so that importing
+# this module (every `hurtle` command does) never reads $HURTLE_BROKER; `hurtle
+# demo` and the worker it starts point the app at the demo's broker.
+app = hurtle.App("memory://hurtle-demo", default_queue=QUEUE)
 
 
 @app.task
