@@ -10,6 +10,7 @@
 """
 
 from hurtle.app import App
+from hurtle.context import TaskContext, current_task
 from hurtle.envelope import PROTOCOL_VERSION, Envelope
 from hurtle.errors import (
     BrokerError,
@@ -39,6 +40,8 @@ __all__ = [
     "ResultExpired",
     "Retry",
     "Task",
+    "TaskContext",
     "TaskFailed",
     "TimeLimitExceeded",
+    "current_task",
 ]

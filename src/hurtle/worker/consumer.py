@@ -22,6 +22,7 @@ import msgspec
 from hurtle.app import App
 from hurtle.brokers import Delivery, Message
 from hurtle.client import Connection
+from hurtle.context import TaskContext, set_current
 from hurtle.envelope import Envelope, Result, encode, encode_result
 from hurtle.retry import DEFAULT_BACKOFF
 from hurtle.worker.dispatcher import Dispatcher, Job
@@ -198,6 +199,12 @@ class Consumer:
         started = time.time()
         executor = self.async_executor if task.is_async else self.thread_executor
         timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
+        set_current(
+            TaskContext(
+                envelope.id, task.name, job.delivery.queue, envelope.attempt,
+                job.delivery.deliveries, envelope.headers,
+            )
+        )
         key = id(job.delivery)
         if task.is_async:
             self._async_names[key] = task.name
