@@ -24,9 +24,10 @@ def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:
         from hurtle.brokers.memory import MemoryBroker
 
         return MemoryBroker(url, visibility_timeout=visibility_timeout)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
         try:
             from hurtle.brokers.redis import RedisBroker
+            from hurtle.brokers.redis_cluster import RedisClusterBroker
         except ImportError as exc:
             if (exc.name or "").partition(".")[0] != "redis":
                 raise
@@ -34,6 +35,23 @@ def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:
                 f"broker URL {url!r} needs the redis package: pip install 'hurtle[redis]'"
             ) from None
 
+        if scheme in RedisClusterBroker.schemes:
+            return RedisClusterBroker(url, visibility_timeout=visibility_timeout)
         return RedisBroker(url, visibility_timeout=visibility_timeout)
-    known = "sqlite:///path.db, memory://, redis://host:6379/0, rediss://..., unix:///path.sock"
+    if scheme in ("amqp", "amqps"):
+        try:
+            from hurtle.brokers.amqp import AMQPBroker
+        except ImportError as exc:
+            if (exc.name or "").partition(".")[0] not in ("aio_pika", "aiormq", "pamqp"):
+                raise
+            raise ConfigurationError(
+                f"broker URL {url!r} needs the aio-pika package: pip install 'hurtle[amqp]'"
+            ) from None
+
+        return AMQPBroker(url, visibility_timeout=visibility_timeout)
+    known = (
+        "sqlite:///path.db, memory://, redis://host:6379/0, rediss://..., unix:///path.sock,"
+        " redis+cluster://host:6379, rediss+cluster://...,"
+        " amqp://user:password@host:5672/vhost, amqps://..."
+    )
     raise ConfigurationError(f"unknown broker URL {url!r}: hurtle knows {known}")

@@ -2,6 +2,10 @@
 
 URL: ``redis://[[user]:password@]host:6379/DB?prefix=hurtle&reconnect_timeout=30``
 (``unix:///path/redis.sock?db=0``); other query parameters go to redis-py.
+A Redis Cluster: ``redis+cluster://[[user]:password@]host:6379?prefix=hurtle`` (TLS:
+``rediss+cluster://``), naming any one node; the client asks it for the others.
+Database 0 only, no ``unix://``; a query parameter redis-py's ``RedisCluster``
+does not take is a ``ConfigurationError``. See ``redis_cluster.py``.
 
 Key schema (``P`` is the prefix; ``{q}`` the queue name as a Cluster hash tag, so
 every key of a queue, and so every script, lives on one slot)::
@@ -44,9 +48,10 @@ stream holds only waiting and leased entries. Results: ``wait`` blocks with
 waiter sees it), never polling; each blocking call holds a pooled connection of
 its own.
 
-Not in this slice: a Redis Cluster client. Each script touches one queue's keys
-(one slot); what would need changing is the read over several streams (one
-XREADGROUP per queue) and the ``P:queues`` set (a slot of its own).
+Cluster: every script's keys are one queue's (``{q}``: one slot), or one result
+key (``store.lua``), so each runs whole on the node serving that slot. What
+spans queues is done per slot instead (``RedisClusterBroker``): reads, sends to
+several queues, the result store's batch; ``P:queues`` is a slot of its own.
 """
 
 from __future__ import annotations
@@ -54,10 +59,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
+from urllib.parse import urlsplit
 
 import msgspec
-from redis.exceptions import NoScriptError
 
 from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats
 from hurtle.brokers.redis_link import (
@@ -71,6 +76,7 @@ from hurtle.brokers.redis_link import (
     script_source,
 )
 from hurtle.brokers.redis_results import RedisResults
+from hurtle.errors import ConfigurationError
 
 _HOUSEKEEP_EVERY = 1.0  # seconds between promotions of due delayed messages, at most
 _RECLAIM_EVERY = 1.0  # seconds between searches for expired leases, at most
@@ -99,11 +105,14 @@ class _Taken:
 
 
 class RedisBroker(RedisResults, Broker):
-    schemes = ("redis", "rediss", "unix")
+    schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
     blocking_fetch = True
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, visibility_timeout: float = 30.0) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)
+        if urlsplit(url).scheme not in self.schemes:  # a cluster URL needs the cluster class
+            served = ", ".join(self.schemes)
+            raise ConfigurationError(f"{type(self).__name__} serves {served} URLs, not {url!r}")
         parsed = RedisURL.parse(url)
         self.keys = parsed.keys
         self.lease_ms = max(1, int(visibility_timeout * 1000))
@@ -142,15 +151,9 @@ class RedisBroker(RedisResults, Broker):
     ) -> None:
         """The common case (``send_many`` of one task): one script call, atomic."""
         (queue,) = queues
-        keys, args = self._enqueue_call(queue, batch, now)
         pipe = conn.client.pipeline(transaction=False)
         pipe.sadd(self.keys.queues, queue)
-        pipe.evalsha(conn.scripts["enqueue"].sha, len(keys), *keys, *args)
-        _, added = await pipe.execute(raise_on_error=False)
-        if isinstance(added, NoScriptError):  # a restarted server forgot it: nothing was added
-            await conn.script("enqueue", keys, args)
-        elif isinstance(added, Exception):
-            raise added
+        await conn.scripts_in(pipe, "enqueue", [self._enqueue_call(queue, batch, now)])
 
     async def _enqueue_many_queues(
         self, conn: Conn, queues: list[str], batch: list[Message], now: float
@@ -236,14 +239,7 @@ class RedisBroker(RedisResults, Broker):
                 return await self._read_shares(conn, queues, shares)
             if wait <= 0:
                 return []
-        streams = [self.keys.stream(q) for q in queues]
-        command: list[Any] = ["XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", room]
-        block_ms = int(min(wait, BLOCK_CAP) * 1000)
-        if block_ms > 0:  # BLOCK 0 would wait forever; without BLOCK the read returns at once
-            command += ["BLOCK", block_ms]
-        command += ["STREAMS", *streams, *[">"] * len(streams)]
-        reply = await conn.client.execute_command(*command)  # type: ignore[no-untyped-call]
-        taken = self._parse_read(conn, queues, reply)
+        taken = await self._read_new(conn, queues, room, int(min(wait, BLOCK_CAP) * 1000))
         if len(taken) > room:
             # Entries came to several streams at the moment the read woke, COUNT from
             # each: keep the oldest, give the rest back (our next fetch takes them first).
@@ -252,18 +248,20 @@ class RedisBroker(RedisResults, Broker):
             taken = taken[:room]
         return taken
 
+    async def _read_new(self, conn: Conn, queues: list[str], room: int, block_ms: int) -> list[_Taken]:
+        """One ``XREADGROUP`` over every stream, ``COUNT room`` from each."""
+        streams = [self.keys.stream(q) for q in queues]
+        command: list[Any] = ["XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", room]
+        if block_ms > 0:  # BLOCK 0 would wait forever; without BLOCK the read returns at once
+            command += ["BLOCK", block_ms]
+        command += ["STREAMS", *streams, *[">"] * len(streams)]
+        reply = await conn.client.execute_command(*command)
+        return self._parse_read(conn, queues, reply)
+
     async def _shares(self, conn: Conn, queues: list[str], room: int) -> dict[int, int]:
         """How many of the ``room`` oldest new entries each queue holds (by queue index)."""
-        keys = [[self.keys.stream(q)] for q in queues]
-        pipe = conn.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.evalsha(conn.scripts["peek"].sha, 1, *key, GROUP, room)
-        replies = await pipe.execute(raise_on_error=False)
-        if any(isinstance(reply, NoScriptError) for reply in replies):  # the server restarted
-            replies = [await conn.script("peek", key, [GROUP, room]) for key in keys]
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+        calls = [([self.keys.stream(q)], [GROUP, room]) for q in queues]
+        replies = await conn.scripts_in(conn.client.pipeline(transaction=False), "peek", calls)
         oldest = sorted((entry_order(i), index) for index, ids in enumerate(replies) for i in ids)
         shares: dict[int, int] = {}
         for _, index in oldest[:room]:
@@ -277,12 +275,17 @@ class RedisBroker(RedisResults, Broker):
         for index, count in shares.items():
             stream = self.keys.stream(queues[index])
             pipe.execute_command(
-                "XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", count, "STREAMS", stream, ">"
+                "XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", count, "STREAMS", stream, ">",
+                **self._route(conn, stream),
             )
         taken: list[_Taken] = []
         for reply in await pipe.execute():
             taken += self._parse_read(conn, queues, reply)
         return taken
+
+    def _route(self, conn: Conn, key: str) -> dict[str, Any]:
+        """Extra arguments of a pipelined command on ``key``: none on one server."""
+        return {}
 
     def _parse_read(self, conn: Conn, queues: list[str], reply: Any) -> list[_Taken]:
         """An XREADGROUP reply: ``[[stream, [(entry id, {field: value}), ...]], ...]`` or None."""

@@ -1,5 +1,8 @@
 """The Redis broker's plumbing: its URL, key names, one client per process, reconnects.
 
+The client is redis-py's asyncio ``Redis``, or its ``RedisCluster`` for a
+``redis+cluster://`` URL (``redis_cluster.py``); both answer the same commands.
+
 One client and pool per broker object, made on first use in the process that
 uses it (seed 001: a pool built per request opened a connection per request and
 timed out under load). After ``fork`` the parent's client is dropped unclosed and
@@ -15,19 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import os
 import re
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline as SinglePipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -35,9 +41,13 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
+    ClusterDownError,
     ConnectionError,
+    NoScriptError,
+    RedisClusterException,
     RedisError,
     ResponseError,
+    SlotNotCoveredError,
     TimeoutError,
 )
 
@@ -45,6 +55,8 @@ from hurtle.errors import BrokerError, ConfigurationError
 from hurtle.retry import Exponential
 
 T = TypeVar("T")
+Client = Union[aioredis.Redis, RedisCluster]  # noqa: UP007 - a runtime alias: py3.10 has no `type`
+Pipeline = Union[SinglePipeline, ClusterPipeline]  # noqa: UP007
 
 log = logging.getLogger("hurtle.redis")
 
@@ -57,10 +69,16 @@ _CONNECT_TIMEOUT = 5.0
 _BACKOFF = Exponential(base=0.05, factor=2.0, cap=2.0)  # seconds between reconnect attempts
 _SCRIPTS = (
     "enqueue", "peek", "ack", "extend", "release", "dead_letter", "retry", "housekeep",
-    "stats", "purge", "requeue",
+    "stats", "purge", "requeue", "store", "purge_dead",
 )
 _HURTLE_PARAMS = ("prefix", "reconnect_timeout")
 _NOT_TRANSIENT = (AuthenticationError, AuthorizationError)  # a wrong password will not heal
+# Worth reconnecting for: a lost connection, or a cluster failing over (no node
+# serves a slot for a moment; CLUSTERDOWN) - redis-py refreshes its slot map meanwhile.
+_TRANSIENT = (ConnectionError, TimeoutError, ClusterDownError, SlotNotCoveredError)
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+# What RedisCluster takes from a URL's query (it has no **kwargs: a typo would fail later).
+_CLUSTER_PARAMS = frozenset(inspect.signature(RedisCluster.__init__).parameters) - {"self"}
 
 
 @dataclass(frozen=True)
@@ -95,13 +113,18 @@ class RedisURL:
     where: str  # for logs and errors: no password
     keys: Keys
     reconnect_timeout: float
+    cluster: bool = False  # redis+cluster:// or rediss+cluster://: a RedisCluster client
 
     @classmethod
     def parse(cls, url: str) -> RedisURL:
         parts = urlsplit(url)
+        cluster = parts.scheme in CLUSTER_SCHEMES
         query = parse_qsl(parts.query, keep_blank_values=True)
         ours = {k: v for k, v in query if k in _HURTLE_PARAMS}
-        client_url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours])))
+        client_parts = parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours]))
+        if cluster:
+            client_parts = client_parts._replace(scheme=parts.scheme.removesuffix("+cluster"))
+        client_url = urlunsplit(client_parts)
         prefix = ours.get("prefix", DEFAULT_PREFIX)
         if not prefix or "{" in prefix or "}" in prefix:
             raise ConfigurationError(f"bad Redis URL {url!r}: prefix must be non-empty, without braces")
@@ -113,12 +136,28 @@ class RedisURL:
         path = parts.path.strip("/")
         if parts.scheme != "unix" and path and not path.isdigit():
             raise ConfigurationError(f"bad Redis URL {url!r}: the path is a database number, like /0")
+        if cluster:
+            _check_cluster_url(url, kwargs)
+            return cls(client_url, f"{parts.scheme}://{kwargs['host']}:{kwargs.get('port', 6379)}",
+                       Keys(prefix), reconnect_timeout, cluster=True)
         if parts.scheme == "unix":
             where = f"unix://{kwargs.get('path', '')}"
         else:
             where = f"{parts.scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
         where += f"/{kwargs.get('db', 0)}"
         return cls(client_url, where, Keys(prefix), reconnect_timeout)
+
+
+def _check_cluster_url(url: str, kwargs: Mapping[str, object]) -> None:
+    """A Cluster has database 0 only, TCP only, and a seed node to ask for the others."""
+    if kwargs.get("db", 0) != 0:
+        raise ConfigurationError(f"bad Redis URL {url!r}: a Redis Cluster has database 0 only")
+    if not kwargs.get("host"):
+        raise ConfigurationError(f"bad Redis URL {url!r}: name a node, like redis+cluster://host:6379")
+    unknown = sorted(set(kwargs) - _CLUSTER_PARAMS - {"connection_class"})
+    if unknown:
+        names = ", ".join(unknown)
+        raise ConfigurationError(f"bad Redis URL {url!r}: a Redis Cluster client takes no {names}")
 
 
 @functools.cache
@@ -132,7 +171,7 @@ def script_source(name: str) -> str:
 class Conn:
     """What one process uses: a client (with its pool), the scripts, a consumer name."""
 
-    client: aioredis.Redis
+    client: Client
     scripts: dict[str, AsyncScript]
     consumer: str
     pid: int = field(default_factory=os.getpid)
@@ -141,6 +180,27 @@ class Conn:
     async def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         # EVALSHA; after a server restart emptied the script cache, redis-py loads it again.
         return await self.scripts[name](keys=keys, args=args)
+
+    async def scripts_in(
+        self, pipe: Pipeline, name: str, calls: Sequence[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        """Add one ``EVALSHA`` of script ``name`` per (keys, args) to ``pipe``, run it, and
+        return every reply (the pipe's own commands first). A call a restarted server
+        answers NOSCRIPT did nothing: it runs again through ``script``, which loads it.
+
+        ``execute_command("EVALSHA")``, not ``pipe.evalsha``: redis-py's cluster pipeline
+        refuses the method (not the command), which it routes by the script's keys."""
+        first = len(pipe)
+        for keys, args in calls:
+            pipe.execute_command("EVALSHA", self.scripts[name].sha, len(keys), *keys, *args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for index, (keys, args) in enumerate(calls, first):
+            if isinstance(replies[index], NoScriptError):
+                replies[index] = await self.script(name, keys, args)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
 
 class Link:
@@ -165,12 +225,14 @@ class Link:
     def _open(self) -> Conn:
         host = socket.gethostname().replace("/", "_")
         consumer = f"{host}/{os.getpid()}/{secrets.token_hex(3)}/{self.lease_ms}"
-        client = aioredis.Redis.from_url(
+        make = RedisCluster.from_url if self.url.cluster else aioredis.Redis.from_url
+        client: Client = make(
             self.url.client_url,
             socket_timeout=_SOCKET_TIMEOUT,
             socket_connect_timeout=_CONNECT_TIMEOUT,
             # One quick retry on a fresh connection (a pooled one the server closed);
-            # the backoff and its log lines are ours.
+            # the backoff and its log lines are ours. (A cluster client retries once
+            # too, after refreshing its map of which node serves which slot.)
             retry=Retry(NoBackoff(), 1),
             client_name=f"hurtle:{host}:{os.getpid()}",
         )
@@ -193,7 +255,7 @@ class Link:
                 result = await op(conn)
             except _NOT_TRANSIENT as exc:
                 raise BrokerError(f"Redis at {self.url.where} refused us: {exc}") from exc
-            except (ConnectionError, TimeoutError) as exc:
+            except _TRANSIENT as exc:
                 pause = _BACKOFF.compute(self._failures + 1)
                 retrying = time.monotonic() + pause <= deadline
                 self._lost(exc, retrying)
@@ -202,12 +264,12 @@ class Link:
                 await asyncio.sleep(pause)
                 continue
             except ResponseError as exc:
-                if str(exc).startswith("NOGROUP") and not regrouped:
+                if _is_nogroup(exc) and not regrouped:
                     conn.groups.clear()  # the stream was deleted (or Redis lost its data)
                     regrouped = True
                     continue
                 raise BrokerError(f"Redis at {self.url.where}: {exc}") from exc
-            except RedisError as exc:
+            except (RedisError, RedisClusterException) as exc:
                 raise BrokerError(f"Redis at {self.url.where}: {exc}") from exc
             self._back()
             return result
@@ -246,6 +308,13 @@ class Link:
                 if not str(exc).startswith("BUSYGROUP"):
                     raise
             conn.groups.add(stream)
+
+
+def _is_nogroup(exc: ResponseError) -> bool:
+    """The stream or its group is gone; in a pipeline redis-py puts "Command # N (...)
+    of pipeline caused error: " in front of the server's words."""
+    text = str(exc)
+    return text.startswith("NOGROUP") or "caused error: NOGROUP" in text
 
 
 _ENTRY_ID = re.compile(r"^\d+-\d+$")

@@ -1,0 +1,379 @@
+"""The RabbitMQ broker's plumbing: its URL, its names, one connection per process, reconnects.
+
+One connection per broker object, made on first use in the process that uses it
+(seed 001), with three channels: ``pub`` publishes (publisher confirms on unless
+the URL says ``confirm=false``), ``sub`` consumes, gets and acknowledges, and
+``probe`` answers passive declares (a missing queue closes the channel it was
+asked on, so that channel is a throwaway). After ``fork`` the parent's
+connection is dropped unclosed and a new one is made.
+
+Every connection is a *generation*. A delivery tag means something only on the
+channel it came from: once a connection is gone, RabbitMQ has put its unacked
+messages back, and settling them on the next connection would be an error that
+closes the channel. Receipts carry their generation; an old one settles nothing.
+
+A lost connection is retried with backoff (``reconnect_timeout`` seconds at most,
+then ``BrokerError``), and the log says so once when it is lost and once when it
+is back. ``fetch`` does not wait: it raises at once and the worker backs off.
+
+aio-pika is the install extra; hurtle talks to its transport, aiormq, directly,
+because it needs exact control of consumers (see ``amqp.py``, fetching).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiormq
+from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
+from pamqp.common import FieldTable
+
+from hurtle.errors import BrokerError, ConfigurationError
+from hurtle.retry import Exponential
+
+T = TypeVar("T")
+
+log = logging.getLogger("hurtle.amqp")
+
+DEFAULT_PREFIX = "hurtle"
+DEFAULT_RECONNECT_TIMEOUT = 30.0  # seconds an operation keeps reconnecting before BrokerError
+QUEUE_TYPES = ("classic", "quorum")
+_CONNECT_TIMEOUT = 5.0  # seconds; a silent host (no RST) is given up on after this
+_BACKOFF = Exponential(base=0.05, factor=2.0, cap=2.0)  # seconds between reconnect attempts
+_HURTLE_PARAMS = ("prefix", "queue_type", "confirm", "reconnect_timeout", "delivery_limit")
+_NOT_TRANSIENT = (
+    aiormq.exceptions.AuthenticationError,
+    aiormq.exceptions.ProbableAuthenticationError,
+    aiormq.exceptions.IncompatibleProtocolError,
+    aiormq.exceptions.ChannelAccessRefused,
+)
+
+Callback = Callable[[DeliveredMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Names:
+    """Queue and exchange names, all under the URL's prefix ``P``::
+
+        P.q.<queue>            the work queue (durable; classic or quorum)
+        P.dead.<queue>         its dead letters (durable, classic: browsing never counts)
+        P.delay.<L>.<queue>    delay level L: every message waits 2**L units, then moves on
+        P.dead                 exchange (direct): dead letters, ours and RabbitMQ's
+        P.delay.<L>            exchange (headers): routes by the bit L of a message's delay
+        P.catalogue            one message per queue ever used (stats and dlq over all queues)
+    """
+
+    prefix: str
+
+    def work(self, queue: str) -> str:
+        return f"{self.prefix}.q.{queue}"
+
+    def dead(self, queue: str) -> str:
+        return f"{self.prefix}.dead.{queue}"
+
+    def delay(self, level: int, queue: str) -> str:
+        return f"{self.prefix}.delay.{level}.{queue}"
+
+    def delay_exchange(self, level: int) -> str:
+        return f"{self.prefix}.delay.{level}"
+
+    @property
+    def dead_exchange(self) -> str:
+        return f"{self.prefix}.dead"
+
+    @property
+    def catalogue(self) -> str:
+        return f"{self.prefix}.catalogue"
+
+    def queue_of(self, work_queue: str) -> str | None:
+        """The hurtle queue a work queue name stands for, or None."""
+        head = f"{self.prefix}.q."
+        return work_queue[len(head) :] if work_queue.startswith(head) else None
+
+
+@dataclass(frozen=True)
+class AMQPURL:
+    """A hurtle AMQP URL: aiormq's URL plus hurtle's own query parameters."""
+
+    client_url: str  # what aiormq gets: the URL without hurtle's parameters
+    where: str  # for logs and errors: no password
+    names: Names
+    queue_type: str
+    confirm: bool
+    reconnect_timeout: float
+    delivery_limit: int | None
+
+    @classmethod
+    def parse(cls, url: str) -> AMQPURL:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {k: v for k, v in query if k in _HURTLE_PARAMS}
+        client_url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours])))
+        prefix = ours.get("prefix", DEFAULT_PREFIX)
+        queue_type = ours.get("queue_type", "classic")
+        if not prefix or any(c.isspace() for c in prefix):
+            raise ConfigurationError(f"bad AMQP URL {url!r}: prefix must be non-empty, without spaces")
+        if queue_type not in QUEUE_TYPES:
+            raise ConfigurationError(f"bad AMQP URL {url!r}: queue_type is classic or quorum")
+        confirm = ours.get("confirm", "true").lower()
+        if confirm not in ("true", "false", "1", "0"):
+            raise ConfigurationError(f"bad AMQP URL {url!r}: confirm is true or false")
+        try:
+            reconnect_timeout = float(ours.get("reconnect_timeout", DEFAULT_RECONNECT_TIMEOUT))
+            limit = ours.get("delivery_limit")
+            delivery_limit = int(limit) if limit else None
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(f"bad AMQP URL {url!r}: {exc}") from None
+        if delivery_limit is not None and queue_type != "quorum":
+            raise ConfigurationError(f"bad AMQP URL {url!r}: delivery_limit needs queue_type=quorum")
+        default_port = 5671 if parts.scheme == "amqps" else 5672
+        where = f"{parts.scheme}://{parts.hostname or 'localhost'}:{port or default_port}{parts.path or '/'}"
+        return cls(
+            client_url, where, Names(prefix), queue_type, confirm in ("true", "1"),
+            reconnect_timeout, delivery_limit,
+        )
+
+
+class _CatchAll(dict[str, Any]):
+    """``sub.consumers``, where aiormq looks up the callback of each delivery.
+
+    aiormq forgets a consumer's callback when it is cancelled and drops any
+    delivery that comes for it later. RabbitMQ may still send some (those it
+    dispatched before it saw the cancel): they are unacked on our channel, and
+    dropped they would sit there until the connection closes. Every delivery on
+    ``sub`` is ours, so an unknown tag gets the broker's one callback.
+    """
+
+    def __init__(self, fallback: Callback) -> None:
+        super().__init__()
+        self.fallback = fallback
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key, self.fallback)
+
+
+@dataclass
+class Conn:
+    """One connection (one generation) and its channels, in the process that made it."""
+
+    connection: aiormq.Connection
+    pub: aiormq.Channel
+    sub: aiormq.Channel
+    generation: int
+    pid: int = field(default_factory=os.getpid)
+    probe: aiormq.Channel | None = None
+    # One question at a time on ``probe``: a missing queue closes it under any other.
+    probing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def alive(self) -> bool:
+        return not (self.connection.is_closed or self.pub.is_closed or self.sub.is_closed)
+
+    async def count(self, queue: str) -> int | None:
+        """Messages ready in ``queue`` (passive declare), or None when it does not exist."""
+        async with self.probing:
+            try:
+                ok = await (await self._probe()).queue_declare(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                self.probe = None  # RabbitMQ closed it
+                return None
+        return ok.message_count or 0
+
+    async def purge(self, queue: str) -> int:
+        """Delete the ready messages of ``queue`` (one that does not exist has none)."""
+        if await self.count(queue) is None:
+            return 0
+        async with self.probing:
+            try:
+                ok = await (await self._probe()).queue_purge(queue)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                self.probe = None
+                return 0
+        return (ok.message_count or 0) if ok is not None else 0
+
+    async def _probe(self) -> aiormq.Channel:
+        if self.probe is None or self.probe.is_closed:
+            self.probe = await self.channel()
+        return self.probe
+
+    async def channel(self) -> aiormq.Channel:
+        return cast(aiormq.Channel, await self.connection.channel(publisher_confirms=False))
+
+
+# -- messages -------------------------------------------------------------------------
+
+HURTLE_AT = "hurtle-at"  # when the message is ready, in unix microseconds: fetch's order across queues
+DELIVERIES = "hurtle-deliveries"  # deliveries counted before this copy was published
+
+
+def own_headers(properties: spec.Basic.Properties) -> FieldTable:
+    """A message's headers without RabbitMQ's (``x-death``, ``x-delivery-count``, ...)."""
+    return {k: v for k, v in (properties.headers or {}).items() if not k.startswith("x-")}
+
+
+def copy_properties(original: spec.Basic.Properties, headers: FieldTable) -> spec.Basic.Properties:
+    """Properties to publish a message again with: persistent, with ``headers``; never
+    ``expiration`` (its TTL would run again) nor ``user_id`` (RabbitMQ refuses another user's)."""
+    return spec.Basic.Properties(
+        content_type=original.content_type, content_encoding=original.content_encoding,
+        headers=headers, delivery_mode=2, priority=original.priority,
+        correlation_id=original.correlation_id, reply_to=original.reply_to,
+        message_id=original.message_id, timestamp=original.timestamp,
+        message_type=original.message_type, app_id=original.app_id,
+    )
+
+
+def header_int(properties: spec.Basic.Properties, name: str) -> int:
+    value = (properties.headers or {}).get(name, 0)
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    try:
+        return int(value) if isinstance(value, (int, float, str)) else 0
+    except ValueError:
+        return 0
+
+
+async def publish(
+    channel: aiormq.Channel, exchange: str, routing_key: str, body: bytes, properties: spec.Basic.Properties
+) -> None:
+    """Publish one message. With confirms on (the default) it is mandatory and this
+    returns once RabbitMQ has it, or raises ``PublishError`` when nothing could route
+    it, ``DeliveryError`` on a nack; with ``confirm=false``, once it is written."""
+    confirmed = channel.publisher_confirms
+    await channel.basic_publish(
+        body, exchange=exchange, routing_key=routing_key, properties=properties, mandatory=confirmed
+    )
+
+
+class Link:
+    """The broker's connection to RabbitMQ: made lazily per process, retried with backoff."""
+
+    def __init__(self, url: AMQPURL, on_delivery: Callback, on_not_found: Callable[[], None]) -> None:
+        self.url = url
+        self._on_delivery = on_delivery
+        self._on_not_found = on_not_found  # a queue or exchange we declared is gone: declare again
+        self._conn: Conn | None = None
+        self._generation = 0
+        self._opening = asyncio.Lock()
+        self._down_since: float | None = None  # monotonic: when calls began to fail
+        self._failures = 0  # failed attempts since
+        self._logged = False  # the outage was logged (so its end is logged too)
+        self._was_up = False  # a call succeeded once: a failure now is a lost connection
+
+    def current(self) -> Conn | None:
+        """The live connection of this process, without making one."""
+        conn = self._conn
+        if conn is None or conn.pid != os.getpid() or not conn.alive():
+            return None
+        return conn
+
+    async def conn(self) -> Conn:
+        conn = self._conn
+        if conn is not None and conn.pid != os.getpid():
+            conn = self._conn = None  # the parent's, inherited through fork: drop it, never close it
+        if conn is not None and conn.alive():
+            return conn
+        async with self._opening:
+            if self._conn is None or not self._conn.alive():
+                await self._discard()
+                self._conn = await self._open()
+            return self._conn
+
+    async def _open(self) -> Conn:
+        host = socket.gethostname()
+        connection = await asyncio.wait_for(
+            aiormq.connect(
+                self.url.client_url, client_properties={"connection_name": f"hurtle:{host}:{os.getpid()}"}
+            ),
+            _CONNECT_TIMEOUT,
+        )
+        try:
+            pub = cast(aiormq.Channel, await connection.channel(publisher_confirms=self.url.confirm))
+            sub = cast(aiormq.Channel, await connection.channel(publisher_confirms=False))
+        except BaseException:
+            await connection.close()
+            raise
+        sub.consumers = _CatchAll(self._on_delivery)
+        self._generation += 1
+        return Conn(connection, pub, sub, self._generation)
+
+    async def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and conn.pid == os.getpid() and not conn.connection.is_closed:
+            try:
+                await conn.connection.close()
+            except Exception:  # it is going away anyway
+                log.debug("closing a broken connection failed", exc_info=True)
+
+    async def close(self) -> None:
+        await self._discard()
+
+    async def call(self, op: Callable[[Conn], Awaitable[T]], patience: float | None = None) -> T:
+        """Run ``op``; on a lost connection, reconnect with backoff for up to ``patience``
+        seconds (default: the URL's ``reconnect_timeout``), then raise ``BrokerError``."""
+        deadline = time.monotonic() + (self.url.reconnect_timeout if patience is None else patience)
+        while True:
+            conn: Conn | None = None
+            try:
+                conn = await self.conn()
+                result = await op(conn)
+            except _NOT_TRANSIENT as exc:
+                await self._discard()
+                raise BrokerError(f"RabbitMQ at {self.url.where} refused us: {exc!r}") from exc
+            except Exception as exc:
+                if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
+                    self._on_not_found()
+                if not self._transient(exc, conn):
+                    if isinstance(exc, aiormq.exceptions.AMQPError):
+                        await self._discard()  # a channel error closed one of our channels
+                        raise BrokerError(f"RabbitMQ at {self.url.where}: {exc!r}") from exc
+                    raise
+                await self._discard()
+                pause = _BACKOFF.compute(self._failures + 1)
+                retrying = time.monotonic() + pause <= deadline
+                self._lost(exc, retrying)
+                if not retrying:
+                    raise BrokerError(f"RabbitMQ at {self.url.where} is unreachable: {exc!r}") from exc
+                await asyncio.sleep(pause)
+                continue
+            self._back()
+            return result
+
+    @staticmethod
+    def _transient(exc: Exception, conn: Conn | None) -> bool:
+        """A lost connection (worth a reconnect), not a refusal or a bug."""
+        if isinstance(exc, (ConnectionError, OSError, asyncio.TimeoutError)):
+            return True  # AMQPConnectionError is a ConnectionError
+        if isinstance(exc, aiormq.exceptions.ChannelInvalidStateError):
+            return True  # a channel closed under us: with its connection, or by an earlier error
+        lost = conn is not None and not conn.alive()
+        return lost and isinstance(exc, (aiormq.exceptions.AMQPError, RuntimeError))
+
+    def _lost(self, exc: Exception, retrying: bool) -> None:
+        """Note a failed attempt; say so once per outage. A first connection that
+        fails without a retry is only raised (a one-line error at the CLI)."""
+        self._failures += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if self._logged or not (self._was_up or retrying):
+            return
+        self._logged = True
+        what = "lost the connection to" if self._was_up else "cannot reach"
+        log.warning("%s RabbitMQ at %s (%r); reconnecting with backoff", what, self.url.where, exc)
+
+    def _back(self) -> None:
+        if self._logged and self._down_since is not None:
+            log.warning(
+                "reconnected to RabbitMQ at %s after %.1fs (%d failed attempts)",
+                self.url.where, time.monotonic() - self._down_since, self._failures,
+            )
+        self._down_since, self._failures, self._logged, self._was_up = None, 0, False, True

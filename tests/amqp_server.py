@@ -1,0 +1,179 @@
+"""RabbitMQ for tests: the shared server (``HURTLE_TEST_AMQP_URL``), each test under a
+queue-name prefix of its own, deleted at exit.
+
+``shared_amqp_url()`` is the one reachability check: with ``CI=true`` a RabbitMQ
+that cannot be reached fails the test (CI must never go green by skipping);
+elsewhere the test is skipped with the reason. ``private_vhost()`` makes a
+virtual host of the test's own with ``rabbitmqctl`` (``HURTLE_TEST_RABBITMQCTL``,
+e.g. ``docker exec rabbit rabbitmqctl``), for fault tests that close every
+connection of it and so disturb no one else on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import uuid
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import pytest
+
+T = TypeVar("T")
+
+ENV_URL = "HURTLE_TEST_AMQP_URL"
+ENV_CTL = "HURTLE_TEST_RABBITMQCTL"
+DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+CTL_LIMIT = 60.0  # seconds: a bound on one rabbitmqctl call, never a sleep
+
+_prefixes: list[tuple[str, str]] = []  # (server URL, prefix) whose queues are deleted at exit
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: RabbitMQ is required, not skipped)")
+    pytest.skip(reason)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on a loop of its own, on a thread (the caller may be inside a loop)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@functools.cache
+def _ping(url: str) -> str | None:
+    """None when RabbitMQ answers at ``url``, else why not."""
+    try:
+        import aiormq
+    except ImportError:
+        return "aio-pika is not installed (pip install 'hurtle[amqp]')"
+
+    async def ping() -> None:
+        connection = await asyncio.wait_for(aiormq.connect(url), 5.0)
+        await connection.close()
+
+    try:
+        _run(ping())
+    except Exception as exc:
+        return f"no RabbitMQ at {url} ({exc!r}); set {ENV_URL}"
+    return None
+
+
+def shared_amqp_url() -> str:
+    """The shared RabbitMQ's URL; skips (or fails under CI) when unreachable."""
+    url = os.environ.get(ENV_URL, DEFAULT_URL)
+    problem = _ping(url)
+    if problem is not None:
+        _unavailable(problem)
+    return url
+
+
+def with_params(url: str, **params: str) -> str:
+    """``url`` with hurtle's query parameters set; a ``prefix``'s queues are deleted at exit."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params] + list(params.items())
+    if "prefix" in params:
+        _prefixes.append((urlunsplit(parts._replace(query="")), params["prefix"]))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def amqp_url(tmp_path: Path, unique: str) -> str:
+    """A contract-suite URL factory: the shared server, a queue prefix of the test's own."""
+    return with_params(shared_amqp_url(), prefix=f"hurtle-test-{unique}")
+
+
+def unique_amqp_url(**params: str) -> str:
+    return with_params(shared_amqp_url(), prefix=f"hurtle-test-{uuid.uuid4().hex}", **params)
+
+
+# -- cleaning up ---------------------------------------------------------------------
+
+
+async def _delete(url: str, prefix: str) -> None:
+    """Delete what a broker with ``prefix`` may have made: the catalogue names its queues."""
+    import aiormq
+    from pamqp import commands as spec
+
+    from hurtle.brokers.amqp_link import Names
+    from hurtle.brokers.amqp_topology import LEVELS
+
+    names = Names(prefix)
+    connection = await asyncio.wait_for(aiormq.connect(url), 5.0)
+    try:
+        channel = await connection.channel()
+        queues: set[str] = set()
+        try:
+            await channel.queue_declare(names.catalogue, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            channel = await connection.channel()
+        else:
+            while isinstance((message := await channel.basic_get(names.catalogue, no_ack=True)).delivery,
+                             spec.Basic.GetOk):
+                queues.add(message.body.decode())
+        for queue in queues:
+            delays = [names.delay(level, queue) for level in range(LEVELS)]
+            for name in (names.work(queue), names.dead(queue), *delays):
+                await channel.queue_delete(name)
+        await channel.queue_delete(names.catalogue)
+        for exchange in (names.dead_exchange, *(names.delay_exchange(L) for L in range(LEVELS))):
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
+
+
+@atexit.register
+def _delete_test_queues() -> None:
+    if not _prefixes:
+        return
+
+    async def delete_all() -> None:
+        for url, prefix in _prefixes:
+            with contextlib.suppress(Exception):
+                await _delete(url, prefix)
+
+    asyncio.run(delete_all())
+
+
+# -- rabbitmqctl ---------------------------------------------------------------------
+
+
+def rabbitmqctl(*args: str) -> str:
+    command = shlex.split(os.environ.get(ENV_CTL, "rabbitmqctl"))
+    if shutil.which(command[0]) is None:
+        _unavailable(f"{command[0]} is not installed; set {ENV_CTL}")
+    done = subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=CTL_LIMIT, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def private_vhost() -> Iterator[str]:
+    """A virtual host of this test's own, on the shared server: yields its base URL."""
+    base = shared_amqp_url()
+    parts = urlsplit(base)
+    vhost = f"hurtle-test-{uuid.uuid4().hex[:12]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
+        yield urlunsplit(parts._replace(path="/" + quote(vhost, safe=""), query=""))
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def close_connections(vhost_url: str, why: str = "hurtle fault test") -> None:
+    """Have the server close every connection of the test's virtual host."""
+    vhost = urlsplit(vhost_url).path.lstrip("/")
+    rabbitmqctl("close_all_connections", "--vhost", vhost, why)
