@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,20 @@ def wait_until(condition: Callable[[], Any], what: str, limit: float = WAIT_LIMI
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def run_counts(marks: Path) -> Counter[str]:
+    """How many times each task key ran, from the workers' ``runs`` file."""
+    return Counter(line.split()[0] for line in lines(marks / "runs"))
+
+
+def hurtle_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a ``hurtle`` command as a user types it, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "hurtle", *args],
+        capture_output=True, text=True, timeout=60, input=input, check=False,
+        env={**os.environ, "COLUMNS": "250"},  # rich wraps table cells to the terminal's width
+    )
 
 
 class Workers:

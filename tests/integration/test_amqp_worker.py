@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ import hurtle
 from hurtle.brokers import DeadLetter, QueueStats, from_url
 from hurtle.envelope import Result, decode_result
 from tests.amqp_server import close_connections, private_vhost, unique_amqp_url
-from tests.integration.conftest import Workers, lines, wait_until
+from tests.integration.conftest import Workers, hurtle_cli, lines, run_counts, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -87,16 +84,6 @@ def result_record(app: hurtle.App, task_id: str) -> Result:
     assert record is not None
     return decode_result(record)
 
-
-def hurtle_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hurtle", *args], capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ, "COLUMNS": "250"},  # rich wraps table cells to the terminal's width
-    )
-
-
-def run_counts(marks: Path) -> Counter[str]:
-    return Counter(line.split()[0] for line in lines(marks / "runs"))
 
 
 # -- on the shared server ---------------------------------------------------------------

@@ -59,3 +59,72 @@ def test_a_run_where_tasks_ran_twice_is_not_verified_either() -> None:
     result.problems += check_run(result)
     assert result.problems == ["1 task(s) ran more than once (redelivered)"]
     assert result.rates() == {}
+
+
+# -- latency ---------------------------------------------------------------------
+
+
+def test_latency_sleeps_the_exact_shares_for_10000_tasks() -> None:
+    from hurtle.bench.latency import counts, sleeps
+
+    assert counts(10_000) == [100, 2_900, 2_000, 5_000]
+    drawn = sleeps(10_000)
+    assert sorted(drawn) == sorted(sleeps(10_000))  # same multiset
+    assert drawn == sleeps(10_000)  # and the same order, every run
+    assert sum(drawn) == pytest.approx(26_500.0)
+
+
+def test_latency_rounds_other_counts_by_largest_remainder_ties_to_the_longer_sleep() -> None:
+    from hurtle.bench.latency import counts
+
+    assert counts(50) == [1, 14, 10, 25]
+    assert all(sum(counts(n)) == n for n in range(1, 500))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_bench_latency_verifies_every_sleeping_task_ran(kind: str) -> None:
+    code, lines, stderr = bench_json(
+        "latency", "-n", "50", "--scale", "0.01", "--processes", "1", "--kind", kind
+    )
+
+    assert code == 0, stderr
+    run, summary = lines
+    assert run["verified"] is True and (run["ran"], run["lost"], run["dead"]) == (50, 0, 0)
+    assert run["longest_sleep_s"] == pytest.approx(0.1)  # one 10 s task in 50, scaled
+    assert {"wall_over_longest", "processing_over_longest", "start_spread_s"} <= run.keys()
+    assert summary["verified"] is True
+
+
+# -- heavyinit -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_bench_heavyinit_pays_the_setup_at_most_once_per_process() -> None:
+    code, lines, stderr = bench_json("heavyinit", "-n", "50", "--processes", "2")
+
+    assert code == 0, stderr
+    run = lines[0]
+    assert run["verified"] is True and run["ran"] == 50
+    assert 1 <= run["setups"] <= 2
+
+
+@pytest.mark.slow
+def test_bench_heavyinit_with_preload_pays_the_setup_once_in_total() -> None:
+    code, lines, stderr = bench_json("heavyinit", "-n", "50", "--processes", "2", "--preload")
+
+    assert code == 0, stderr
+    assert lines[0]["verified"] is True and lines[0]["setups"] == 1
+
+
+def test_a_heavyinit_run_that_paid_the_setup_too_often_is_not_verified() -> None:
+    from hurtle.bench.heavyinit import check_setups
+
+    assert check_setups(2, 2, preload=False, ran=50) == []
+    assert check_setups(3, 2, preload=False, ran=50) == [
+        "setup paid 3 time(s) by 2 worker process(es): more than once per process"
+    ]
+    assert check_setups(2, 2, preload=True, ran=50) == [
+        "setup paid 2 time(s) with --preload; expected exactly 1"
+    ]
+    assert check_setups(0, 2, preload=False, ran=50) == ["tasks ran but no setup was counted"]

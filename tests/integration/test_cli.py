@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +10,7 @@ import pytest
 from hurtle.brokers import Message
 from hurtle.brokers.sqlite import SQLiteBroker
 from hurtle.envelope import encode, make_envelope
-
-
-def hurtle_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hurtle", *args],
-        capture_output=True, text=True, timeout=60, input=input,
-        env={**os.environ, "COLUMNS": "200"},  # rich tables wrap at 80 columns in a pipe
-    )
+from tests.integration.conftest import hurtle_cli
 
 
 @pytest.fixture

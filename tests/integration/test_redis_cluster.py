@@ -9,9 +9,6 @@ check it (``CLUSTER KEYSLOT`` and ``CLUSTER SLOTS``) before relying on it.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +22,7 @@ from hurtle.brokers import DeadLetter, Message, QueueStats, from_url
 from hurtle.brokers.redis import RedisBroker
 from hurtle.brokers.redis_cluster import RedisClusterBroker
 from hurtle.errors import ConfigurationError
-from tests.integration.conftest import Workers, wait_until
+from tests.integration.conftest import Workers, hurtle_cli, wait_until
 from tests.redis_server import RedisCluster
 
 pytestmark = pytest.mark.slow
@@ -63,12 +60,6 @@ def queues_on_two_nodes(cluster: RedisCluster, prefix: str) -> tuple[str, str]:
             return first, candidate
     raise AssertionError("no queue name among 50 hashes to another node than 'mail'")
 
-
-def hurtle_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hurtle", *args], capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ, "COLUMNS": "250"},  # rich wraps table cells to the terminal's width
-    )
 
 
 def prefix_of(url: str) -> str:

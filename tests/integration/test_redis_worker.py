@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ import pytest
 
 import hurtle
 from hurtle.brokers import DeadLetter, QueueStats, from_url
-from tests.integration.conftest import Workers, lines, wait_until
+from tests.integration.conftest import Workers, hurtle_cli, lines, run_counts, wait_until
 from tests.redis_server import RedisServer, unique_redis_url
 
 pytestmark = pytest.mark.slow
@@ -78,16 +75,6 @@ def dead_letters(url: str) -> list[DeadLetter]:
 
     return asyncio.run(collect())
 
-
-def hurtle_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hurtle", *args], capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ, "COLUMNS": "250"},  # rich wraps table cells to the terminal's width
-    )
-
-
-def run_counts(marks: Path) -> Counter[str]:
-    return Counter(line.split()[0] for line in lines(marks / "runs"))
 
 
 # -- on the shared server ---------------------------------------------------------
