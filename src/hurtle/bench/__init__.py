@@ -1,7 +1,7 @@
 """``hurtle bench``: workloads that time hurtle end to end, and check the work was done.
 
-One module per workload (``noop.py`` today; ``latency.py``, ``heavyinit.py``
-and peer adapters later), each with its own app and tasks and a ``run`` function
+One module per workload (``noop.py``, ``latency.py``, ``heavyinit.py``; peer
+adapters later), each with its own app and tasks and a ``run`` function
 that returns a ``RunResult``. ``runner.py`` holds what every workload shares:
 a fresh broker, timed enqueueing, a timed ``hurtle worker --burst`` subprocess,
 and the per-process run records the tasks write. ``result.py`` is what a run

@@ -37,6 +37,7 @@ class RunResult:
     timings: Timings | None = None
     problems: list[str] = field(default_factory=list)
     worker_log: str = ""
+    extra: dict[str, float] = field(default_factory=dict)  # a workload's own measures
 
     @property
     def verified(self) -> bool:
@@ -55,6 +56,7 @@ class RunResult:
             startup_s=t.startup_s,
             worker_cpu_us_per_task=t.worker_cpu_s / self.n * 1e6,
         )
+        rates.update(self.extra)
         return rates
 
     def as_json(self) -> dict[str, Any]:
@@ -79,8 +81,8 @@ class RunResult:
                 processing_s=self.timings.processing_s,
                 wall_s=self.timings.wall_s,
                 worker_cpu_s=self.timings.worker_cpu_s,
-                **self.rates(),
             )
+            data.update(self.rates())  # a workload's extra may repeat wall_s, processing_s
         else:
             data["problems"] = self.problems
         return data

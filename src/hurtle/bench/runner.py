@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,9 @@ class Options:
     processes: int
     batch: int  # calls per send_many
     kind: str  # "sync" (def, thread pool) or "async" (async def, the event loop)
+    scale: float = 1.0  # latency: sleeps multiplied by this (tests run it at 0.01)
+    preload: bool = False  # heavyinit: the setup in an on_preload hook, before fork
+    in_flight: int | None = None  # latency: -c (async) or -t (sync) per process; None: its default
 
 
 class RunRecorder:
@@ -60,7 +63,17 @@ class RunRecorder:
         self.runs = 0
         self.first = 0.0
         self.last = 0.0
+        self.first_start = 0.0  # set by ``start``: tasks that take a while mark their start
+        self.last_start = 0.0
         self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Mark a task's start, so the window runs from the first start, not the first finish."""
+        now = time.time()
+        with self._lock:
+            if self.first_start == 0.0:
+                self.first_start = now
+            self.last_start = now
 
     def record(self) -> None:
         now = time.time()
@@ -73,7 +86,9 @@ class RunRecorder:
     def save(self) -> None:
         folder = os.environ.get(RECORDS_ENV)
         if folder:
-            record = {"pid": os.getpid(), "runs": self.runs, "first": self.first, "last": self.last}
+            first = min(self.first, self.first_start) if self.first_start else self.first
+            record = {"pid": os.getpid(), "runs": self.runs, "first": first, "last": self.last,
+                      "first_start": self.first_start, "last_start": self.last_start}
             (Path(folder) / f"{os.getpid()}.json").write_text(json.dumps(record))
 
 
@@ -134,12 +149,13 @@ class WorkerRun:
 
 
 def run_worker(
-    app_spec: str, url: str, queue: str, processes: int, records: Path, n: int
+    app_spec: str, url: str, queue: str, processes: int, records: Path, n: int,
+    worker_args: Sequence[str] = (),
 ) -> WorkerRun:
     """Run ``hurtle worker APP --burst`` in a subprocess; time it from start to exit."""
     command = [
         sys.executable, "-m", "hurtle", "worker", app_spec, "--burst",
-        "-p", str(processes), "--broker", url, "-q", queue, "--log-level", "warning",
+        "-p", str(processes), "--broker", url, "-q", queue, "--log-level", "warning", *worker_args,
     ]
     env = {**os.environ, RECORDS_ENV: str(records)}
     limit = max(_WORKER_TIMEOUT_MIN, n / 100)
@@ -162,11 +178,19 @@ def run_worker(
     return WorkerRun(started_at, wall, cpu, code, text)
 
 
+#: Looks at the records folder of a finished run (while it exists); adds problems or measures.
+Inspect = Callable[[Path, RunResult], None]
+
+
 def run_burst(
     app: App, task: Task[..., Any], calls: Sequence[Sequence[Any]], workload: str, app_spec: str,
-    options: Options,
+    options: Options, *, worker_args: Sequence[str] = (), inspect: Inspect | None = None,
 ) -> RunResult:
-    """One verified run: send ``calls`` to ``task``, drain them with a burst worker."""
+    """One verified run: send ``calls`` to ``task``, drain them with a burst worker.
+
+    ``worker_args`` are added to the worker's command line (``-c``, ``-t``);
+    ``inspect`` runs after the standard checks, before the records are deleted.
+    """
     queue = task.opts.queue
     with broker_url(options.broker) as url, tempfile.TemporaryDirectory() as folder:
         result = RunResult(workload, options.kind, len(calls), options.processes, url)
@@ -186,12 +210,16 @@ def run_burst(
         if sent.pending != len(calls):
             result.problems.append(f"sent {len(calls)} task(s) but the queue holds {sent.pending}")
             return result
-        worker = run_worker(app_spec, url, queue, options.processes, Path(folder), len(calls))
+        worker = run_worker(
+            app_spec, url, queue, options.processes, Path(folder), len(calls), worker_args
+        )
         after = queue_stats(url, queue)
         records = read_records(Path(folder))
         result.ran, result.pending = records.runs, after.pending
         result.dead, result.worker_exit = after.dead - before.dead, worker.exit_code
         result.problems += check_run(result)
+        if inspect is not None:
+            inspect(Path(folder), result)
         if result.problems:
             result.worker_log = worker.log
             return result

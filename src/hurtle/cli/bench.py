@@ -24,7 +24,17 @@ _MEASURES = {  # name: (label, unit)
     "wall_rate": ("wall", "tasks/s"),
     "startup_s": ("start-up", "s"),
     "worker_cpu_us_per_task": ("worker CPU", "us/task"),
+    # latency
+    "longest_sleep_s": ("longest sleep", "s"),
+    "wall_s": ("wall time", "s"),
+    "wall_over_longest": ("wall / longest sleep", "x"),
+    "processing_s": ("processing time", "s"),
+    "processing_over_longest": ("processing / longest sleep", "x"),
+    "start_spread_s": ("first start -> last start", "s"),
+    # heavyinit
+    "setups": ("setups paid", "setups"),
 }
+_DEFAULT_KIND = {"latency": "async"}  # else sync
 
 
 def _workload(name: str) -> Callable[[Options], RunResult]:
@@ -34,11 +44,38 @@ def _workload(name: str) -> Callable[[Options], RunResult]:
         from hurtle.bench import noop
 
         return noop.run
+    if name == "latency":
+        from hurtle.bench import latency
+
+        return latency.run
+    if name == "heavyinit":
+        from hurtle.bench import heavyinit
+
+        return heavyinit.run
     raise click.BadParameter(f"unknown workload {name!r}")
 
 
+def _describe(name: str, options: Options) -> str | None:
+    """What a workload sets on the worker, for the header."""
+    if name == "latency":
+        from hurtle.bench import latency
+
+        counts = ", ".join(
+            f"{k:,} x {seconds * options.scale:g} s"
+            for (seconds, _), k in zip(latency.DISTRIBUTION, latency.counts(options.n), strict=True)
+        )
+        return f"sleeps: {counts}; worker {' '.join(latency.worker_args(options))} per process"
+    if name == "heavyinit":
+        from hurtle.bench import heavyinit
+
+        where = ("in an on_preload hook, once, before fork" if options.preload
+                 else "lazily, on first use in each process")
+        return f"setup: {heavyinit.SETUP_CPU_S * 1000:.0f} ms of CPU, {where}"
+    return None
+
+
 @click.command()
-@click.argument("workload", type=click.Choice(["noop"]))
+@click.argument("workload", type=click.Choice(["noop", "latency", "heavyinit"]))
 @click.option("-n", "count", type=click.IntRange(min=1), default=20000, show_default=True,
               help="Tasks per run.")
 @click.option("--broker", "broker_url",
@@ -47,20 +84,35 @@ def _workload(name: str) -> Callable[[Options], RunResult]:
               help="Worker processes. Default: CPU count.")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs; the median and range are reported.")
-@click.option("--kind", type=click.Choice(["sync", "async"]), default="sync", show_default=True,
-              help="sync: `def` tasks in the thread pool; async: `async def` on the event loop.")
+@click.option("--kind", type=click.Choice(["sync", "async"]),
+              help="sync: `def` tasks in the thread pool; async: `async def` on the event loop."
+              " Default: async for latency, sync otherwise.")
+@click.option("--preload", is_flag=True,
+              help="heavyinit: do the setup in an on_preload hook, once, before the worker forks.")
+@click.option("--scale", type=click.FloatRange(min=0), default=1.0, hidden=True,
+              help="latency: multiply every sleep by this (tests).")
+@click.option("--in-flight", type=click.IntRange(min=1),
+              help="latency: the worker's -c (async) or -t (sync) per process."
+              " Default: N for async, min(N, 10,000) for sync.")
 @click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Calls per send_many.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: each run, then a summary.")
 def bench(
     workload: str, count: int, broker_url: str | None, processes: int | None, repeat: int,
-    kind: str, batch: int, as_json: bool,
+    kind: str | None, preload: bool, scale: float, in_flight: int | None, batch: int, as_json: bool,
 ) -> None:
     """Run WORKLOAD and report enqueue and processing rates, only for verified runs."""
     if broker_url and broker_url.startswith("memory:"):
         fail("--broker: a memory:// broker lives in one process; the worker runs in another")
-    options = Options(count, broker_url, processes or os.cpu_count() or 1, batch, kind)
+    if preload and workload != "heavyinit":
+        fail("--preload: only the heavyinit workload has a setup to preload")
+    kind = kind or _DEFAULT_KIND.get(workload, "sync")
+    if in_flight and workload != "latency":
+        fail("--in-flight: only the latency workload sets the worker's -c or -t")
+    options = Options(
+        count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale, preload, in_flight
+    )
     try:
         run = _workload(workload)
     except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER
@@ -72,6 +124,9 @@ def bench(
             f"hurtle bench {workload}: {count:,} tasks ({kind}), {options.processes} worker"
             f" process(es), {where}, {repeat} run(s)"
         )
+        described = _describe(workload, options)
+        if described:
+            console.print(described)
     runs: list[RunResult] = []
     for index in range(repeat):
         try:
@@ -109,6 +164,10 @@ def _one_line(result: RunResult) -> str:
 def _fmt(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "x":
+        return f"{value:.3f}x"
+    if unit == "setups":
+        return f"{value:.0f}"
     return f"{value:,.0f} us/task" if unit == "us/task" else f"{value:,.0f}/s"
 
 
@@ -119,7 +178,7 @@ def _table(spreads: dict[str, Spread]) -> Table:
     table.add_column("unit")
     for name, spread in spreads.items():
         label, unit = _MEASURES[name]
-        digits = 2 if unit == "s" else 0
+        digits = {"s": 2, "x": 3}.get(unit, 0)
         values = (f"{v:,.{digits}f}" for v in (spread.median, spread.low, spread.high))
         table.add_row(label, *values, unit)
     return table
