@@ -128,8 +128,8 @@ async def test_a_fetch_holds_no_more_than_it_asked_for_so_another_worker_gets_th
 async def test_messages_that_come_after_a_fetch_returned_are_kept_for_the_next_one(
     brokers: Brokers,
 ) -> None:
-    # A fetch returns at its first arrivals and cancels its consumers without waiting:
-    # what RabbitMQ sent meanwhile lands in the buffer, never lost, never twice.
+    # A fetch returns at its first arrivals and cancels its consumers: what RabbitMQ
+    # sent before the cancel lands in the buffer, never lost, never twice.
     broker = await brokers.open()
     sent = [str(i).encode() for i in range(300)]
     await broker.enqueue(messages("q", *sent))

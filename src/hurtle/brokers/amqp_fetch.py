@@ -181,13 +181,16 @@ class Puller:
                     del session.tags[tag]
 
     async def _stop_consuming(self, conn: Conn, session: Session) -> None:
-        """Cancel this fetch's consumers without waiting (late deliveries are buffered)."""
+        """Cancel this fetch's consumers and wait for RabbitMQ's CancelOk: every
+        delivery sent before it has then been buffered, so the next fetch takes
+        those first and never opens a consumer on top of them (which would hold
+        more than the free slots asked for)."""
         tags, session.active = session.active, []
         if not tags or not conn.alive():
             return
         try:
             for tag in tags:
-                await conn.sub.basic_cancel(tag, nowait=True)
+                await conn.sub.basic_cancel(tag)
         except (aiormq.exceptions.ChannelInvalidStateError, ConnectionError):
             log.debug("cancelling consumers failed: the connection is going", exc_info=True)
 

@@ -37,8 +37,8 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 from pamqp.common import FieldTable
 
+from hurtle.brokers.outage import Outage
 from hurtle.errors import BrokerError, ConfigurationError
-from hurtle.retry import Exponential
 
 T = TypeVar("T")
 
@@ -48,7 +48,6 @@ DEFAULT_PREFIX = "hurtle"
 DEFAULT_RECONNECT_TIMEOUT = 30.0  # seconds an operation keeps reconnecting before BrokerError
 QUEUE_TYPES = ("classic", "quorum")
 _CONNECT_TIMEOUT = 5.0  # seconds; a silent host (no RST) is given up on after this
-_BACKOFF = Exponential(base=0.05, factor=2.0, cap=2.0)  # seconds between reconnect attempts
 _HURTLE_PARAMS = ("prefix", "queue_type", "confirm", "reconnect_timeout", "delivery_limit")
 _NOT_TRANSIENT = (
     aiormq.exceptions.AuthenticationError,
@@ -264,10 +263,7 @@ class Link:
         self._conn: Conn | None = None
         self._generation = 0
         self._opening = asyncio.Lock()
-        self._down_since: float | None = None  # monotonic: when calls began to fail
-        self._failures = 0  # failed attempts since
-        self._logged = False  # the outage was logged (so its end is logged too)
-        self._was_up = False  # a call succeeded once: a failure now is a lost connection
+        self._outage = Outage("RabbitMQ", url.where, log)
 
     def current(self) -> Conn | None:
         """The live connection of this process, without making one."""
@@ -338,14 +334,14 @@ class Link:
                         raise BrokerError(f"RabbitMQ at {self.url.where}: {exc!r}") from exc
                     raise
                 await self._discard()
-                pause = _BACKOFF.compute(self._failures + 1)
+                pause = self._outage.next_pause()
                 retrying = time.monotonic() + pause <= deadline
-                self._lost(exc, retrying)
+                self._outage.failed(exc, retrying)
                 if not retrying:
                     raise BrokerError(f"RabbitMQ at {self.url.where} is unreachable: {exc!r}") from exc
                 await asyncio.sleep(pause)
                 continue
-            self._back()
+            self._outage.recovered()
             return result
 
     @staticmethod
@@ -357,23 +353,3 @@ class Link:
             return True  # a channel closed under us: with its connection, or by an earlier error
         lost = conn is not None and not conn.alive()
         return lost and isinstance(exc, (aiormq.exceptions.AMQPError, RuntimeError))
-
-    def _lost(self, exc: Exception, retrying: bool) -> None:
-        """Note a failed attempt; say so once per outage. A first connection that
-        fails without a retry is only raised (a one-line error at the CLI)."""
-        self._failures += 1
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-        if self._logged or not (self._was_up or retrying):
-            return
-        self._logged = True
-        what = "lost the connection to" if self._was_up else "cannot reach"
-        log.warning("%s RabbitMQ at %s (%r); reconnecting with backoff", what, self.url.where, exc)
-
-    def _back(self) -> None:
-        if self._logged and self._down_since is not None:
-            log.warning(
-                "reconnected to RabbitMQ at %s after %.1fs (%d failed attempts)",
-                self.url.where, time.monotonic() - self._down_since, self._failures,
-            )
-        self._down_since, self._failures, self._logged, self._was_up = None, 0, False, True

@@ -51,8 +51,8 @@ from redis.exceptions import (
     TimeoutError,
 )
 
+from hurtle.brokers.outage import Outage
 from hurtle.errors import BrokerError, ConfigurationError
-from hurtle.retry import Exponential
 
 T = TypeVar("T")
 Client = Union[aioredis.Redis, RedisCluster]  # noqa: UP007 - a runtime alias: py3.10 has no `type`
@@ -66,7 +66,6 @@ DEFAULT_RECONNECT_TIMEOUT = 30.0  # seconds an operation keeps reconnecting befo
 BLOCK_CAP = 5.0  # seconds one blocking command may wait; below the socket timeout
 _SOCKET_TIMEOUT = BLOCK_CAP + 5.0  # a silent server (no RST) is noticed after this
 _CONNECT_TIMEOUT = 5.0
-_BACKOFF = Exponential(base=0.05, factor=2.0, cap=2.0)  # seconds between reconnect attempts
 _SCRIPTS = (
     "enqueue", "peek", "ack", "extend", "release", "dead_letter", "retry", "housekeep",
     "stats", "purge", "requeue", "store", "purge_dead",
@@ -210,10 +209,7 @@ class Link:
         self.url = url
         self.lease_ms = lease_ms
         self._conn: Conn | None = None
-        self._down_since: float | None = None  # monotonic: when calls began to fail
-        self._failures = 0  # failed attempts since
-        self._logged = False  # the outage was logged (so its end is logged too)
-        self._was_up = False  # a call succeeded once: a failure now is a lost connection
+        self._outage = Outage("Redis", url.where, log)
 
     def conn(self) -> Conn:
         conn = self._conn
@@ -256,9 +252,9 @@ class Link:
             except _NOT_TRANSIENT as exc:
                 raise BrokerError(f"Redis at {self.url.where} refused us: {exc}") from exc
             except _TRANSIENT as exc:
-                pause = _BACKOFF.compute(self._failures + 1)
+                pause = self._outage.next_pause()
                 retrying = time.monotonic() + pause <= deadline
-                self._lost(exc, retrying)
+                self._outage.failed(exc, retrying)
                 if not retrying:
                     raise BrokerError(f"Redis at {self.url.where} is unreachable: {exc}") from exc
                 await asyncio.sleep(pause)
@@ -271,31 +267,8 @@ class Link:
                 raise BrokerError(f"Redis at {self.url.where}: {exc}") from exc
             except (RedisError, RedisClusterException) as exc:
                 raise BrokerError(f"Redis at {self.url.where}: {exc}") from exc
-            self._back()
+            self._outage.recovered()
             return result
-
-    def _lost(self, exc: Exception, retrying: bool) -> None:
-        """Note a failed attempt; say so once per outage. A first connection that
-        fails without a retry is only raised (a one-line error at the CLI)."""
-        self._failures += 1
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-        if self._logged or not (self._was_up or retrying):
-            return
-        self._logged = True
-        what = "lost the connection to" if self._was_up else "cannot reach"
-        log.warning(
-            "%s Redis at %s (%s: %s); reconnecting with backoff",
-            what, self.url.where, type(exc).__name__, exc,
-        )
-
-    def _back(self) -> None:
-        if self._logged and self._down_since is not None:
-            log.warning(
-                "reconnected to Redis at %s after %.1fs (%d failed attempts)",
-                self.url.where, time.monotonic() - self._down_since, self._failures,
-            )
-        self._down_since, self._failures, self._logged, self._was_up = None, 0, False, True
 
     async def ensure_groups(self, conn: Conn, streams: Sequence[str]) -> None:
         """Create the consumer group of each stream once (from its first entry: ``0``)."""
