@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from hurtle.brokers import DeadLetter, QueueStats, from_url
 
 APPS = Path(__file__).parent / "apps"
 WAIT_LIMIT = 60.0  # seconds: a bound on every wait, never a sleep that must be long enough
@@ -32,6 +35,32 @@ def wait_until(condition: Callable[[], Any], what: str, limit: float = WAIT_LIMI
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def stats(url: str, queue: str = "default") -> QueueStats:
+    """The broker's counts for one queue, read through a broker of its own.
+    (On RabbitMQ ``in_flight`` only counts the asking client's leases.)"""
+
+    async def collect() -> QueueStats:
+        broker = from_url(url)
+        try:
+            (row,) = await broker.stats([queue])
+            return row
+        finally:
+            await broker.close()
+
+    return asyncio.run(collect())
+
+
+def dead_letters(url: str) -> list[DeadLetter]:
+    async def collect() -> list[DeadLetter]:
+        broker = from_url(url)
+        try:
+            return await broker.dead_letters()
+        finally:
+            await broker.close()
+
+    return asyncio.run(collect())
 
 
 def run_counts(marks: Path) -> Counter[str]:

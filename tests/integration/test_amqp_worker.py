@@ -20,10 +20,17 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import pytest
 
 import hurtle
-from hurtle.brokers import DeadLetter, QueueStats, from_url
 from hurtle.envelope import Result, decode_result
 from tests.amqp_server import close_connections, private_vhost, unique_amqp_url
-from tests.integration.conftest import Workers, hurtle_cli, lines, run_counts, wait_until
+from tests.integration.conftest import (
+    Workers,
+    dead_letters,
+    hurtle_cli,
+    lines,
+    run_counts,
+    stats,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -49,29 +56,6 @@ def amqp_url(use_amqp: Callable[[str], str]) -> str:
     return use_amqp(unique_amqp_url())
 
 
-def stats(url: str, queue: str = "default") -> QueueStats:
-    """What the server holds: ready and delayed (``in_flight`` is per client in AMQP)."""
-
-    async def collect() -> QueueStats:
-        broker = from_url(url)
-        try:
-            (row,) = await broker.stats([queue])
-            return row
-        finally:
-            await broker.close()
-
-    return asyncio.run(collect())
-
-
-def dead_letters(url: str) -> list[DeadLetter]:
-    async def collect() -> list[DeadLetter]:
-        broker = from_url(url)
-        try:
-            return await broker.dead_letters()
-        finally:
-            await broker.close()
-
-    return asyncio.run(collect())
 
 
 def result_record(app: hurtle.App, task_id: str) -> Result:

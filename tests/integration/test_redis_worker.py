@@ -7,7 +7,6 @@ always, in ``tmp_path``) which they kill or restart.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import threading
@@ -19,8 +18,15 @@ from typing import Any
 import pytest
 
 import hurtle
-from hurtle.brokers import DeadLetter, QueueStats, from_url
-from tests.integration.conftest import Workers, hurtle_cli, lines, run_counts, wait_until
+from tests.integration.conftest import (
+    Workers,
+    dead_letters,
+    hurtle_cli,
+    lines,
+    run_counts,
+    stats,
+    wait_until,
+)
 from tests.redis_server import RedisServer, unique_redis_url
 
 pytestmark = pytest.mark.slow
@@ -53,27 +59,6 @@ def private_redis(tmp_path: Path, use_broker: Callable[[str], str]) -> Iterator[
     server.stop(kill=True)
 
 
-def stats(url: str, queue: str = "default") -> QueueStats:
-    async def collect() -> QueueStats:
-        broker = from_url(url)
-        try:
-            (row,) = await broker.stats([queue])
-            return row
-        finally:
-            await broker.close()
-
-    return asyncio.run(collect())
-
-
-def dead_letters(url: str) -> list[DeadLetter]:
-    async def collect() -> list[DeadLetter]:
-        broker = from_url(url)
-        try:
-            return await broker.dead_letters()
-        finally:
-            await broker.close()
-
-    return asyncio.run(collect())
 
 
 
