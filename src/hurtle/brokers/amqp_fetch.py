@@ -52,6 +52,7 @@ from hurtle.brokers.base import Delivery
 log = logging.getLogger("hurtle.amqp")
 
 _GATHER_TURNS = 3  # loop turns a fetch lets pass after the first arrival, for what came with it
+_CANCEL_TIMEOUT = 2.0  # seconds to wait for a cancel-ok: a connection closing meanwhile never sends it
 _TAGS_KEPT = 4096  # consumer tags remembered (a late delivery names its queue by its tag)
 _RETURNED = "x-delivery-count"  # a quorum queue's count of returned deliveries
 
@@ -190,8 +191,10 @@ class Puller:
             return
         try:
             for tag in tags:
-                await conn.sub.basic_cancel(tag)
-        except (aiormq.exceptions.ChannelInvalidStateError, ConnectionError):
+                await asyncio.wait_for(conn.sub.basic_cancel(tag), _CANCEL_TIMEOUT)
+        except (aiormq.exceptions.ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError):
+            # The connection is going: its unacked deliveries return to the queue
+            # and the next call reconnects. Never wait on it (a worker hung here).
             log.debug("cancelling consumers failed: the connection is going", exc_info=True)
 
     async def received(self, message: DeliveredMessage) -> None:
