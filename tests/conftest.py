@@ -1,9 +1,8 @@
 """Helpers shared by every test directory.
 
 ``run_worker`` runs a burst-mode ``Consumer`` in-process, on the test's own event
-loop, the way ``worker/process.py`` ``_serve`` does in a worker process: one
-connection made by the app, bound to the running loop so tasks that send tasks
-share it. (A public ``hurtle.testing`` module will replace this helper.)
+loop, through ``hurtle.testing.run_consumer``, the code a worker process runs, with
+test defaults (burst on, short fetches, a bound on the run).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from hurtle import App
+from hurtle.testing import run_consumer
 from hurtle.worker.consumer import Consumer, WorkerConfig
 
 WORKER_LIMIT = 30.0  # seconds: a bound on one burst run, never expected to be reached
@@ -30,15 +30,7 @@ async def run_worker(app: App, **config: Any) -> Consumer:
     ``exit_code`` and ``counters`` tell how the run ended.
     """
     settings: dict[str, Any] = {"burst": True, "fetch_timeout": 0.05, **config}
-    connection = app._make_connection()
-    app._clients.bind(connection)
-    consumer = Consumer(app, connection, WorkerConfig(**settings))
-    try:
-        await asyncio.wait_for(consumer.run(), WORKER_LIMIT)
-    finally:
-        app._clients.unbind()
-        await connection.close()
-    return consumer
+    return await asyncio.wait_for(run_consumer(app, WorkerConfig(**settings)), WORKER_LIMIT)
 
 
 @pytest.fixture

@@ -138,6 +138,11 @@ class App:
         self.tasks[task_name] = task
         return task
 
+    def queues(self) -> list[str]:
+        """Every queue a registered task uses, and the default queue: what a
+        worker consumes when not told otherwise."""
+        return sorted({task.opts.queue for task in self.tasks.values()} | {self.default_queue})
+
     # -- hooks -----------------------------------------------------------
 
     def on_preload(self, fn: Hook) -> Hook:

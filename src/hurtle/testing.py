@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from hurtle.app import App
 from hurtle.worker.consumer import Consumer, Counters, WorkerConfig
+from hurtle.worker.process import worker_connection
 
 
 async def drain_async(
@@ -29,21 +30,22 @@ async def drain_async(
 ) -> Counters:
     """Run tasks on the running loop until the queues are empty; return the counts."""
     config = WorkerConfig(
-        queues=list(queues) if queues else _all_queues(app),
+        queues=list(queues) if queues else app.queues(),
         concurrency=concurrency,
         threads=threads,
         burst=True,
         fetch_timeout=fetch_timeout,
     )
-    connection = app._make_connection()
-    app._clients.bind(connection)
-    try:
+    return (await run_consumer(app, config)).counters
+
+
+async def run_consumer(app: App, config: WorkerConfig) -> Consumer:
+    """Run the real consumer on the running loop until it stops (in burst mode:
+    until its queues are empty); return it for its ``exit_code`` and ``counters``."""
+    async with worker_connection(app) as connection:
         consumer = Consumer(app, connection, config)
         await consumer.run()
-        return consumer.counters
-    finally:
-        app._clients.unbind()
-        await connection.close()
+        return consumer
 
 
 def drain(
@@ -61,6 +63,3 @@ def drain(
         )
     )
 
-
-def _all_queues(app: App) -> list[str]:
-    return sorted({task.opts.queue for task in app.tasks.values()} | {app.default_queue})

@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -79,6 +79,19 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except HurtleError as exc:
         fail(str(exc))
+
+
+def on_broker(broker: Broker, action: Callable[[Broker], Awaitable[T]]) -> T:
+    """Run one broker action for a command, closing the broker whatever happens;
+    hurtle errors become one-line user errors."""
+
+    async def act() -> T:
+        try:
+            return await action(broker)
+        finally:
+            await broker.close()
+
+    return run(act())
 
 
 async def check_reachable(broker: Broker) -> None:

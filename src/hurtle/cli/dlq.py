@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from hurtle.brokers import Broker, DeadLetter
-from hurtle.cli.common import open_broker, run
+from hurtle.brokers import DeadLetter
+from hurtle.cli.common import on_broker, open_broker
 from hurtle.envelope import DecodeError, decode
-
-T = TypeVar("T")
 
 _broker_option = click.option(
     "--broker", "broker_url", help="Broker URL. Default: $HURTLE_BROKER, else sqlite:///hurtle.db."
@@ -34,7 +30,7 @@ def dlq() -> None:
 @click.option("--full", is_flag=True, help="Show the whole reason (tracebacks included).")
 def list_(broker_url: str | None, queue: str | None, limit: int, full: bool) -> None:
     """List the newest dead letters with why they died."""
-    letters = run(_with(open_broker(broker_url), lambda b: b.dead_letters(queue, limit)))
+    letters = on_broker(open_broker(broker_url), lambda b: b.dead_letters(queue, limit))
     if not letters:
         click.echo("no dead letters")
         return
@@ -54,7 +50,7 @@ def requeue(broker_url: str | None, ids: tuple[str, ...], every: bool) -> None:
     if not ids and not every:
         raise click.UsageError("name the ids to requeue, or pass --all")
     chosen = None if every else list(ids)
-    count = run(_with(open_broker(broker_url), lambda b: b.requeue_dead(chosen)))
+    count = on_broker(open_broker(broker_url), lambda b: b.requeue_dead(chosen))
     click.echo(f"requeued {count} message(s)")
 
 
@@ -67,16 +63,8 @@ def purge(broker_url: str | None, queue: str | None, yes: bool) -> None:
     where = f"queue {queue!r}" if queue else "every queue"
     if not yes and not click.confirm(f"delete the dead letters of {where}?"):
         return
-    count = run(_with(open_broker(broker_url), lambda b: b.purge_dead(queue)))
+    count = on_broker(open_broker(broker_url), lambda b: b.purge_dead(queue))
     click.echo(f"deleted {count} dead letter(s)")
-
-
-async def _with(broker: Broker, action: Callable[[Broker], Awaitable[T]]) -> T:
-    """Run one broker action and close the broker whatever happens."""
-    try:
-        return await action(broker)
-    finally:
-        await broker.close()
 
 
 def _task_of(letter: DeadLetter) -> str:

@@ -6,8 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from hurtle.brokers import QueueStats
-from hurtle.cli.common import open_broker, redact, run
+from hurtle.cli.common import on_broker, open_broker, redact
 
 
 @click.command()
@@ -17,14 +16,7 @@ def status(broker_url: str | None, queues: str | None) -> None:
     """Queue depths: ready, delayed, in flight (leased by a worker) and dead."""
     broker = open_broker(broker_url)
     names = [q for q in queues.split(",") if q] if queues else None
-
-    async def collect() -> list[QueueStats]:
-        try:
-            return await broker.stats(names)
-        finally:
-            await broker.close()
-
-    rows = run(collect())
+    rows = on_broker(broker, lambda b: b.stats(names))
     if not rows:
         click.echo(f"no queues on {redact(broker.url)}")
         return

@@ -75,7 +75,7 @@ def worker(
         fail(str(exc))
     run(check_reachable(broker))
     config = WorkerConfig(
-        queues=chosen or sorted({t.opts.queue for t in app.tasks.values()} | {app.default_queue}),
+        queues=chosen or app.queues(),
         concurrency=concurrency,
         threads=threads,
         burst=burst,

@@ -9,10 +9,11 @@ the whole process group, and the supervisor turns it into one SIGTERM per child.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from hurtle.app import App
@@ -65,24 +66,34 @@ def run_process(
 async def _serve(
     app: App, config: WorkerConfig, handle_signals: bool, heartbeats: Heartbeats | None, slot: int
 ) -> int:
-    connection: Connection = app._make_connection()
+    async with worker_connection(app) as connection:
+        consumer = Consumer(app, connection, config)
+        watchers: list[asyncio.Task[Any]] = []
+        if handle_signals:
+            _install_signals(consumer)
+            watchers.append(asyncio.create_task(_watch_parent(consumer)))
+        if heartbeats is not None:
+            watchers.append(asyncio.create_task(heartbeats.keep_stamping(slot, consumer.running_async)))
+        log.info(
+            "worker %s consuming %s (concurrency %d, threads %d)",
+            consumer.name, ",".join(consumer.queues), config.concurrency, config.threads,
+        )
+        try:
+            return await consumer.run()
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+
+
+@contextlib.asynccontextmanager
+async def worker_connection(app: App) -> AsyncIterator[Connection]:
+    """The consumer's connection, bound to the running loop so tasks that send
+    tasks share it (seed 001: one client per process), closed at the end."""
+    connection = app._make_connection()
     app._clients.bind(connection)
-    consumer = Consumer(app, connection, config)
-    watchers: list[asyncio.Task[Any]] = []
-    if handle_signals:
-        _install_signals(consumer)
-        watchers.append(asyncio.create_task(_watch_parent(consumer)))
-    if heartbeats is not None:
-        watchers.append(asyncio.create_task(heartbeats.keep_stamping(slot, consumer.running_async)))
-    log.info(
-        "worker %s consuming %s (concurrency %d, threads %d)",
-        consumer.name, ",".join(consumer.queues), config.concurrency, config.threads,
-    )
     try:
-        return await consumer.run()
+        yield connection
     finally:
-        for watcher in watchers:
-            watcher.cancel()
         app._clients.unbind()
         await connection.close()
 
