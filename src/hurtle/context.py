@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +23,18 @@ class TaskContext:
     deliveries: int
     headers: dict[str, str] = field(default_factory=dict)
 
+    def task_context(self) -> TaskContext:
+        return self
 
-_current: ContextVar[TaskContext | None] = ContextVar("hurtle_current_task", default=None)
+
+class ContextSource(Protocol):
+    """What the worker sets per task: the context is built only when a task asks,
+    not for every message."""
+
+    def task_context(self) -> TaskContext: ...
+
+
+_current: ContextVar[ContextSource | None] = ContextVar("hurtle_current_task", default=None)
 
 
 def current_task() -> TaskContext:
@@ -31,13 +42,12 @@ def current_task() -> TaskContext:
 
     Raises ``RuntimeError`` outside a task (a plain call, a test).
     """
-    context = _current.get()
-    if context is None:
+    source = _current.get()
+    if source is None:
         raise RuntimeError("hurtle.current_task() is only available inside a running task")
-    return context
+    return source.task_context()
 
 
-def set_current(context: TaskContext) -> None:
-    """Set by the worker for the asyncio task that runs the message; sync tasks
-    see it too, as the thread runs in a copy of that task's context."""
-    _current.set(context)
+def set_current(source: ContextSource) -> None:
+    """Set by the worker in the asyncio task, or the thread, that runs the message."""
+    _current.set(source)

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +22,11 @@ import msgspec
 from hurtle.app import App
 from hurtle.brokers import Delivery, Message
 from hurtle.client import Connection
-from hurtle.context import TaskContext, set_current
+from hurtle.context import set_current
 from hurtle.envelope import Envelope, Result, encode, encode_result
 from hurtle.retry import DEFAULT_BACKOFF
 from hurtle.worker.dispatcher import Dispatcher, Job
-from hurtle.worker.executors import AsyncExecutor, ThreadExecutor
+from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, time_limit_failure
 from hurtle.worker.outcome import DeadLetter, Failed, Outcome, Succeeded
 from hurtle.worker.slots import Slots
 
@@ -85,6 +85,7 @@ class Consumer:
         self._stopping = False
         self._in_flight: dict[int, Delivery] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._drained = False
         self._acks: list[Delivery] = []
         self._results: list[tuple[str, bytes]] = []
         self._flush_wanted = asyncio.Event()
@@ -167,54 +168,104 @@ class Consumer:
 
     def _start(self, delivery: Delivery) -> None:
         prepared = self.dispatcher.prepare(delivery)
-        slots = self.async_slots
-        if isinstance(prepared, Job) and not prepared.is_async:
-            slots = self.thread_slots
-        slots.take()
         self._in_flight[id(delivery)] = delivery
-        task = asyncio.create_task(self._process(delivery, prepared, slots))
+        if not isinstance(prepared, Job):
+            self.async_slots.take()
+            outcome, envelope = prepared
+            self._spawn(self._reject(delivery, envelope, outcome.reason), self.async_slots)
+        elif prepared.task.is_async:
+            self.async_slots.take()
+            self._spawn(self._run_async(prepared), self.async_slots)
+        else:
+            self.thread_slots.take()
+            self._run_sync(prepared)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], slots: Slots) -> None:
+        """Run ``work`` as an asyncio task that frees its slot whatever happens."""
+        task = asyncio.create_task(self._guarded(work, slots))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _process(
-        self, delivery: Delivery, prepared: Job | tuple[DeadLetter, Envelope | None], slots: Slots
-    ) -> None:
+    async def _guarded(self, work: Coroutine[Any, Any, None], slots: Slots) -> None:
         try:
-            if isinstance(prepared, Job):
-                await self._run_job(prepared)
-            else:
-                outcome, envelope = prepared
-                await self._dead_letter(delivery, envelope, outcome.reason, time.time())
+            await work
         except Exception:
             # Settling failed (the broker went away): the lease expires and the
             # message is delivered again. Never let it take the worker down.
             log.exception("could not settle a message; it will be redelivered")
-            self._in_flight.pop(id(delivery), None)
         finally:
             slots.give()
         self._after_task()
 
-    async def _run_job(self, job: Job) -> None:
+    async def _reject(self, delivery: Delivery, envelope: Envelope | None, reason: str) -> None:
+        try:
+            await self._dead_letter(delivery, envelope, reason, time.time())
+        except Exception:
+            self._forget(delivery)
+            raise
+
+    def _forget(self, delivery: Delivery) -> None:
+        """Settling failed: stop extending its lease, so it expires and is delivered
+        again (a drain must not release it either)."""
+        self._in_flight.pop(id(delivery), None)
+
+    async def _run_async(self, job: Job) -> None:
         envelope, task = job.envelope, job.task
         started = time.time()
-        executor = self.async_executor if task.is_async else self.thread_executor
         timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
-        set_current(
-            TaskContext(
-                envelope.id, task.name, job.delivery.queue, envelope.attempt,
-                job.delivery.deliveries, envelope.headers,
-            )
-        )
+        set_current(job)
         key = id(job.delivery)
-        if task.is_async:
-            self._async_names[key] = task.name
+        self._async_names[key] = task.name
         try:
-            outcome: Outcome = await executor.run(
+            outcome: Outcome = await self.async_executor.run(
                 task.name, task.fn, envelope.args, envelope.kwargs, timeout
             )
         finally:
             self._async_names.pop(key, None)
-        await self._settle(job, outcome, started)
+        await self._settle_later(job, outcome, started, time.time())
+
+    def _run_sync(self, job: Job) -> None:
+        """Hand a sync job to the thread pool; ``_sync_done`` picks it up on the loop.
+        No asyncio task and no future per job: a no-op sync task costs a queue put."""
+        envelope = job.envelope
+        call = SyncCall(job.task.fn, envelope.args, envelope.kwargs, job, self._sync_done)
+        self.thread_executor.submit(call)
+        timeout = envelope.timeout if envelope.timeout is not None else job.task.opts.timeout
+        if timeout is not None:
+            call.timer = asyncio.get_running_loop().call_later(timeout, self._sync_time_out, call, timeout)
+
+    def _sync_done(self, call: SyncCall) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+        if call.settled or self._drained:  # its time ran out, or the worker moved on
+            return
+        call.settled = True
+        job: Job = call.context
+        assert call.outcome is not None
+        if self._settle_now(job, call.outcome, call.started, call.finished):
+            self.thread_slots.give()
+            self._after_task()
+        else:
+            self._spawn(self._settle_later(job, call.outcome, call.started, call.finished), self.thread_slots)
+
+    def _sync_time_out(self, call: SyncCall, timeout: float) -> None:
+        """A thread cannot be stopped: fail the task, and have this process replaced."""
+        if call.settled:
+            return
+        call.settled = call.cancelled = True  # a thread that has not started it skips it
+        self.thread_executor.needs_recycle = True
+        job: Job = call.context
+        outcome = time_limit_failure(job.task.name, timeout)
+        started = call.started or time.time() - timeout
+        self._spawn(self._settle_later(job, outcome, started, time.time()), self.thread_slots)
+
+    async def _settle_later(self, job: Job, outcome: Outcome, started: float, finished: float) -> None:
+        try:
+            if not self._settle_now(job, outcome, started, finished):
+                await self._settle(job, outcome, started, finished)
+        except Exception:
+            self._forget(job.delivery)
+            raise
 
     def _after_task(self) -> None:
         limit = self.config.max_tasks_per_child
@@ -224,10 +275,20 @@ class Consumer:
 
     # -- outcomes → broker calls ---------------------------------------------
 
-    async def _settle(self, job: Job, outcome: Outcome, started: float) -> None:
+    def _settle_now(self, job: Job, outcome: Outcome, started: float, finished: float) -> bool:
+        """The common case, without waiting: a success is queued for the next flush.
+        False when ``_settle`` must do the rest."""
+        if type(outcome) is not Succeeded:
+            return False
+        try:
+            self._succeed(job, outcome.value, started, finished)
+        except TypeError:  # the result cannot be encoded: ``_settle`` fails the task
+            return False
+        return True
+
+    async def _settle(self, job: Job, outcome: Outcome, started: float, finished: float) -> None:
         """The one place an Outcome becomes ack, retry or dead-letter."""
         envelope, delivery = job.envelope, job.delivery
-        finished = time.time()
         if isinstance(outcome, Succeeded):
             try:
                 self._succeed(job, outcome.value, started, finished)
@@ -353,13 +414,18 @@ class Consumer:
 
     async def _drain(self) -> None:
         """Finish what runs within the grace period; give back the rest."""
-        if self._running:
-            log.info("waiting up to %.1fs for %d task(s) in flight", self.config.grace, len(self._running))
-            _, pending = await asyncio.wait(set(self._running), timeout=self.config.grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+        busy = self.async_slots.busy + self.thread_slots.busy
+        if busy:
+            log.info("waiting up to %.1fs for %d task(s) in flight", self.config.grace, busy)
+            idle = asyncio.gather(self.async_slots.wait_idle(), self.thread_slots.wait_idle())
+            try:
+                await asyncio.wait_for(idle, self.config.grace)
+            except asyncio.TimeoutError:
+                for task in self._running:
+                    task.cancel()
+                if self._running:
+                    await asyncio.wait(set(self._running), timeout=1.0)
+        self._drained = True  # a sync call that still returns is not settled any more
         try:
             await self._flush()
             leftover = list(self._in_flight.values())

@@ -12,6 +12,7 @@ from inspect import Parameter
 from typing import Any
 
 from hurtle.brokers import Delivery
+from hurtle.context import TaskContext
 from hurtle.envelope import DecodeError, Envelope, decode
 from hurtle.task import Task
 from hurtle.worker.outcome import DeadLetter
@@ -28,6 +29,14 @@ class Job:
     @property
     def is_async(self) -> bool:
         return self.task.is_async
+
+    def task_context(self) -> TaskContext:
+        """``hurtle.current_task()`` inside this job (made only when asked)."""
+        envelope, delivery = self.envelope, self.delivery
+        return TaskContext(
+            envelope.id, self.task.name, delivery.queue, envelope.attempt, delivery.deliveries,
+            envelope.headers,
+        )
 
 
 class Dispatcher:

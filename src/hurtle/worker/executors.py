@@ -2,26 +2,27 @@
 
 - ``AsyncExecutor``: a coroutine on the process's loop; past its time limit it
   is cancelled (``asyncio.wait_for``), which frees its slot at once.
-- ``ThreadExecutor``: a sync function in the thread pool; a thread cannot be
-  interrupted, so past its time limit the task is reported failed and the
-  process asks to be recycled (stop fetching, finish the rest, exit, be
-  replaced). With ``--threads 1`` that is the process running one task at a
-  time being killed and replaced.
+- ``ThreadExecutor``: a sync function on a pool thread; a thread cannot be
+  interrupted, so past its time limit (timed by the consumer) the task is
+  reported failed and the process asks to be recycled (stop fetching, finish
+  the rest, exit, be replaced). With ``--threads 1`` that is the process
+  running one task at a time being killed and replaced.
 
-Both return an ``Outcome`` and never raise for the task's own errors.
+Both come to an ``Outcome`` and never raise for the task's own errors.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import contextvars
-import functools
+import collections
+import queue
+import threading
+import time
 import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from hurtle.context import set_current
 from hurtle.errors import Retry, TimeLimitExceeded
 from hurtle.worker.outcome import Failed, Outcome, Succeeded
 
@@ -77,84 +78,98 @@ class AsyncExecutor:
             return failure(exc)
 
 
+class SyncCall:
+    """One sync task handed to the thread pool, and what came of it.
+
+    One object per task instead of ``run_in_executor``'s two chained futures, a
+    ``concurrent.futures`` work item and an asyncio task to await them: on no-op
+    tasks those were most of the event loop's time (docs/benchmarks.md).
+    """
+
+    __slots__ = ("args", "cancelled", "context", "finished", "fn", "kwargs", "on_done", "outcome",
+                 "settled", "started", "timer")
+
+    def __init__(
+        self, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], context: Any,
+        on_done: Callable[[SyncCall], None],
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.context = context  # what ``hurtle.current_task()`` sees in the thread
+        self.on_done = on_done  # called on the loop once the call returned
+        self.outcome: Outcome | None = None
+        self.started = 0.0
+        self.finished = 0.0
+        self.cancelled = False  # set on the loop: a thread that has not started it skips it
+        self.settled = False  # set on the loop once its outcome was acted on (or its time ran out)
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class ThreadExecutor:
+    """Sync tasks on up to ``threads`` threads, started as they are needed.
+
+    The loop puts calls on one ``SimpleQueue``; threads take them one at a time
+    (a slow task never holds back another), and hand finished calls back
+    through a deque, waking the loop once for however many finished meanwhile.
+    """
+
     def __init__(self, threads: int) -> None:
         self.threads = threads
-        self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="hurtle-task")
         #: Set when a thread is stuck past its time limit: the process must be replaced.
         self.needs_recycle = False
+        self._inbox: queue.SimpleQueue[SyncCall | None] = queue.SimpleQueue()
+        self._finished: collections.deque[SyncCall] = collections.deque()
+        self._wake_pending = False
+        self._workers: list[threading.Thread] = []
+        self._unfinished = 0  # submitted, not yet handed back; counted on the loop only
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def run(
-        self,
-        name: str,
-        fn: Callable[..., Any],
-        args: list[Any],
-        kwargs: dict[str, Any],
-        timeout: float | None,
-    ) -> Outcome:
-        loop = asyncio.get_running_loop()
-        # Copy the context so contextvars set by middleware reach the thread.
-        call = functools.partial(contextvars.copy_context().run, _capture, fn, args, kwargs)
-        future = _submit(loop, self.pool, call)
-        if timeout is None:
-            return await future
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            self.needs_recycle = True
-            return time_limit_failure(name, timeout)
+    def submit(self, call: SyncCall) -> None:
+        """Run ``call`` on a thread; its ``on_done`` runs on this loop when it returns."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._unfinished += 1
+        if len(self._workers) < min(self.threads, self._unfinished):
+            worker = threading.Thread(
+                target=self._work, name=f"hurtle-task-{len(self._workers)}", daemon=True
+            )
+            worker.start()
+            self._workers.append(worker)
+        self._inbox.put(call)
+
+    def _work(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        take, finished = self._inbox.get, self._finished
+        while (call := take()) is not None:
+            if call.cancelled:
+                continue
+            set_current(call.context)
+            call.started = time.time()
+            try:
+                call.outcome = Succeeded(call.fn(*call.args, **call.kwargs))
+            except BaseException as exc:  # SystemExit too: the thread must live on
+                call.outcome = failure(exc)
+            call.finished = time.time()
+            finished.append(call)
+            if not self._wake_pending:
+                self._wake_pending = True
+                try:
+                    loop.call_soon_threadsafe(self._hand_back)
+                except RuntimeError:  # the loop is closed: nobody is waiting any more
+                    return
+
+    def _hand_back(self) -> None:
+        """On the loop: every call finished since the last wake-up, in order."""
+        self._wake_pending = False  # before draining: a call appended from now on wakes us again
+        finished = self._finished
+        while finished:
+            call = finished.popleft()
+            self._unfinished -= 1
+            call.on_done(call)
 
     def shutdown(self) -> None:
-        """Stop taking work; never wait for a stuck thread."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _capture(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Outcome:
-    try:
-        return Succeeded(fn(*args, **kwargs))
-    except Exception as exc:
-        return failure(exc)
-
-
-def _submit(
-    loop: asyncio.AbstractEventLoop, pool: concurrent.futures.Executor, call: Callable[[], Outcome]
-) -> asyncio.Future[Outcome]:
-    """``loop.run_in_executor`` with one thread-safe hand-back instead of its
-    two-way future chaining, which was a third of the event loop's CPU time per
-    no-op sync task (measured 140 -> 90 us; docs/benchmarks.md). Cancelling the
-    returned future still cancels a call that has not started."""
-    future: asyncio.Future[Outcome] = loop.create_future()
-    done = pool.submit(call)
-    done.add_done_callback(functools.partial(_hand_back, loop, future))
-    future.add_done_callback(functools.partial(_cancel_unstarted, done))
-    return future
-
-
-def _hand_back(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Outcome],
-    done: concurrent.futures.Future[Outcome],
-) -> None:
-    """In the pool's thread: give the finished call to the loop."""
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-        loop.call_soon_threadsafe(_settle_future, future, done)
-
-
-def _settle_future(
-    future: asyncio.Future[Outcome], done: concurrent.futures.Future[Outcome]
-) -> None:
-    if future.done():
-        return
-    if done.cancelled():
-        future.cancel()
-    elif (exc := done.exception()) is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(done.result())
-
-
-def _cancel_unstarted(
-    done: concurrent.futures.Future[Outcome], future: asyncio.Future[Outcome]
-) -> None:
-    if future.cancelled():
-        done.cancel()
+        """Stop the threads once they finish what they run; never wait for a stuck one."""
+        for _ in self._workers:
+            self._inbox.put(None)

@@ -1,12 +1,14 @@
 -- Heartbeat: the holder claims its own entries again (JUSTID: the delivery count
 -- stays), which resets their idle time, so the lease runs another full term.
--- KEYS[1] stream; ARGV[1] group, then (entry id, consumer, deliveries) triples.
-local stream, group = KEYS[1], ARGV[1]
-local done = 0
-for i = 2, #ARGV, 3 do
-  if held(stream, group, ARGV[i], ARGV[i + 1], ARGV[i + 2]) then
-    redis.call('XCLAIM', stream, group, ARGV[i + 1], 0, ARGV[i], 'JUSTID')
-    done = done + 1
-  end
+-- KEYS[1] stream; ARGV group, consumer, lowest and highest entry id, lines "entry-id deliveries".
+local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local ids = {}
+for i, entry in ipairs(held_batch(stream, group, consumer, ARGV[3], ARGV[4], ARGV[5])) do
+  ids[i] = entry[1]
 end
-return done
+call_in_chunks(ids, function(chunk)
+  local command = {'XCLAIM', stream, group, consumer, 0, unpack(chunk)}
+  command[#command + 1] = 'JUSTID'
+  return command
+end)
+return #ids

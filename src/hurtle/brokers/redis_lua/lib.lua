@@ -48,6 +48,48 @@ local function held(stream, group, id, consumer, deliveries)
   return tonumber(found[1][4]) == tonumber(deliveries)
 end
 
+-- Of one consumer's batch, ids LOW to HIGH given as lines "id deliveries\n..."
+-- (one argument: the client packs 1 argument, not 2 per entry), the entries the
+-- consumer still holds as that delivery: {id, deliveries}, in the batch's order.
+-- One XPENDING over the range, not one per entry.
+local function held_batch(stream, group, consumer, low, high, lines)
+  local wanted = {}
+  for id, deliveries in string.gmatch(lines, '(%S+) (%d+)') do
+    wanted[#wanted + 1] = {id, tonumber(deliveries)}
+  end
+  -- the range may hold other entries the consumer is running: ask for room
+  local limit = #wanted * 2 + 100
+  local rows = redis.pcall('XPENDING', stream, group, low, high, limit, consumer)
+  if rows.err then
+    return {}
+  end
+  local counts = {}
+  for _, row in ipairs(rows) do
+    counts[row[1]] = row[4]
+  end
+  local held = {}
+  for _, entry in ipairs(wanted) do
+    local count = counts[entry[1]]
+    if count == nil and #rows == limit then -- past the rows asked for: ask for it alone
+      local row = redis.call('XPENDING', stream, group, entry[1], entry[1], 1, consumer)
+      if row[1] ~= nil then count = row[1][4] end
+    end
+    if count == entry[2] then
+      held[#held + 1] = entry
+    end
+  end
+  return held
+end
+
+-- Run `command ... ids` over `ids` 1,000 at a time (Lua's unpack has a limit).
+local function call_in_chunks(ids, build)
+  for first = 1, #ids, 1000 do
+    local chunk = {}
+    for i = first, math.min(first + 999, #ids) do chunk[#chunk + 1] = ids[i] end
+    redis.call(unpack(build(chunk)))
+  end
+end
+
 -- Split a delayed-set member "<message id>\n<body>".
 local function split_member(member)
   local cut = string.find(member, '\n', 1, true)
