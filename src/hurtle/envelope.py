@@ -71,6 +71,12 @@ def new_id() -> str:
     return os.urandom(16).hex()
 
 
+def new_ids(count: int) -> list[str]:
+    """``count`` ids from one ``urandom`` call (a batch of ``send_many``)."""
+    digits = os.urandom(16 * count).hex()
+    return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
+
+
 def make_envelope(
     task: str,
     args: Sequence[Any],
@@ -79,11 +85,15 @@ def make_envelope(
     queue: str,
     delay: float | None = None,
     timeout: float | None = None,
+    task_id: str | None = None,
+    now: float | None = None,
 ) -> Envelope:
-    now = time.time()
+    """``task_id`` and ``now`` let a batch draw its ids and read the clock once."""
+    if now is None:
+        now = time.time()
     return Envelope(
         v=PROTOCOL_VERSION,
-        id=new_id(),
+        id=task_id or new_id(),
         task=task,
         queue=queue,
         args=list(args),

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from hurtle.envelope import Envelope, decode_result, make_envelope
+from hurtle.envelope import Envelope, decode_result, make_envelope, new_ids
 from hurtle.errors import ConfigurationError, TaskFailed
 from hurtle.retry import Backoff
 
@@ -85,7 +85,10 @@ class Task(Generic[P, R]):
             changes["timeout"] = timeout
         return Task(self.app, self.fn, self.name, replace(self.opts, **changes))
 
-    def _envelope(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
+    def _envelope(
+        self, args: Sequence[Any], kwargs: dict[str, Any], task_id: str | None = None,
+        now: float | None = None,
+    ) -> Envelope:
         return make_envelope(
             self.name,
             args,
@@ -93,6 +96,8 @@ class Task(Generic[P, R]):
             queue=self.opts.queue,
             delay=self.opts.delay,
             timeout=self.opts.timeout,
+            task_id=task_id,
+            now=now,
         )
 
     def send(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
@@ -109,23 +114,32 @@ class Task(Generic[P, R]):
     def send_many(self, calls: Iterable[Sequence[Any] | dict[str, Any]]) -> list[Handle[R]]:
         """Enqueue many calls in one round trip: each item a tuple of positional
         arguments or a dict of keyword arguments."""
-        envelopes = [self._call_envelope(call) for call in calls]
+        envelopes = self._call_envelopes(calls)
         self.app._send_sync(envelopes)
         return [Handle(self.app, e.id, self.name) for e in envelopes]
 
     async def send_many_async(
         self, calls: Iterable[Sequence[Any] | dict[str, Any]]
     ) -> list[Handle[R]]:
-        envelopes = [self._call_envelope(call) for call in calls]
+        envelopes = self._call_envelopes(calls)
         await self.app._send(envelopes)
         return [Handle(self.app, e.id, self.name) for e in envelopes]
 
-    def _call_envelope(self, call: Sequence[Any] | dict[str, Any]) -> Envelope:
+    def _call_envelopes(self, calls: Iterable[Sequence[Any] | dict[str, Any]]) -> list[Envelope]:
+        """One envelope per call; the batch's ids from one ``urandom``, one clock read."""
+        calls = list(calls)
+        now = time.time()
+        return [
+            self._call_envelope(call, task_id, now)
+            for call, task_id in zip(calls, new_ids(len(calls)), strict=True)
+        ]
+
+    def _call_envelope(self, call: Sequence[Any] | dict[str, Any], task_id: str, now: float) -> Envelope:
         if isinstance(call, dict):
-            return self._envelope((), call)
+            return self._envelope((), call, task_id, now)
         if isinstance(call, (str, bytes)):
             raise TypeError(f"send_many: each call is a tuple or a dict, not {call!r}")
-        return self._envelope(call, {})
+        return self._envelope(call, {}, task_id, now)
 
 
 class Handle(Generic[R]):

@@ -176,8 +176,13 @@ class RedisBroker(RedisResults, Broker):
     def _enqueue_call(self, queue: str, batch: list[Message], now: float) -> tuple[list[str], list[Any]]:
         """Keys and arguments of ``enqueue.lua`` for one queue's messages."""
         args: list[Any] = [repr(now * 1000)]
-        for m in batch:
-            args += (_clean_id(m.id), m.body, "" if m.eta is None else repr(m.eta * 1000))
+        if all(m.eta is None for m in batch):
+            for m in batch:
+                args += (_clean_id(m.id), m.body)
+        else:
+            args.append("eta")
+            for m in batch:
+                args += (_clean_id(m.id), m.body, "" if m.eta is None else repr(m.eta * 1000))
         return [self.keys.stream(queue), self.keys.delayed(queue)], args
 
     def _expect_due(self, eta: float | None) -> None:

@@ -101,14 +101,26 @@ end
 -- of two queues added in the same millisecond could not be told apart by age;
 -- these sort by when they were added, across every stream of this server.
 local clock = redis.call('TIME')
-local id_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local id_prefix = (tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)) .. '-'
 local id_seq = (tonumber(clock[2]) % 1000) * 1000000
+local id_mode = {} -- per stream: 'clock' once an add with the clock's id worked, else '*'
 local function add(stream, ...)
   id_seq = id_seq + 1
-  local added = redis.pcall('XADD', stream, string.format('%.0f-%.0f', id_ms, id_seq), ...)
-  if type(added) == 'table' and added.err then
-    return redis.call('XADD', stream, '*', ...) -- the clock went back: keep the stream's order
+  local mode = id_mode[stream]
+  if mode == 'clock' then
+    -- (Lua prints these integers, all below 2^53, whole: no string.format per entry)
+    return redis.call('XADD', stream, id_prefix .. id_seq, ...)
+  elseif mode == '*' then
+    return redis.call('XADD', stream, '*', ...)
   end
+  -- The first add to a stream tells whether its ids are already past this clock
+  -- (the clock went back, or another producer's '*' ids): then '*' keeps its
+  -- order. Within one script the clock's ids only grow: the rest need no check.
+  local added = redis.pcall('XADD', stream, id_prefix .. id_seq, ...)
+  if type(added) == 'table' and added.err then
+    id_mode[stream] = '*'
+    return redis.call('XADD', stream, '*', ...)
+  end
+  id_mode[stream] = 'clock'
   return added
 end
-
