@@ -267,7 +267,7 @@ class RedisBroker(RedisResults, Broker):
         if block_ms > 0:  # BLOCK 0 would wait forever; without BLOCK the read returns at once
             command += ["BLOCK", block_ms]
         command += ["STREAMS", *streams, *[">"] * len(streams)]
-        reply = await conn.client.execute_command(*command)
+        reply = await conn.on_lane("read", *command)
         return self._parse_read(conn, queues, reply)
 
     async def _shares(self, conn: Conn, queues: list[str], room: int) -> dict[int, int]:
@@ -367,7 +367,9 @@ class RedisBroker(RedisResults, Broker):
             lines = b"\n".join(b"%b %d" % (entry_id, count) for _, entry_id, count in entries)
             low, high = entries[0][1], entries[-1][1]
             calls.append(([self.keys.stream(queue)], [GROUP, consumer, low, high, lines]))
-        if len(calls) == 1:
+        if len(calls) == 1 and script == "ack":  # the flusher's, one batch at a time
+            await conn.script_on_lane("ack", script, *calls[0])
+        elif len(calls) == 1:
             await conn.script(script, *calls[0])
         else:
             await conn.scripts_in(conn.client.pipeline(transaction=False), script, calls)

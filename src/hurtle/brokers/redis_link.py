@@ -175,10 +175,43 @@ class Conn:
     consumer: str
     pid: int = field(default_factory=os.getpid)
     groups: set[str] = field(default_factory=set)  # streams whose consumer group exists
+    lanes: dict[str, Any] = field(default_factory=dict)  # lane name: a redis-py connection
+    _busy_lanes: set[str] = field(default_factory=set)
 
     async def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         # EVALSHA; after a server restart emptied the script cache, redis-py loads it again.
         return await self.scripts[name](keys=keys, args=args)
+
+    async def on_lane(self, lane: str, *command: Any) -> Any:
+        """One command on a connection of ``lane``'s own, for a caller that sends one
+        command at a time, over and over: the fetch loop's reads, the flusher's acks.
+        No pool and no retry wrapper: 100 of 250 us per command here (a lost connection
+        still raises, and ``Link.call`` retries). While the lane is busy (a second
+        caller), on a cluster, or for a reply that needs parsing: through the client."""
+        if isinstance(self.client, RedisCluster) or lane in self._busy_lanes:
+            return await self.client.execute_command(*command)
+        connection = self.lanes.get(lane)
+        if connection is None:
+            pool = self.client.connection_pool
+            connection = self.lanes[lane] = pool.make_connection()  # type: ignore[no-untyped-call]
+        self._busy_lanes.add(lane)
+        try:
+            await connection.send_command(*command)
+            return await connection.read_response()  # disconnects itself on any error
+        finally:
+            self._busy_lanes.discard(lane)
+
+    async def script_on_lane(self, lane: str, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """``script`` through ``on_lane``; a server that lost its scripts gets them through ``script``."""
+        try:
+            return await self.on_lane(lane, "EVALSHA", self.scripts[name].sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self.script(name, keys, args)
+
+    async def close(self) -> None:
+        for connection in self.lanes.values():
+            await connection.disconnect()
+        await self.client.aclose()
 
     async def scripts_in(
         self, pipe: Pipeline, name: str, calls: Sequence[tuple[list[str], list[Any]]]
@@ -242,7 +275,7 @@ class Link:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and conn.pid == os.getpid():
-            await conn.client.aclose()
+            await conn.close()
 
     async def call(self, op: Callable[[Conn], Awaitable[T]], patience: float | None = None) -> T:
         """Run ``op``; on a lost connection, reconnect with backoff for up to ``patience``
