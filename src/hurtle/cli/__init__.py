@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-from hurtle.cli.bench import bench
 from hurtle.cli.common import EXIT_USER_ERROR
-from hurtle.cli.demo import demo
-from hurtle.cli.dlq import dlq
-from hurtle.cli.status import status
-from hurtle.cli.worker import worker
+
+#: Each subcommand's module, imported only when it runs: `hurtle worker` starts
+#: without the benchmark's and the demo's imports (rich among them), which was a
+#: good part of its start-up time.
+_COMMANDS = {
+    "worker": "hurtle.cli.worker",
+    "bench": "hurtle.cli.bench",
+    "demo": "hurtle.cli.demo",
+    "dlq": "hurtle.cli.dlq",
+    "status": "hurtle.cli.status",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command: click.Command = getattr(importlib.import_module(module), cmd_name)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hurtle")
 def cli() -> None:
     """hurtle: a fast task queue. Send tasks from your code; run them with `hurtle worker`."""
-
-
-cli.add_command(worker)
-cli.add_command(bench)
-cli.add_command(demo)
-cli.add_command(dlq)
-cli.add_command(status)
 
 
 def main() -> None:
