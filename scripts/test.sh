@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/venv.sh dev,redis,amqp
+bash scripts/venv.sh dev,redis,amqp,bench
 
 bash scripts/services.sh
 

@@ -19,7 +19,8 @@ def test_ping_on_redis_answers_every_task_and_reads_the_idle_workers_memory(kind
     assert result.verified, result.problems
     assert (result.ran, result.pending, result.dead, result.worker_exit) == (40, 0, 0, 0)
     extra = result.extra
-    assert 0 < extra["start_p50_ms"] <= extra["start_p95_ms"] <= extra["start_p99_ms"] <= extra["start_max_ms"]
+    waits = [extra[f"start_{p}_ms"] for p in ("p50", "p95", "p99", "max")]
+    assert waits[0] > 0 and waits == sorted(waits)
     assert 0 < extra["idle_uss_mb"] < extra["idle_rss_mb"]
     assert extra["supervisor_rss_mb"] > 0
 
@@ -29,3 +30,11 @@ def test_ping_on_sqlite_in_a_fresh_temp_dir_is_verified_too() -> None:
 
     assert result.verified, result.problems
     assert result.ran == 20
+
+
+def test_ping_reports_its_own_measures_not_rates_of_a_pace_it_set() -> None:
+    result = ping.run(Options(10, None, 1, 1000, "sync"))
+
+    assert result.verified, result.problems
+    assert not {"enqueue_rate", "processing_rate", "wall_rate"} & result.rates().keys()
+    assert "start_p50_ms" in result.rates()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hurtle.app import App
 from hurtle.bench.result import RunResult
-from hurtle.bench.runner import RECORDS_ENV, Options, RunRecorder, run_burst
+from hurtle.bench.runner import RECORDS_ENV, OnProgress, Options, RunRecorder, run_burst
 from hurtle.task import Task
 
 KINDS = ("sync", "async")
@@ -109,7 +109,7 @@ def check_setups(paid: int, processes: int, preload: bool, ran: int) -> list[str
     return []
 
 
-def run(options: Options) -> RunResult:
+def run(options: Options, progress: OnProgress | None = None) -> RunResult:
     spec = "hurtle.bench.heavyinit:" + ("preloaded" if options.preload else "app")
     sender = preloaded if options.preload else app
     if options.kind == "async":
@@ -123,7 +123,9 @@ def run(options: Options) -> RunResult:
         result.extra["setups"] = paid
         result.problems += check_setups(paid, options.processes, options.preload, result.ran)
 
-    result = run_burst(sender, task, calls, "heavyinit", spec, options, inspect=inspect)
+    result = run_burst(
+        sender, task, calls, "heavyinit", spec, options, inspect=inspect, progress=progress
+    )
     if result.timings is not None and result.verified:
         result.extra["wall_s"] = result.timings.wall_s
     return result

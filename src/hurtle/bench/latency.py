@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hurtle.app import App
 from hurtle.bench.result import RunResult
-from hurtle.bench.runner import Options, RunRecorder, run_burst
+from hurtle.bench.runner import OnProgress, Options, RunRecorder, run_burst
 
 APP_SPEC = "hurtle.bench.latency:app"
 KINDS = ("sync", "async")
@@ -82,7 +82,7 @@ def worker_args(options: Options) -> list[str]:
     return ["-t", str(options.in_flight or min(options.n, SYNC_THREADS_MAX))]
 
 
-def _start_spread(folder: Path, result: RunResult) -> None:
+def start_spread(folder: Path, result: RunResult) -> None:
     """First task start -> last task start: how long the worker took to get every task going."""
     records = [json.loads(p.read_text()) for p in folder.glob("*.json")]
     starts = [r for r in records if r.get("first_start")]
@@ -91,14 +91,8 @@ def _start_spread(folder: Path, result: RunResult) -> None:
         result.extra["start_spread_s"] = max(r["last_start"] for r in starts) - first
 
 
-def run(options: Options) -> RunResult:
-    task = sleep_async if options.kind == "async" else sleep_sync
-    drawn = sleeps(options.n, options.scale)
-    calls = [(seconds,) for seconds in drawn]
-    result = run_burst(
-        app, task, calls, "latency", APP_SPEC, options,
-        worker_args=worker_args(options), inspect=_start_spread,
-    )
+def add_measures(result: RunResult, drawn: list[float]) -> None:
+    """A verified run's times against its longest sleep, the least any system can take."""
     longest = max(drawn)
     if result.timings is not None and result.verified and longest > 0:
         result.extra.update(
@@ -108,4 +102,15 @@ def run(options: Options) -> RunResult:
             processing_s=result.timings.processing_s,
             processing_over_longest=result.timings.processing_s / longest,
         )
+
+
+def run(options: Options, progress: OnProgress | None = None) -> RunResult:
+    task = sleep_async if options.kind == "async" else sleep_sync
+    drawn = sleeps(options.n, options.scale)
+    calls = [(seconds,) for seconds in drawn]
+    result = run_burst(
+        app, task, calls, "latency", APP_SPEC, options,
+        worker_args=worker_args(options), inspect=start_spread, progress=progress,
+    )
+    add_measures(result, drawn)
     return result

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from hurtle.app import App
 from hurtle.bench.result import RunResult
-from hurtle.bench.runner import Options, RunRecorder, run_burst
+from hurtle.bench.runner import OnProgress, Options, RunRecorder, run_burst
 
 APP_SPEC = "hurtle.bench.noop:app"
 KINDS = ("sync", "async")
@@ -38,7 +38,7 @@ async def noop_async() -> None:
     recorder.record()
 
 
-def run(options: Options) -> RunResult:
+def run(options: Options, progress: OnProgress | None = None) -> RunResult:
     task = noop_async if options.kind == "async" else noop
     calls: list[tuple[()]] = [()] * options.n
-    return run_burst(app, task, calls, "noop", APP_SPEC, options)
+    return run_burst(app, task, calls, "noop", APP_SPEC, options, progress=progress)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hurtle.app import App
 from hurtle.bench.result import RunResult, Timings
-from hurtle.bench.runner import Options, broker_url, check_run, queue_stats
+from hurtle.bench.runner import OnProgress, Options, broker_url, check_run, queue_stats
 from hurtle.errors import HurtleError
 from hurtle.task import Task
 
@@ -48,11 +48,11 @@ async def ping_async(sent_at: float) -> float:
     return time.time() - sent_at
 
 
-def run(options: Options) -> RunResult:
+def run(options: Options, progress: OnProgress | None = None) -> RunResult:
     task = ping_async if options.kind == "async" else ping
     queue = task.opts.queue
     with broker_url(options.broker) as url, tempfile.TemporaryFile("w+") as log:
-        result = RunResult("ping", options.kind, options.n, options.processes, url)
+        result = RunResult("ping", options.kind, options.n, options.processes, url, throughput=False)
         if queue_stats(url, queue).pending:
             result.problems.append(f"queue {queue!r} is not empty: purge it or use a fresh broker")
             return result
@@ -65,7 +65,7 @@ def run(options: Options) -> RunResult:
             task.send(time.time()).result(timeout=_WARM_UP_TIMEOUT_S)
             startup = time.perf_counter() - started
             memory = _memory(worker.pid)
-            waits, sending = _pings(task, options.n)
+            waits, sending = _pings(task, options.n, progress)
         except HurtleError as exc:
             result.problems.append(f"a ping got no answer: {exc}")
             waits, sending, memory, startup = [], 0.0, {}, 0.0
@@ -99,7 +99,9 @@ def run(options: Options) -> RunResult:
     return result
 
 
-def _pings(task: Task[[float], float], n: int) -> tuple[list[float], float]:
+def _pings(
+    task: Task[[float], float], n: int, progress: OnProgress | None
+) -> tuple[list[float], float]:
     """Send ``n`` pings ``INTERVAL_S`` apart; their waits, and the seconds sending took."""
     handles = []
     began = time.perf_counter()
@@ -108,6 +110,8 @@ def _pings(task: Task[[float], float], n: int) -> tuple[list[float], float]:
         if pause > 0:
             time.sleep(pause)
         handles.append(task.send(time.time()))
+        if progress is not None and index % 100 == 99:
+            progress(index + 1)
     sending = time.perf_counter() - began
     return [float(h.result(timeout=_RESULT_TIMEOUT_S)) for h in handles], sending
 

@@ -38,6 +38,7 @@ class RunResult:
     problems: list[str] = field(default_factory=list)
     worker_log: str = ""
     extra: dict[str, float] = field(default_factory=dict)  # a workload's own measures
+    throughput: bool = True  # False: tasks were sent at a set pace; rates would measure the pace
 
     @property
     def verified(self) -> bool:
@@ -48,6 +49,8 @@ class RunResult:
         t = self.timings
         if t is None or not self.verified:
             return {}
+        if not self.throughput:
+            return {"startup_s": t.startup_s, **self.extra}
         rates = {"enqueue_rate": self.n / t.enqueue_s}
         if t.processing_s > 0:  # one task has no window to divide by
             rates["processing_rate"] = self.n / t.processing_s

@@ -7,9 +7,10 @@ task counted by the tasks themselves, nothing pending, nothing dead-lettered,
 worker exit code 0.
 
 The tasks keep their own count and clock (``RunRecorder``): each worker process
-writes one record when it stops, so the count does not depend on stored
-results, and the processing time (first task start to last task finish)
-excludes the worker's start-up and its burst-mode idle check at the end.
+keeps its record file up to date while it works and writes it a last time when
+it stops, so the count does not depend on stored results, a progress bar can
+follow the run, and the processing time (first task start to last task
+finish) excludes the worker's start-up and its burst-mode idle check at the end.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from hurtle.task import Task
 RECORDS_ENV = "HURTLE_BENCH_RECORDS"
 _WORKER_TIMEOUT_MIN = 120.0  # seconds; a worker that takes longer has hung
 _LOG_TAIL = 4000  # characters of the worker's log kept for a failed run
+_POLL_S = 0.1  # how often a run's records are read for its progress
+
+#: Told how many task runs the records count so far, while a run drains (a progress bar).
+OnProgress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -55,17 +60,32 @@ class Options:
 class RunRecorder:
     """A worker process's task runs: how many, first start, last finish.
 
-    ``record`` is on the hot path: a lock (sync tasks run in several threads)
-    and one clock read. ``save`` is an ``on_worker_stop`` hook.
+    ``record`` is on the hot path: a lock (sync tasks run in several threads),
+    one clock read and one flag test. While ``RECORDS_ENV`` is set, the first
+    task of each process starts a daemon thread that rewrites the process's
+    record every ``WRITE_INTERVAL_S``: the count is readable while the work goes
+    on, which a progress bar needs, and so does a runner whose workers never
+    exit by themselves (the peers, stopped by a signal once the count is N).
+    ``save`` writes the last record; it is an ``on_worker_stop`` hook.
     """
 
+    WRITE_INTERVAL_S = 0.1
+
     def __init__(self) -> None:
+        self._reset()
+        # A forked child counts its own runs, and needs a writer thread of its own.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self.runs = 0
         self.first = 0.0
         self.last = 0.0
         self.first_start = 0.0  # set by ``start``: tasks that take a while mark their start
         self.last_start = 0.0
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one writer at a time; the last record is final
+        self._writing = False  # this process has its writer thread
+        self._saved = False
 
     def start(self) -> None:
         """Mark a task's start, so the window runs from the first start, not the first finish."""
@@ -74,6 +94,8 @@ class RunRecorder:
             if self.first_start == 0.0:
                 self.first_start = now
             self.last_start = now
+        if not self._writing:
+            self._start_writer()
 
     def record(self) -> None:
         now = time.time()
@@ -82,14 +104,51 @@ class RunRecorder:
                 self.first = now
             self.runs += 1
             self.last = now
+        if not self._writing:
+            self._start_writer()
 
     def save(self) -> None:
+        """Write the final record; later periodic writes are dropped."""
+        with self._write_lock:
+            self._write()
+            self._saved = True
+
+    def _start_writer(self) -> None:
+        with self._write_lock:
+            if self._writing or not os.environ.get(RECORDS_ENV):
+                self._writing = True
+                return
+            self._writing = True
+        threading.Thread(target=self._keep_writing, name="hurtle-bench-records", daemon=True).start()
+
+    def _keep_writing(self) -> None:
+        written: tuple[int, float] = (-1, 0.0)
+        while True:
+            time.sleep(self.WRITE_INTERVAL_S)
+            with self._write_lock:
+                if self._saved:
+                    return
+                now = (self.runs, self.last_start)
+                if now != written:
+                    written = now
+                    self._write()
+
+    def _write(self) -> None:
         folder = os.environ.get(RECORDS_ENV)
-        if folder:
+        if not folder:
+            return
+        with self._lock:
             first = min(self.first, self.first_start) if self.first_start else self.first
             record = {"pid": os.getpid(), "runs": self.runs, "first": first, "last": self.last,
                       "first_start": self.first_start, "last_start": self.last_start}
-            (Path(folder) / f"{os.getpid()}.json").write_text(json.dumps(record))
+        write_record(Path(folder), record)
+
+
+def write_record(folder: Path, record: dict[str, Any]) -> None:
+    """Replace the process's record file whole, so a reader never sees half of one."""
+    temp = folder / f".{record['pid']}.json.tmp"  # not matched by ``*.json``
+    temp.write_text(json.dumps(record))
+    os.replace(temp, folder / f"{record['pid']}.json")
 
 
 @dataclass(frozen=True)
@@ -150,7 +209,7 @@ class WorkerRun:
 
 def run_worker(
     app_spec: str, url: str, queue: str, processes: int, records: Path, n: int,
-    worker_args: Sequence[str] = (),
+    worker_args: Sequence[str] = (), progress: OnProgress | None = None,
 ) -> WorkerRun:
     """Run ``hurtle worker APP --burst`` in a subprocess; time it from start to exit."""
     command = [
@@ -164,18 +223,30 @@ def run_worker(
         started_at = time.time()
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
-        try:
-            code: int | None = proc.wait(limit)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            code = None
+        code = _wait(proc, limit, records, progress)
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         log.seek(0)
         text = log.read()[-_LOG_TAIL:]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return WorkerRun(started_at, wall, cpu, code, text)
+
+
+def _wait(
+    proc: subprocess.Popen[str], limit: float, records: Path, progress: OnProgress | None
+) -> int | None:
+    """The worker's exit code, or None when it was killed after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            return proc.wait(_POLL_S if progress else limit)
+        except subprocess.TimeoutExpired:
+            if progress is not None:
+                progress(read_records(records).runs)
+            if time.monotonic() >= deadline:
+                proc.kill()
+                proc.wait()
+                return None
 
 
 #: Looks at the records folder of a finished run (while it exists); adds problems or measures.
@@ -185,11 +256,13 @@ Inspect = Callable[[Path, RunResult], None]
 def run_burst(
     app: App, task: Task[..., Any], calls: Sequence[Sequence[Any]], workload: str, app_spec: str,
     options: Options, *, worker_args: Sequence[str] = (), inspect: Inspect | None = None,
+    progress: OnProgress | None = None,
 ) -> RunResult:
     """One verified run: send ``calls`` to ``task``, drain them with a burst worker.
 
     ``worker_args`` are added to the worker's command line (``-c``, ``-t``);
-    ``inspect`` runs after the standard checks, before the records are deleted.
+    ``inspect`` runs after the standard checks, before the records are deleted;
+    ``progress`` is told the count of runs while the worker drains the queue.
     """
     queue = task.opts.queue
     with broker_url(options.broker) as url, tempfile.TemporaryDirectory() as folder:
@@ -211,7 +284,7 @@ def run_burst(
             result.problems.append(f"sent {len(calls)} task(s) but the queue holds {sent.pending}")
             return result
         worker = run_worker(
-            app_spec, url, queue, options.processes, Path(folder), len(calls), worker_args
+            app_spec, url, queue, options.processes, Path(folder), len(calls), worker_args, progress
         )
         after = queue_stats(url, queue)
         records = read_records(Path(folder))
@@ -240,6 +313,12 @@ def check_run(result: RunResult) -> list[str]:
         problems.append("the worker did not finish in time and was killed")
     elif result.worker_exit != 0:
         problems.append(f"the worker exited with code {result.worker_exit}")
+    return problems + check_counts(result)
+
+
+def check_counts(result: RunResult) -> list[str]:
+    """Why the counts of a finished run are wrong: runs lost or repeated, messages left or dead."""
+    problems = []
     if result.ran < result.n:
         problems.append(
             f"lost tasks: {result.n - result.ran} of {result.n} runs not counted (a task never"

@@ -1,4 +1,9 @@
-"""``hurtle bench WORKLOAD``: time hurtle end to end and verify every task ran."""
+"""``hurtle bench WORKLOAD``: time hurtle end to end and verify every task ran.
+
+With ``--peers``, the same workload runs on other task queues too, alternating
+with hurtle (``bench_peers.py``); what is printed is in ``bench_report.py``,
+the progress bar in ``bench_progress.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +14,20 @@ from collections.abc import Callable
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from hurtle.bench.result import RunResult, Spread, summarize
-from hurtle.bench.runner import Options
+from hurtle.bench.result import RunResult, summarize
+from hurtle.bench.runner import OnProgress, Options
+from hurtle.cli import bench_report
+from hurtle.cli.bench_progress import run_progress
 from hurtle.cli.common import fail
 from hurtle.errors import HurtleError
 
 EXIT_UNVERIFIED = 1
-
-_MEASURES = {  # name: (label, unit)
-    "enqueue_rate": ("enqueue", "tasks/s"),
-    "processing_rate": ("processing", "tasks/s"),
-    "wall_rate": ("wall", "tasks/s"),
-    "startup_s": ("start-up", "s"),
-    "worker_cpu_us_per_task": ("worker CPU", "us/task"),
-    # latency
-    "longest_sleep_s": ("longest sleep", "s"),
-    "wall_s": ("wall time", "s"),
-    "wall_over_longest": ("wall / longest sleep", "x"),
-    "processing_s": ("processing time", "s"),
-    "processing_over_longest": ("processing / longest sleep", "x"),
-    "start_spread_s": ("first start -> last start", "s"),
-    # heavyinit
-    "setups": ("setups paid", "setups"),
-}
 _DEFAULT_KIND = {"latency": "async"}  # else sync
+Workload = Callable[[Options, OnProgress | None], RunResult]
 
 
-def _workload(name: str) -> Callable[[Options], RunResult]:
+def _workload(name: str) -> Workload:
     # Imported here: a workload module makes its App at import, which every
     # other hurtle command should not pay for.
     if name == "noop":
@@ -52,6 +42,10 @@ def _workload(name: str) -> Callable[[Options], RunResult]:
         from hurtle.bench import heavyinit
 
         return heavyinit.run
+    if name == "ping":
+        from hurtle.bench import ping
+
+        return ping.run
     raise click.BadParameter(f"unknown workload {name!r}")
 
 
@@ -71,11 +65,16 @@ def _describe(name: str, options: Options) -> str | None:
         where = ("in an on_preload hook, once, before fork" if options.preload
                  else "lazily, on first use in each process")
         return f"setup: {heavyinit.SETUP_CPU_S * 1000:.0f} ms of CPU, {where}"
+    if name == "ping":
+        from hurtle.bench import ping
+
+        return (f"one task every {ping.INTERVAL_S * 1000:g} ms to a running worker (light load);"
+                " memory read once it answered a warm-up task, idle")
     return None
 
 
 @click.command()
-@click.argument("workload", type=click.Choice(["noop", "latency", "heavyinit"]))
+@click.argument("workload", type=click.Choice(["noop", "latency", "heavyinit", "ping"]))
 @click.option("-n", "count", type=click.IntRange(min=1), default=20000, show_default=True,
               help="Tasks per run.")
 @click.option("--broker", "broker_url",
@@ -98,9 +97,13 @@ def _describe(name: str, options: Options) -> str | None:
               help="Calls per send_many.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: each run, then a summary.")
+@click.option("--peers", "peer_list", metavar="NAMES",
+              help="Also run these task queues, alternating with hurtle, on the --broker Redis:"
+              " a comma list of celery,dramatiq,rq,arq,huey,taskiq (pip install 'hurtle[bench]').")
 def bench(
     workload: str, count: int, broker_url: str | None, processes: int | None, repeat: int,
     kind: str | None, preload: bool, scale: float, in_flight: int | None, batch: int, as_json: bool,
+    peer_list: str | None,
 ) -> None:
     """Run WORKLOAD and report enqueue and processing rates, only for verified runs."""
     if broker_url and broker_url.startswith("memory:"):
@@ -110,6 +113,9 @@ def bench(
     kind = kind or _DEFAULT_KIND.get(workload, "sync")
     if in_flight and workload != "latency":
         fail("--in-flight: only the latency workload sets the worker's -c or -t")
+    if peer_list is not None and workload == "ping":
+        fail("--peers: the ping workload runs hurtle alone")
+    peers = _peer_names(peer_list, broker_url, preload, in_flight) if peer_list is not None else []
     options = Options(
         count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale, preload, in_flight
     )
@@ -117,11 +123,43 @@ def bench(
         run = _workload(workload)
     except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER
         fail(str(exc))
+    if peers:
+        from hurtle.cli.bench_peers import compare  # imports nothing of a peer until asked
+
+        compare(workload, run, options, peers, repeat, as_json, _describe(workload, options))
+        return
+    _hurtle_alone(workload, run, options, repeat, as_json)
+
+
+def _peer_names(
+    peer_list: str, broker_url: str | None, preload: bool, in_flight: int | None
+) -> list[str]:
+    """The --peers names, checked: known, installed, on a Redis broker; else one line, exit 2."""
+    from hurtle.bench import peers
+
+    names = list(dict.fromkeys(name.strip().lower() for name in peer_list.split(",") if name.strip()))
+    if not names:
+        fail(f"--peers: name one or more of {','.join(peers.NAMES)}")
+    unknown = [name for name in names if name not in peers.NAMES]
+    if unknown:
+        fail(f"--peers: unknown peer {unknown[0]!r}; known: {','.join(peers.NAMES)}")
+    if not broker_url or not broker_url.startswith(("redis://", "rediss://")):
+        fail("--peers: the peers run on Redis; give --broker redis://HOST:PORT/DB")
+    if preload or in_flight:
+        fail(f"--{'preload' if preload else 'in-flight'}: sets hurtle's worker only; not with --peers")
+    for name in names:
+        absent = peers.missing(name)
+        if absent:
+            fail(f"--peers: {name} needs {', '.join(absent)}, not installed: pip install 'hurtle[bench]'")
+    return names
+
+
+def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, as_json: bool) -> None:
     console = Console(stderr=as_json)
     if not as_json:
-        where = broker_url or "SQLite in a fresh temp dir per run"
+        where = options.broker or "SQLite in a fresh temp dir per run"
         console.print(
-            f"hurtle bench {workload}: {count:,} tasks ({kind}), {options.processes} worker"
+            f"hurtle bench {workload}: {options.n:,} tasks ({options.kind}), {options.processes} worker"
             f" process(es), {where}, {repeat} run(s)"
         )
         described = _describe(workload, options)
@@ -129,79 +167,29 @@ def bench(
             console.print(described)
     runs: list[RunResult] = []
     for index in range(repeat):
-        try:
-            result = run(options)
-        except HurtleError as exc:
-            fail(str(exc))
+        with run_progress(f"run {index + 1}/{repeat}", options.n) as tick:
+            try:
+                result = run(options, tick)
+            except HurtleError as exc:
+                fail(str(exc))
         if as_json:
             click.echo(json.dumps(result.as_json()))
         else:
-            console.print(f"run {index + 1}/{repeat}: {_one_line(result)}")
+            console.print(f"run {index + 1}/{repeat}: {bench_report.one_line(result)}")
         if not result.verified:
-            _report_failure(result)
+            bench_report.report_failure(result)
             sys.exit(EXIT_UNVERIFIED)
         runs.append(result)
     spreads = summarize(runs)
     if as_json:
-        summary = {"type": "summary", "workload": workload, "kind": kind, "n": count,
-                   "processes": options.processes, "runs": len(runs), "verified": True}
+        summary = {"type": "summary", "system": "hurtle", "workload": workload, "kind": options.kind,
+                   "n": options.n, "processes": options.processes, "runs": len(runs), "verified": True}
         for name, spread in spreads.items():
             summary[name] = {"median": spread.median, "min": spread.low, "max": spread.high}
         click.echo(json.dumps(summary))
     else:
-        console.print(_table(spreads))
-        console.print(_notes(runs[0], len(runs), batch))
-
-
-def _one_line(result: RunResult) -> str:
-    if not result.verified:
-        return "[red]NOT VERIFIED[/red]: no speed reported (why: below)"
-    rates = result.rates()
-    parts = [f"{_MEASURES[k][0]} {_fmt(v, _MEASURES[k][1])}" for k, v in rates.items()]
-    return " · ".join(parts) + f" · {result.ran:,}/{result.n:,} ran"
-
-
-def _fmt(value: float, unit: str) -> str:
-    if unit == "s":
-        return f"{value:.2f} s"
-    if unit == "x":
-        return f"{value:.3f}x"
-    if unit == "setups":
-        return f"{value:.0f}"
-    return f"{value:,.0f} us/task" if unit == "us/task" else f"{value:,.0f}/s"
-
-
-def _table(spreads: dict[str, Spread]) -> Table:
-    table = Table("measure")
-    for heading in ("median", "min", "max"):
-        table.add_column(heading, justify="right")
-    table.add_column("unit")
-    for name, spread in spreads.items():
-        label, unit = _MEASURES[name]
-        digits = {"s": 2, "x": 3}.get(unit, 0)
-        values = (f"{v:,.{digits}f}" for v in (spread.median, spread.low, spread.high))
-        table.add_row(label, *values, unit)
-    return table
-
-
-def _notes(result: RunResult, runs: int, batch: int) -> str:
-    return (
-        f"enqueue: send_many in batches of {batch:,}, timed alone, in this process.\n"
-        "processing: first task start -> last task finish, by the tasks' own clocks;"
-        " excludes worker start-up and the burst-mode exit check (the last acks are"
-        " written one flush after the last finish; wall covers them).\n"
-        "wall: worker subprocess start -> exit; includes interpreter start, app import,"
-        " fork, connect and the burst-mode exit check.\n"
-        "worker CPU: user + system time of the worker and its forked processes, start-up"
-        " included, per task.\n"
-        f"verified, each of {runs} run(s): {result.n:,} task runs counted by the tasks"
-        " themselves, 0 pending and 0 dead-lettered in the broker afterwards, worker exit 0.\n"
-        "Results are not stored (store_result=False), as Dramatiq stores none by default."
-    )
-
-
-def _report_failure(result: RunResult) -> None:
-    click.echo(f"hurtle bench: run not verified, no speed reported: {'; '.join(result.problems)}",
-               err=True)
-    if result.worker_log:
-        click.echo("--- worker log (tail) ---\n" + result.worker_log, err=True)
+        console.print(bench_report.table(spreads))
+        if workload == "ping":
+            console.print(bench_report.ping_notes(runs[0], len(runs)))
+        else:
+            console.print(bench_report.notes(runs[0], len(runs), options.batch))

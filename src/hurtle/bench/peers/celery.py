@@ -1,0 +1,118 @@
+"""Celery as a peer: prefork processes for short tasks, gevent for tasks that wait.
+
+Celery's docs ("Concurrency") recommend the prefork pool, one child per core,
+for CPU-bound and short tasks, and gevent (or eventlet) for I/O-bound ones,
+with a concurrency in the thousands. So: ``-P prefork -c P`` for noop and
+heavyinit; for latency, P ``-P gevent -c N`` workers (sync tasks only: Celery
+has no async task model). Every run: ``--without-gossip --without-mingle
+--without-heartbeat`` (the docs' advice for a worker that needs no cluster
+events), results not stored (``task_ignore_result``), remote control off (no
+pidbox keys). Celery acknowledges a message when a worker takes it, before
+the task runs (its default, ``acks_late=False``); hurtle acknowledges after.
+
+Sending: ``apply_async`` in a loop, as users send; Celery has no batch send
+(``group`` sends each message alone too, and adds a group id to each).
+Isolation: the run's namespace is the queue's name and kombu's
+``global_keyprefix``, so every key Celery writes carries it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+from celery import Celery
+
+from hurtle.bench.peers import base
+from hurtle.bench.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
+
+APP_SPEC = "hurtle.bench.peers.celery:app"
+TASK_NAMES = {"noop": "hurtle_bench.noop", "latency": "hurtle_bench.sleep", "heavyinit": "hurtle_bench.work"}
+
+
+# The peer's tasks: the shared bodies, behind functions of this module's own.
+def noop() -> None:
+    base.noop()
+
+
+def sleep(seconds: float) -> None:
+    base.sleep_sync(seconds)
+
+
+def work() -> None:
+    base.work()
+
+
+TASKS: dict[str, Callable[..., None]] = {"noop": noop, "latency": sleep, "heavyinit": work}
+
+
+def make_app(url: str, ns: str) -> Celery:
+    """A Celery app whose queue and keys all carry ``ns``."""
+    app = Celery("hurtle-bench", broker=url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=ns,
+        task_ignore_result=True,  # no result stored: as hurtle's bench tasks and Dramatiq
+        broker_transport_options={"global_keyprefix": f"{ns}:"},
+        broker_connection_retry_on_startup=True,
+        worker_enable_remote_control=False,
+    )
+    for workload, body in TASKS.items():
+        app.task(name=TASK_NAMES[workload], acks_late=False)(body)
+    return app
+
+
+app = make_app(url_from_env(), ns_from_env())  # the worker's, built from its environment
+
+
+def kind(workload: str, requested: str) -> str:
+    return "sync"  # Celery tasks are plain functions
+
+
+def plan(run: Run) -> Plan:
+    common = [
+        script("celery"), "-A", APP_SPEC, "worker", "-Q", run.ns, "-l", "WARNING",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]
+    if run.workload == "latency":
+        commands = [
+            [*common, "-P", "gevent", "-c", str(run.n), "-n", f"w{i}.{run.ns}@%h"]
+            for i in range(run.processes)
+        ]
+        what = f"{run.processes} worker(s) x gevent pool of {run.n:,}"
+    else:
+        commands = [[*common, "-P", "prefork", "-c", str(run.processes), "-n", f"{run.ns}@%h"]]
+        what = f"prefork pool of {run.processes}"
+    return plan_of(commands, f"{what}, acks on receipt", "sync")
+
+
+def enqueue(run: Run, calls: Sequence[Sequence[Any]]) -> float:
+    sender = make_app(run.url, run.ns)
+    task = sender.tasks[TASK_NAMES[run.workload]]
+    try:
+        started = time.perf_counter()
+        for args in calls:
+            task.apply_async(args)
+        return time.perf_counter() - started
+    finally:
+        sender.close()
+
+
+def pending(run: Run) -> int:
+    """Queued messages, plus taken ones not acknowledged yet (none with acks on receipt)."""
+    client = redis.Redis.from_url(run.url)
+    try:
+        return int(client.llen(f"{run.ns}:{run.ns}")) + int(client.hlen(f"{run.ns}:unacked"))
+    finally:
+        client.close()
+
+
+def dead(run: Run) -> int | None:
+    return None  # Celery keeps no dead-letter queue on Redis
+
+
+PEER = Peer(
+    name="celery", distribution="celery", plan=plan, kind=kind, enqueue=enqueue,
+    enqueue_method="apply_async in a loop", pending=pending, dead=dead,
+)

@@ -1,0 +1,116 @@
+"""Dramatiq as a peer: processes x threads for short tasks, ``dramatiq-gevent`` for tasks that wait.
+
+Dramatiq's docs: ``dramatiq --processes P --threads T``, 8 threads by default;
+and for I/O-bound work ``dramatiq-gevent``, greenlets in place of threads, "with
+a much larger number of threads" (its own example: 1 process x 1,024). So:
+``--processes P --threads 8`` for noop and heavyinit; ``dramatiq-gevent
+--processes P --threads N`` for latency (seed 002: Dramatiq with threads took
+408 s for 10,000 sleeping tasks, with gevent 23.47 s). Actors are sync:
+Dramatiq's async actors (the ``AsyncIO`` middleware) hold a worker thread each
+while they wait, so they are no faster than threads here.
+
+Sending: ``actor.send`` in a loop, as users send (``group(...).run()`` sends
+each message alone too). Actors with ``max_retries=0``, so a failure is
+dead-lettered and counted. Isolation: the run's namespace is the broker's
+``namespace``, the prefix of every key it writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from hurtle.bench.peers import base
+from hurtle.bench.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
+
+BROKER_SPEC = "hurtle.bench.peers.dramatiq:broker"
+QUEUE = "bench"
+THREADS = 8  # dramatiq's default --threads
+ACTOR_NAMES = {"noop": "hurtle_bench_noop", "latency": "hurtle_bench_sleep", "heavyinit": "hurtle_bench_work"}
+
+
+# The peer's tasks: the shared bodies, behind functions of this module's own.
+def noop() -> None:
+    base.noop()
+
+
+def sleep(seconds: float) -> None:
+    base.sleep_sync(seconds)
+
+
+def work() -> None:
+    base.work()
+
+
+TASKS: dict[str, Callable[..., None]] = {"noop": noop, "latency": sleep, "heavyinit": work}
+
+
+def make_broker(url: str, ns: str) -> tuple[RedisBroker, dict[str, dramatiq.Actor[..., Any]]]:
+    """A broker whose keys all start with ``ns``, and the bench's actors on it."""
+    made = RedisBroker(url=url, namespace=ns)  # type: ignore[no-untyped-call]
+    actors = {
+        workload: dramatiq.actor(
+            broker=made, actor_name=ACTOR_NAMES[workload], queue_name=QUEUE, max_retries=0
+        )(body)
+        for workload, body in TASKS.items()
+    }
+    return made, actors
+
+
+broker, _actors = make_broker(url_from_env(), ns_from_env())  # the worker's, from its environment
+
+
+def kind(workload: str, requested: str) -> str:
+    return "sync"
+
+
+def plan(run: Run) -> Plan:
+    if run.workload == "latency":
+        command = [script("dramatiq-gevent"), "--processes", str(run.processes),
+                   "--threads", str(run.n), BROKER_SPEC]
+        what = f"dramatiq-gevent, {run.processes} process(es) x {run.n:,} greenlets"
+    else:
+        command = [script("dramatiq"), "--processes", str(run.processes),
+                   "--threads", str(THREADS), BROKER_SPEC]
+        what = f"{run.processes} process(es) x {THREADS} threads"
+    return plan_of([command], what, "sync")
+
+
+def enqueue(run: Run, calls: Sequence[Sequence[Any]]) -> float:
+    sender, actors = make_broker(run.url, run.ns)
+    actor = actors[run.workload]
+    try:
+        started = time.perf_counter()
+        for args in calls:
+            actor.send(*args)
+        return time.perf_counter() - started
+    finally:
+        sender.close()
+
+
+def _hlen(url: str, key: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.hlen(key))
+    finally:
+        client.close()
+
+
+def pending(run: Run) -> int:
+    """Messages not acknowledged yet: Dramatiq keeps each in ``QUEUE.msgs`` until its ack."""
+    return _hlen(run.url, f"{run.ns}:{QUEUE}.msgs")
+
+
+def dead(run: Run) -> int | None:
+    return _hlen(run.url, f"{run.ns}:{QUEUE}.XQ.msgs")
+
+
+PEER = Peer(
+    name="dramatiq", distribution="dramatiq", plan=plan, kind=kind, enqueue=enqueue,
+    enqueue_method="actor.send in a loop", pending=pending, dead=dead,
+)

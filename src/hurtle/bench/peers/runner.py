@@ -1,0 +1,134 @@
+"""One verified peer run, checked by the same rules as hurtle's own runs.
+
+A run: a fresh namespace (queue names and key prefixes no other run or test
+uses), the workload's N calls sent the peer's own way (timed alone), a check
+that the broker holds N, the peer's worker command(s) drained (``drain.py``),
+then the checks: the tasks counted exactly N runs, nothing is left queued or
+unacknowledged, nothing dead-lettered where the peer keeps a count. Only then
+does the run carry timings. Last, every key of the namespace is deleted
+(``SCAN MATCH`` on the namespace; never ``FLUSHDB``: the Redis may be shared).
+
+Timings, by the tasks' own clocks as for hurtle: processing is first task
+start -> last task finish; wall is worker start -> last task finish (a peer
+never exits by itself, so unlike hurtle's it has no exit to wait for);
+start-up is worker start -> first task start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hurtle.bench import latency
+from hurtle.bench.heavyinit import count_setups
+from hurtle.bench.peers.base import NS_ENV, URL_ENV, Peer, Plan, Run
+from hurtle.bench.peers.drain import drain, limits
+from hurtle.bench.result import RunResult, Timings
+from hurtle.bench.runner import RECORDS_ENV, OnProgress, Options, check_counts, read_records
+
+_SCAN_COUNT = 1000
+
+
+@dataclass(frozen=True)
+class PeerRun:
+    result: RunResult
+    plan: Plan
+
+
+def calls_for(workload: str, options: Options) -> list[tuple[Any, ...]]:
+    """The workload's calls: the same for every system (latency: the same sleeps, same order)."""
+    if workload == "latency":
+        return [(seconds,) for seconds in latency.sleeps(options.n, options.scale)]
+    return [()] * options.n
+
+
+def run(peer: Peer, workload: str, options: Options, progress: OnProgress | None = None) -> PeerRun:
+    """Run ``workload`` on ``peer`` once against ``options.broker`` (a redis:// URL)."""
+    assert options.broker is not None, "peers run on the --broker Redis"
+    spec = Run(
+        url=options.broker, ns=f"hurtlebench{peer.name}{secrets.token_hex(5)}", workload=workload,
+        kind=peer.kind(workload, options.kind), n=options.n, processes=options.processes,
+    )
+    plan = peer.plan(spec)
+    calls = calls_for(workload, options)
+    result = RunResult(workload, spec.kind, spec.n, spec.processes, spec.url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hurtle-bench-") as folder:
+            _run(peer, spec, plan, calls, Path(folder), result, progress)
+    finally:
+        if peer.forget is not None:
+            peer.forget(spec)
+        delete_namespace(spec.url, spec.ns)
+    return PeerRun(result, plan)
+
+
+def _run(
+    peer: Peer, spec: Run, plan: Plan, calls: Sequence[Sequence[Any]], folder: Path,
+    result: RunResult, progress: OnProgress | None,
+) -> None:
+    enqueue_s = peer.enqueue(spec, calls)
+    sent = peer.pending(spec)
+    if sent != spec.n:
+        result.problems.append(f"sent {spec.n} task(s) but the queue holds {sent}")
+        return
+    env = {**os.environ, **plan.env, RECORDS_ENV: str(folder), URL_ENV: spec.url, NS_ENV: spec.ns}
+    longest = max((call[0] for call in calls if call), default=0.0)
+    bounds = limits(spec.n, longest)
+    drained = drain(plan.commands, env, folder, spec.n, bounds, progress)
+    records = read_records(folder)
+    result.ran, result.pending, result.dead = records.runs, peer.pending(spec), peer.dead(spec)
+    result.worker_exit = drained.exit_codes[0]
+    problem = drained.problem(bounds, records.runs, spec.n)
+    if drained.ended == "time limit" and problem:
+        result.problems.append(problem)  # slow, not proven lost: the count says how far it got
+    else:
+        result.problems += ([problem] if problem else []) + check_counts(result)
+    _inspect(spec, folder, result)
+    if result.problems:
+        if drained.ended != "time limit":  # a slow peer's log tells nothing new
+            result.worker_log = drained.log
+        return
+    result.timings = Timings(
+        enqueue_s=enqueue_s,
+        processing_s=records.last - records.first,
+        wall_s=records.last - drained.started_at,
+        startup_s=records.first - drained.started_at,
+        worker_cpu_s=drained.cpu_s,
+    )
+    if spec.workload == "latency":
+        latency.add_measures(result, [call[0] for call in calls])
+    elif spec.workload == "heavyinit":
+        result.extra["wall_s"] = result.timings.wall_s
+
+
+def _inspect(spec: Run, folder: Path, result: RunResult) -> None:
+    """The workload's own measures; a peer's setup count is reported, never a failure."""
+    if spec.workload == "latency":
+        latency.start_spread(folder, result)
+    elif spec.workload == "heavyinit":
+        result.extra["setups"] = count_setups(folder)
+
+
+def delete_namespace(url: str, ns: str) -> int:
+    """Delete every key whose name holds ``ns``; how many. Each peer puts it in all its keys."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"*{ns}*", count=_SCAN_COUNT):
+            batch.append(key)
+            if len(batch) >= _SCAN_COUNT:
+                deleted += client.delete(*batch)
+                batch = []
+        if batch:
+            deleted += client.delete(*batch)
+    finally:
+        client.close()
+    return deleted

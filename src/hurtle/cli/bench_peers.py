@@ -1,0 +1,169 @@
+"""``hurtle bench WORKLOAD --peers ...``: hurtle and other task queues through the same workload.
+
+Each repeat runs hurtle, then each peer in turn, so drift of the machine (other
+work on a shared VM) falls on every system alike. Every run is verified the
+same way; a peer run that is not (lost tasks, too slow for the time limit, a
+crash) is reported on its line, without a speed, and the bench goes on; it
+exits 1 at the end. A hurtle run that is not verified stops the bench at once,
+as without ``--peers``: that is a bug in hurtle.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from dataclasses import replace
+from importlib.metadata import version
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import click
+from rich.console import Console
+
+from hurtle.bench import latency
+from hurtle.bench import peers as peer_modules
+from hurtle.bench.peers import runner as peer_runner
+from hurtle.bench.peers.base import Peer, Run
+from hurtle.bench.result import RunResult
+from hurtle.bench.runner import OnProgress, Options
+from hurtle.cli import bench_report
+from hurtle.cli.bench import EXIT_UNVERIFIED, Workload
+from hurtle.cli.bench_progress import run_progress
+from hurtle.cli.bench_report import System
+from hurtle.cli.common import fail, redact
+from hurtle.errors import HurtleError
+
+_HURTLE_PARAMS = ("prefix", "reconnect_timeout")  # hurtle's own Redis URL parameters (redis_link.py)
+
+
+def compare(
+    workload: str, run_hurtle: Workload, options: Options, names: list[str], repeat: int,
+    as_json: bool, described: str | None,
+) -> None:
+    """Run the workload ``repeat`` times on hurtle and each peer, alternating; print the tables."""
+    assert options.broker is not None
+    plain = _url_with(options.broker)
+    _check_reachable(plain)
+    peers = [peer_modules.load(name) for name in names]
+    hurtle = System("hurtle", version("hurtle"), _hurtle_config(workload, options), [])
+    systems = [hurtle, *(System(p.name, peer_modules.peer_version(p), "", []) for p in peers)]
+    console = Console(stderr=as_json)
+    _header(console, workload, options, repeat, described, peers, systems)
+    for index in range(repeat):
+        for system, peer in zip(systems, [None, *peers], strict=True):
+            with run_progress(f"run {index + 1}/{repeat} {system.name}", options.n) as tick:
+                if peer is None:
+                    result = _hurtle_run(run_hurtle, options, tick)
+                else:
+                    result = _peer_run(peer, workload, replace(options, broker=plain), tick)
+            system.runs.append(result)
+            _print_run(console, as_json, system, index, repeat, result)
+            if peer is None and not result.verified:
+                bench_report.report_failure(result)
+                sys.exit(EXIT_UNVERIFIED)
+    if as_json:
+        for summary in bench_report.summaries(systems, workload, options.kind, options.n, options.processes):
+            click.echo(json.dumps(summary))
+    else:
+        for table in bench_report.comparison(systems):
+            console.print(table)
+        console.print(bench_report.peer_notes())
+    if not all(run.verified for system in systems for run in system.runs):
+        sys.exit(EXIT_UNVERIFIED)
+
+
+def _check_reachable(url: str) -> None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        fail(f"--broker: no Redis answers at {redact(url)} ({exc})")
+
+
+def _hurtle_run(run_hurtle: Workload, options: Options, tick: OnProgress | None) -> RunResult:
+    """hurtle's run under a key prefix of its own, like the peers' namespaces; its keys deleted after."""
+    assert options.broker is not None
+    prefix = f"hurtlebenchhurtle{secrets.token_hex(5)}"
+    try:
+        result = run_hurtle(replace(options, broker=_url_with(options.broker, prefix=prefix)), tick)
+    finally:
+        peer_runner.delete_namespace(_url_with(options.broker), prefix)
+    result.broker = options.broker
+    return result
+
+
+def _url_with(url: str, prefix: str | None = None) -> str:
+    """``url`` without hurtle's own parameters (other clients reject them), plus ``prefix``."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _HURTLE_PARAMS]
+    if prefix is not None:
+        query.append(("prefix", prefix))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _peer_run(peer: Peer, workload: str, options: Options, tick: OnProgress | None) -> RunResult:
+    """A peer's run; a peer that raises makes an unverified run that says what it raised."""
+    try:
+        return peer_runner.run(peer, workload, options, tick).result
+    except HurtleError as exc:
+        fail(str(exc))
+    except Exception as exc:  # a peer's own failure must not end the comparison
+        result = RunResult(workload, options.kind, options.n, options.processes, options.broker or "")
+        result.problems.append(f"{type(exc).__name__}: {exc}")
+        return result
+
+
+def _hurtle_config(workload: str, options: Options) -> str:
+    if workload == "latency":
+        return f"-p {options.processes} {' '.join(latency.worker_args(options))}, {options.kind}"
+    model = "async, on the event loop" if options.kind == "async" else "sync, in threads"
+    return f"-p {options.processes}, {model}"
+
+
+def _header(
+    console: Console, workload: str, options: Options, repeat: int, described: str | None,
+    peers: list[Peer], systems: list[System],
+) -> None:
+    """Who runs how; fills each peer's ``config`` from its plan for this workload."""
+    lines = [
+        f"hurtle bench {workload} --peers: {options.n:,} tasks, {options.processes} worker"
+        f" process(es) per system, {redact(options.broker or '')}, {repeat} run(s) each,"
+        " alternating: hurtle, then each peer in turn",
+    ]
+    if described:
+        lines.append(f"hurtle: {described}")
+    hurtle = systems[0]
+    lines.append(
+        f"  hurtle {hurtle.version}: {hurtle.config}; sends with send_many, {options.batch:,} a batch"
+    )
+    lines.append(f"    $ hurtle worker hurtle.bench.{workload}:app --burst -p {options.processes}")
+    for index, peer in enumerate(peers, start=1):
+        preview = Run(options.broker or "", "NS", workload, peer.kind(workload, options.kind),
+                      options.n, options.processes)
+        plan = peer.plan(preview)
+        release = systems[index].version
+        systems[index] = System(peer.name, release, plan.summary, [])
+        lines.append(f"  {peer.name} {release}: {plan.summary}; sends with {peer.enqueue_method}")
+        lines.append(f"    $ {plan.display}")
+    if not console.stderr:
+        for line in lines:
+            console.print(line, highlight=False, soft_wrap=True)
+
+
+def _print_run(
+    console: Console, as_json: bool, system: System, index: int, repeat: int, result: RunResult
+) -> None:
+    if as_json:
+        data = {**result.as_json(), "system": system.name, "version": system.version,
+                "config": system.config}
+        click.echo(json.dumps(data))
+        return
+    line = bench_report.one_line(result) if system.name == "hurtle" else bench_report.peer_line(result)
+    console.print(f"run {index + 1}/{repeat} {system.name}: {line}", soft_wrap=True)
+    if system.name != "hurtle" and not result.verified and result.worker_log:
+        click.echo(f"--- {system.name} worker log (tail) ---\n{result.worker_log}", err=True)
