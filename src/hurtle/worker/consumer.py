@@ -24,9 +24,10 @@ from hurtle.brokers import Delivery, Message
 from hurtle.client import Connection
 from hurtle.context import set_current
 from hurtle.envelope import Envelope, Result, encode, encode_result
+from hurtle.errors import TimeLimitExceeded
 from hurtle.retry import DEFAULT_BACKOFF
 from hurtle.worker.dispatcher import Dispatcher, Job
-from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, time_limit_failure
+from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
 from hurtle.worker.outcome import DeadLetter, Failed, Outcome, Succeeded
 from hurtle.worker.slots import Slots
 
@@ -175,14 +176,17 @@ class Consumer:
             self._spawn(self._reject(delivery, envelope, outcome.reason), self.async_slots)
         elif prepared.task.is_async:
             self.async_slots.take()
-            self._spawn(self._run_async(prepared), self.async_slots)
+            self._track(asyncio.create_task(self._run_async(prepared)))
         else:
             self.thread_slots.take()
             self._run_sync(prepared)
 
     def _spawn(self, work: Coroutine[Any, Any, None], slots: Slots) -> None:
         """Run ``work`` as an asyncio task that frees its slot whatever happens."""
-        task = asyncio.create_task(self._guarded(work, slots))
+        self._track(asyncio.create_task(self._guarded(work, slots)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep ``task`` where a drain finds it (and cancels it past the grace period)."""
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
@@ -210,19 +214,34 @@ class Consumer:
         self._in_flight.pop(id(delivery), None)
 
     async def _run_async(self, job: Job) -> None:
+        """An async job from start to settled, in one coroutine (``_guarded``'s duties
+        included): on no-op tasks each coroutine more per message showed."""
         envelope, task = job.envelope, job.task
-        started = time.time()
-        timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
-        set_current(job)
         key = id(job.delivery)
-        self._async_names[key] = task.name
         try:
-            outcome: Outcome = await self.async_executor.run(
-                task.name, task.fn, envelope.args, envelope.kwargs, timeout
-            )
+            started = time.time()
+            timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
+            set_current(job)
+            self._async_names[key] = task.name
+            try:
+                if timeout is None:
+                    outcome: Outcome = Succeeded(await task.fn(*envelope.args, **envelope.kwargs))
+                else:
+                    outcome = await self.async_executor.run(
+                        task.name, task.fn, envelope.args, envelope.kwargs, timeout
+                    )
+            except (Exception, TimeLimitExceeded) as exc:
+                outcome = failure(exc)
+            finally:
+                self._async_names.pop(key, None)
+            finished = time.time()
+            if not self._settle_now(job, outcome, started, finished):
+                await self._settle_later(job, outcome, started, finished)
+        except Exception:
+            log.exception("could not settle a message; it will be redelivered")
         finally:
-            self._async_names.pop(key, None)
-        await self._settle_later(job, outcome, started, time.time())
+            self.async_slots.give()
+        self._after_task()
 
     def _run_sync(self, job: Job) -> None:
         """Hand a sync job to the thread pool; ``_sync_done`` picks it up on the loop.
@@ -260,9 +279,9 @@ class Consumer:
         self._spawn(self._settle_later(job, outcome, started, time.time()), self.thread_slots)
 
     async def _settle_later(self, job: Job, outcome: Outcome, started: float, finished: float) -> None:
+        """``_settle``, for what ``_settle_now`` could not do."""
         try:
-            if not self._settle_now(job, outcome, started, finished):
-                await self._settle(job, outcome, started, finished)
+            await self._settle(job, outcome, started, finished)
         except Exception:
             self._forget(job.delivery)
             raise
