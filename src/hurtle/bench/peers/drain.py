@@ -36,6 +36,7 @@ from hurtle.bench.runner import OnProgress, read_records
 
 POLL_S = 0.1
 SETTLE_S = 0.3  # three record writes: long enough for a duplicate run to be counted
+ACKS_MAX_S = 5.0  # after N counted: how long a peer may take to acknowledge the last tasks
 GRACE_S = 10.0  # SIGTERM -> SIGKILL
 TIME_LIMIT_MIN_S = 120.0
 STALL_MIN_S = 30.0
@@ -81,9 +82,14 @@ class Drained:
 
 def drain(
     commands: Sequence[Sequence[str]], env: dict[str, str], records: Path, n: int, bounds: Limits,
-    progress: OnProgress | None = None,
+    progress: OnProgress | None = None, settled: Callable[[], bool] | None = None,
 ) -> Drained:
-    """Start ``commands``, wait until the records count ``n`` (or a limit), stop them."""
+    """Start ``commands``, wait until the records count ``n`` (or a limit), stop them.
+
+    ``settled`` (the peer's queue holds nothing unacknowledged) is then awaited for
+    up to ``ACKS_MAX_S``: a peer that acknowledges in batches, after the task, is
+    not stopped between its last task and its last ack (a worker left running
+    would ack them; what is still unacknowledged after that counts against it)."""
     with ExitStack() as stack:
         log = stack.enter_context(tempfile.TemporaryFile("w+"))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -95,6 +101,8 @@ def drain(
             procs = [_start(command, env, log) for command in commands]
             try:
                 ended = _watch(procs, records, n, bounds, started, progress, signals)
+                if ended == "done" and settled is not None:
+                    _wait_for(settled, ACKS_MAX_S, signals)
             finally:
                 codes = stop(procs)
         finally:
@@ -155,6 +163,12 @@ def _watch(
         if now - started > bounds.time_s:
             return "time limit"
     return "interrupted"
+
+
+def _wait_for(condition: Callable[[], bool], limit_s: float, signals: list[int]) -> None:
+    deadline = time.monotonic() + limit_s
+    while not signals and not condition() and time.monotonic() < deadline:
+        time.sleep(POLL_S)
 
 
 def stop(procs: list[subprocess.Popen[str]]) -> list[int]:

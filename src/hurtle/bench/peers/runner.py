@@ -79,7 +79,7 @@ def _run(
     env = {**os.environ, **plan.env, RECORDS_ENV: str(folder), URL_ENV: spec.url, NS_ENV: spec.ns}
     longest = max((call[0] for call in calls if call), default=0.0)
     bounds = limits(spec.n, longest)
-    drained = drain(plan.commands, env, folder, spec.n, bounds, progress)
+    drained = drain(plan.commands, env, folder, spec.n, bounds, progress, lambda: peer.pending(spec) == 0)
     records = read_records(folder)
     result.ran, result.pending, result.dead = records.runs, peer.pending(spec), peer.dead(spec)
     result.worker_exit = drained.exit_codes[0]
