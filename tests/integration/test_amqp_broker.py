@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 import hurtle
-from hurtle.brokers import Broker, Delivery, Message, from_url
+from hurtle.brokers import Broker, Delivery, Message, amqp_publish, from_url
 from hurtle.brokers.amqp import AMQPBroker
+from hurtle.brokers.amqp_publish import fast_path
 from hurtle.errors import BrokerError, ConfigurationError
 from tests.amqp_server import unique_amqp_url
 from tests.contract.support import WAIT_LIMIT, Brokers, bodies, counts, eventually, fetch_one, messages
@@ -141,6 +142,76 @@ async def test_messages_that_come_after_a_fetch_returned_are_kept_for_the_next_o
         got += bodies(deliveries)
     assert sorted(got) == sorted(sent)
     assert (await counts(broker, "q")).pending == 0
+
+
+async def test_a_standing_consumer_holds_no_more_than_the_free_slots_and_gives_back_when_idle(
+    brokers: Brokers,
+) -> None:
+    # Given a worker that fetched with 4 free slots (its consumer stays, prefetch 4)
+    worker, idle, watcher = await brokers.open(), await brokers.open(), await brokers.open()
+    await watcher.enqueue(messages("q", *[str(i).encode() for i in range(10)]))
+    first = await fetch_n(worker, ["q"], 4)
+    # Then while all 4 are leased nothing more leaves the server
+    await eventually(lambda: ready_on_server(watcher, 6), "the 6 others to be ready on the server")
+    # When it finishes two and does not fetch again (busy below its water mark, or stopping)
+    await worker.ack(first[:2])
+    # Then what RabbitMQ sent it meanwhile (no more than the 2 freed slots) goes back to
+    # the server once no fetch came, uncounted, for any worker to take
+    await eventually(lambda: ready_on_server(watcher, 6), "the buffered messages to be given back")
+    rest = await fetch_n(idle, ["q"], 6)
+    assert sorted(bodies(rest)) == [str(i).encode() for i in range(4, 10)]
+    assert {d.deliveries for d in rest} == {1}
+    await worker.ack(first[2:])
+    await idle.ack(rest)
+    assert (await counts(watcher, "q")).pending == 0
+
+
+async def ready_on_server(watcher: Broker, count: int) -> bool:
+    """True when RabbitMQ itself holds ``count`` ready messages of queue q (the watcher
+    consumes nothing, so its stats count only what is on the server)."""
+    return (await counts(watcher, "q")).ready == count
+
+
+async def test_acks_out_of_order_settle_exactly_the_acked_messages(brokers: Brokers) -> None:
+    # Acks go out as one ``multiple`` ack per run of delivery tags: a message still
+    # leased below acked ones must end the run, or the ack would take it too (lost).
+    broker, watcher = await brokers.open(), await brokers.open()
+    await watcher.enqueue(messages("q", *[str(i).encode() for i in range(6)]))
+    got = await fetch_n(broker, ["q"], 6)
+    assert bodies(got) == [str(i).encode() for i in range(6)]
+    await broker.ack([got[1], got[2]])  # 0 is still leased below them
+    await broker.ack([got[0], got[4], got[5]])  # a run 0..2, then 4 and 5 past the leased 3
+    assert (await counts(broker, "q")).in_flight == 1
+    await broker.close()  # RabbitMQ puts back what was not acknowledged: 3 alone, counted
+    (again,) = await fetch_n(watcher, ["q"], 1)
+    assert (again.body, again.deliveries) == (b"3", 2)
+    await watcher.ack([again])
+    assert (await counts(watcher, "q")).pending == 0
+
+
+async def test_a_batch_is_written_at_once_with_the_installed_aiormq(brokers: Brokers) -> None:
+    # The fast path uses aiormq internals (amqp_publish); an aiormq without them
+    # falls back to a publish per message, correct but ~4x slower: say so here.
+    broker = await brokers.open()
+    assert isinstance(broker, AMQPBroker)
+    conn = broker._link.current()
+    assert conn is not None and fast_path(conn.pub)
+    sent = [str(i).encode() for i in range(3000)]
+    await broker.enqueue(messages("q", *sent))
+    assert (await counts(broker, "q")).ready == len(sent)
+
+
+async def test_without_aiormq_s_internals_a_batch_is_published_message_by_message(
+    brokers: Brokers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(amqp_publish, "_MARSHALL_FITS", False)
+    broker = await brokers.open()
+    assert isinstance(broker, AMQPBroker)
+    conn = broker._link.current()
+    assert conn is not None and not fast_path(conn.pub)
+    sent = [str(i).encode() for i in range(20)]
+    await broker.enqueue(messages("q", *sent))
+    assert bodies(await fetch_n(broker, ["q"], len(sent))) == sent
 
 
 # -- delays ------------------------------------------------------------------------------

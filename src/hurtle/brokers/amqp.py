@@ -7,14 +7,18 @@ queues and exchanges: ``amqp_link.Names``; delays: ``amqp_topology``; dead lette
 ``amqp_dead``.
 
 Sending. Messages are persistent, published mandatory to durable queues, with
-publisher confirms: ``enqueue`` pipelines a whole batch and returns once RabbitMQ
-confirmed every message, one round trip of waiting, not one per message. A
-foreign producer publishes a JSON envelope to the default exchange with routing
-key ``<prefix>.q.<queue>``.
+publisher confirms: ``enqueue`` writes a whole batch at once (``amqp_publish``)
+and returns once RabbitMQ confirmed every message, one round trip of waiting,
+not one per message. A foreign producer publishes a JSON envelope to the
+default exchange with routing key ``<prefix>.q.<queue>``.
 
-Fetching (``amqp_fetch``): one consumer per queue per fetch, its prefetch the
-queue's share of the worker's free slots, so a busy worker holds nothing back
-(seed 004). Delivery counts survive a worker's death: a quorum queue's
+Fetching (``amqp_fetch``): a standing consumer per fetched queue whose prefetch
+is the worker's slots, so what waits in the local buffer never passes the free
+slots and a busy worker holds nothing back (seed 004); it is cancelled and its
+buffer given back when no fetch came for ``STAND_DOWN_AFTER`` seconds (a worker
+busy below its water mark, or draining to stop). Fetches of several queues use
+consumers per fetch. Acks go out as one ``multiple`` ack per run of delivery
+tags (``amqp_acks``). Delivery counts survive a worker's death: a quorum queue's
 ``x-delivery-count``, a classic queue's ``redelivered`` flag turned into a count.
 
 Leases. A delivery stays leased while its channel lives, however long the task
@@ -40,12 +44,19 @@ from pamqp import commands as spec
 from pamqp.common import FieldTable
 
 from hurtle.brokers.amqp_dead import AMQPDeadLetters
-from hurtle.brokers.amqp_fetch import Puller, Receipt, message_tag, uncounted
-from hurtle.brokers.amqp_link import AMQPURL, HURTLE_AT, Conn, Link, publish
+from hurtle.brokers.amqp_fetch import Puller, Receipt, uncounted
+from hurtle.brokers.amqp_link import AMQPURL, HURTLE_AT, Conn, Link
+from hurtle.brokers.amqp_publish import publish_all
 from hurtle.brokers.amqp_topology import Topology, delay_headers, delay_units, is_unroutable
 from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
 
 log = logging.getLogger("hurtle.amqp")
+
+#: Seconds without a fetch after which the standing consumer is cancelled and what it
+#: buffered is given back. Longer than a busy worker's gap between fetches (milliseconds
+#: with short tasks); short enough that a worker busy below its water mark, or draining
+#: to stop, keeps messages from idle workers for no longer.
+STAND_DOWN_AFTER = 0.5
 
 
 class AMQPBroker(AMQPDeadLetters, Broker):
@@ -60,8 +71,13 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         self.names = self.amqp_url.names
         self._topology = Topology(self.amqp_url)
         self._puller = Puller(self.names)
-        self._link = Link(self.amqp_url, self._puller.received, self._topology.forget)
-        self._fetching = asyncio.Lock()  # one fetch at a time: consumers and shares are per fetch
+        self._link = Link(
+            self.amqp_url, self._puller.received, self._topology.forget, self._puller.consumer_forgotten
+        )
+        self._fetching = asyncio.Lock()  # one fetch at a time: consumers and the buffer are shared
+        self._idle: asyncio.TimerHandle | None = None  # stands the consumer down when no fetch comes
+        self._standing_down: asyncio.Task[None] | None = None
+        self._fetches = 0  # fetches begun: a stand-down that a fetch overtook is called off
 
     async def connect(self) -> None:
         """Connect once: an unreachable RabbitMQ is a BrokerError now."""
@@ -71,12 +87,17 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         self._puller.session_of(conn)
 
     async def close(self) -> None:
-        """Close the connection: RabbitMQ puts back whatever it held unacked (the
-        buffered messages no task saw are given back uncounted first). Idempotent."""
+        """Close the connection: RabbitMQ puts back whatever it held unacked (the standing
+        consumer is cancelled and the buffered messages no task saw are given back
+        uncounted first). Idempotent."""
+        self._stop_idle_timer()
+        if self._standing_down is not None:
+            await asyncio.gather(self._standing_down, return_exceptions=True)
+            self._standing_down = None
         conn = self._link.current()
         if conn is not None:
             try:
-                await self._puller.give_back(conn)
+                await self._puller.stand_down(conn)
             except Exception:  # closing anyway: RabbitMQ puts them back, flagged redelivered
                 log.debug("could not give the buffered messages back", exc_info=True)
         self._puller.reset()
@@ -107,26 +128,25 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         for attempt in (1, 2):
             batch = list(pending)
             now = time.time()
-            routes = [self._route(message, now) for message in batch]
+            routes = [(message, self._route(message, now)) for message in batch]
             for queue in dict.fromkeys(m.queue for m in batch):
                 await self._topology.ensure_queue(conn, queue)
-            for queue, top in {(m.queue, top) for m, (_, _, top, _) in zip(batch, routes, strict=True)}:
+            for queue, top in {(m.queue, top) for m, (_, _, top, _) in routes}:
                 if top >= 0:
                     await self._topology.ensure_delay(conn, queue, top)
-            results = await asyncio.gather(
-                *(publish(conn.pub, exchange, key, m.body, props)
-                  for m, (exchange, key, _, props) in zip(batch, routes, strict=True)),
-                return_exceptions=True,
-            )
-            pending[:] = [m for m, r in zip(batch, results, strict=True) if isinstance(r, BaseException)]
+            outgoing = [(exchange, key, m.body, props) for m, (exchange, key, _, props) in routes]
+            results = await publish_all(conn.pub, outgoing)
+            pending[:] = [m for m, r in zip(batch, results, strict=True) if r is not None]
             if not pending:
                 return
-            error = next(r for r in results if isinstance(r, BaseException))
+            error = next(r for r in results if r is not None)
             if attempt == 1 and is_unroutable(error):
                 self._topology.forget()  # a queue or binding we made is gone: make it again
+                # A consumer may stand on the deleted queue; RabbitMQ may not cancel it (a quorum
+                # queue declared again within ms): cancelled before the new queue exists, it
+                # cannot catch the new queue's messages and sit on them.
+                await self._puller.drop_standing(conn)
                 continue
-            if isinstance(error, asyncio.CancelledError):  # the channel closed under the publish
-                raise ConnectionError(f"the connection closed while publishing: {error!r}")
             raise error
 
     def _route(self, message: Message, now: float) -> tuple[str, str, int, spec.Basic.Properties]:
@@ -152,13 +172,40 @@ class AMQPBroker(AMQPDeadLetters, Broker):
             return []
         names = list(dict.fromkeys(queues))
         deadline = time.monotonic() + timeout
+        self._stop_idle_timer()
+        self._fetches += 1
         async with self._fetching:
-            return await self._link.call(lambda conn: self._fetch(conn, names, max_count, deadline), 0.0)
+            try:
+                return await self._link.call(lambda conn: self._fetch(conn, names, max_count, deadline), 0.0)
+            finally:
+                if self._puller.session.standing is not None:
+                    self._idle = asyncio.get_running_loop().call_later(STAND_DOWN_AFTER, self._idled)
 
     async def _fetch(self, conn: Conn, queues: list[str], room: int, deadline: float) -> list[Delivery]:
         for queue in queues:
             await self._topology.ensure_queue(conn, queue)
         return await self._puller.fetch(conn, queues, room, deadline)
+
+    def _stop_idle_timer(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _idled(self) -> None:
+        """No fetch for ``STAND_DOWN_AFTER`` seconds: stand the consumer down."""
+        self._idle = None
+        if self._standing_down is None or self._standing_down.done():
+            self._standing_down = asyncio.create_task(self._stand_down(self._fetches))
+
+    async def _stand_down(self, fetches: int) -> None:
+        async with self._fetching:
+            conn = self._link.current()
+            if conn is None or self._puller.session.standing is None or fetches != self._fetches:
+                return
+            try:
+                await self._puller.stand_down(conn)
+            except Exception:  # a lost connection: RabbitMQ puts them back, the next fetch reconnects
+                log.debug("could not stand the consumer down", exc_info=True)
 
     # -- settling --------------------------------------------------------------
 
@@ -167,13 +214,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
 
     async def _settle(self, conn: Conn, receipts: list[Receipt]) -> None:
         """Acknowledge, each once (a second ack of a tag would close the channel)."""
-        session = self._puller.session
-        for receipt in receipts:
-            receipt.settled = True
-            if session.generation == receipt.generation:
-                session.leased.pop(receipt.tag, None)
-        for index, receipt in enumerate(receipts):
-            await conn.sub.basic_ack(receipt.tag, wait=index == len(receipts) - 1)
+        await self._puller.settle(conn, receipts)
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Idempotent. A delivery whose connection is gone is a no-op: RabbitMQ put it
@@ -221,9 +262,12 @@ class AMQPBroker(AMQPDeadLetters, Broker):
             owned = [d for d in deliveries if self._owned(conn, d.receipt)]
             if not owned:
                 return
-            await asyncio.gather(*(
-                publish(conn.pub, "", self.names.work(d.queue), d.body, _released(d)) for d in owned
-            ))
+            results = await publish_all(
+                conn.pub, [("", self.names.work(d.queue), d.body, _released(d)) for d in owned]
+            )
+            failures = [r for r in results if r is not None]
+            if failures:
+                raise failures[0]  # none acked: RabbitMQ gives them back when the connection goes
             await self._settle(conn, [d.receipt for d in owned])
 
         await self._link.call(give_back)
@@ -236,6 +280,10 @@ class AMQPBroker(AMQPDeadLetters, Broker):
 
         async def collect(conn: Conn) -> list[QueueStats]:
             names = list(queues) if queues is not None else await self._topology.known_queues(conn)
+            # A message on its way to the standing consumer is neither ready on the server nor
+            # buffered yet: its cancel-ok lands it in the buffer (a burst worker that missed
+            # it would stop early). The next fetch makes a new consumer.
+            await self._puller.drop_standing(conn)
             return [await self._stats_of(conn, name) for name in names]
 
         return await self._link.call(collect)
@@ -257,12 +305,12 @@ class AMQPBroker(AMQPDeadLetters, Broker):
 
         async def purge(conn: Conn) -> int:
             session = self._puller.session_of(conn)
+            await self._puller.drop_standing(conn)  # what it was sending lands in the buffer, purged below
             purged = await conn.purge(self.names.work(queue))
             for level in range(await self._topology.delay_levels(conn, queue)):
                 purged += await conn.purge(self.names.delay(level, queue))
-            buffered = session.buffer.pop(queue, deque())
-            for message in buffered:
-                await conn.sub.basic_ack(message_tag(message))
+            buffered = list(session.buffer.pop(queue, deque()))
+            await self._puller.ack_buffered(conn, buffered)
             return purged + len(buffered)
 
         return await self._link.call(purge)

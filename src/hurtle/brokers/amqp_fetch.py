@@ -1,19 +1,31 @@
 """Pulling from a broker that pushes: the RabbitMQ broker's ``fetch``.
 
 ``Broker.fetch`` pulls and must not take more than the worker can start (seed
-004: Celery's prefetch let one busy worker hoard the queue). Each fetch opens
-one consumer per queue whose per-consumer ``basic.qos`` prefetch is that
-queue's share of ``max_count`` (the worker's free slots; the shares add up to
-it), takes what comes, and cancels them again. So a worker never holds more
-unstarted messages than it has free slots, and none while it is busy: the next
-message waits on the server for whichever worker is free. Global QoS is
-rejected by current RabbitMQ, and a qos change only applies to consumers made
-after it: hence consumers per fetch, not one long-lived consumer.
+004: Celery's prefetch let one busy worker hoard the queue). RabbitMQ limits a
+consumer to ``basic.qos`` prefetch unacknowledged messages; a qos change only
+applies to consumers made after it, and global QoS is rejected by current
+RabbitMQ.
 
-Cancelling does not wait: messages RabbitMQ dispatched before it saw the cancel
-arrive later and wait in a local buffer for the next fetch (never more than the
-slots that were free; ``amqp_link._CatchAll`` keeps aiormq from dropping them).
-``fetch(..., timeout=0)`` takes what is ready with ``basic.get`` instead.
+One queue: a standing consumer. The first fetch of a queue opens a consumer
+whose prefetch is that fetch's ``max_count`` (a worker's first fetch: all its
+slots) and leaves it open. What it holds unacknowledged (tasks running,
+finished ones whose acks are on the way, messages buffered here) never passes
+the prefetch, so what waits in the buffer is never more than the worker's free
+slots: the no-hoarding bound of seed 004, without a consumer, a qos and a
+cancel round trip per fetch. A fetch checks the bound still holds (its
+consumer's prefetch minus its leased messages within ``max_count``) and makes
+a new consumer when it does not, or when ``max_count`` outgrew the prefetch.
+A worker that stops fetching (busy below its water mark, draining to stop)
+must not sit on buffered messages: ``stand_down`` cancels the consumer and
+gives them back; the broker calls it when no fetch came for a while.
+
+Several queues: consumers per fetch. Each fetch opens one consumer per queue
+whose prefetch is that queue's share of ``max_count`` (the shares add up to
+it), takes what comes and cancels them again, waiting for RabbitMQ's cancel-ok:
+messages dispatched before it saw the cancel are then buffered for the next
+fetch (never more than the slots that were free; ``amqp_link._CatchAll`` keeps
+aiormq from dropping them). ``fetch(..., timeout=0)`` takes what is ready with
+``basic.get`` instead.
 
 Delivery counts. RabbitMQ puts a consumer's unacked messages back when its
 channel closes: a worker that died, a lost connection. A quorum queue counts
@@ -37,6 +49,7 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
+from hurtle.brokers.amqp_acks import Unacked
 from hurtle.brokers.amqp_link import (
     DELIVERIES,
     HURTLE_AT,
@@ -45,8 +58,8 @@ from hurtle.brokers.amqp_link import (
     copy_properties,
     header_int,
     own_headers,
-    publish,
 )
+from hurtle.brokers.amqp_publish import publish_all
 from hurtle.brokers.base import Delivery
 
 log = logging.getLogger("hurtle.amqp")
@@ -55,18 +68,35 @@ _GATHER_TURNS = 3  # loop turns a fetch lets pass after the first arrival, for w
 _CANCEL_TIMEOUT = 2.0  # seconds to wait for a cancel-ok: a connection closing meanwhile never sends it
 _TAGS_KEPT = 4096  # consumer tags remembered (a late delivery names its queue by its tag)
 _RETURNED = "x-delivery-count"  # a quorum queue's count of returned deliveries
+_CANCELLED = (aiormq.exceptions.ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
 
 Taken = list[tuple[str, DeliveredMessage]]  # (queue, message)
 
 
 @dataclass(slots=True, eq=False)
 class Receipt:
-    """Where a delivery came from: its connection's generation and its delivery tag."""
+    """Where a delivery came from: its connection's generation, its delivery tag and,
+    for a standing consumer's, that consumer's tag."""
 
     generation: int
     tag: int
     properties: spec.Basic.Properties
+    consumer: str | None = None
     settled: bool = False
+
+
+@dataclass(slots=True)
+class Standing:
+    """A consumer that outlives the fetch that made it (fetches of one queue)."""
+
+    tag: str
+    queue: str
+    prefetch: int
+    leased: int = 0  # its deliveries fetched and not settled: they use up prefetch
+
+    def bounded_by(self, queue: str, room: int) -> bool:
+        """True while all it may still buffer (its free prefetch) fits in ``room`` free slots."""
+        return queue == self.queue and self.prefetch - self.leased <= room
 
 
 @dataclass
@@ -77,13 +107,15 @@ class Session:
     channel: aiormq.Channel | None
     buffer: dict[str, deque[DeliveredMessage]] = field(default_factory=dict)  # came, not yet fetched
     tags: dict[str, str] = field(default_factory=dict)  # consumer tag -> queue
-    active: list[str] = field(default_factory=list)  # consumer tags not cancelled yet
+    active: list[str] = field(default_factory=list)  # per-fetch consumer tags not cancelled yet
+    standing: Standing | None = None
     qos: int = 0  # the prefetch the next consumer on ``sub`` gets
     leased: dict[int, str] = field(default_factory=dict)  # delivery tag -> queue, fetched and unsettled
+    unacked: Unacked = field(default_factory=Unacked)  # every delivery tag on ``sub`` not settled
 
 
 class Puller:
-    """Consumers per fetch and the buffer behind them, for one broker object."""
+    """Consumers and the buffer behind them, for one broker object."""
 
     def __init__(self, names: Names) -> None:
         self.names = names
@@ -104,15 +136,23 @@ class Puller:
 
     async def fetch(self, conn: Conn, queues: list[str], room: int, deadline: float) -> list[Delivery]:
         session = self.session_of(conn)
+        standing = session.standing
+        if standing is not None and (len(queues) > 1 or not standing.bounded_by(queues[0], room)):
+            await self._cancel_standing(conn, session)  # what it buffered stays for the fetches to come
         try:
             while True:
                 taken = self._take(session, queues, room)
                 if not taken:
                     if time.monotonic() >= deadline:
-                        taken = await self._get(conn, queues, room)
+                        if session.standing is not None:
+                            # Ready messages may be on their way to it: its cancel-ok
+                            # lands them in the buffer, then a get takes what is left.
+                            await self._cancel_standing(conn, session)
+                            continue
+                        taken = await self._get(conn, session, queues, room)
                     elif await self._wait(conn, session, queues, room, deadline):
                         continue
-                taken = await self._recount(conn, taken)
+                taken = await self._recount(conn, session, taken)
                 if taken or time.monotonic() >= deadline:
                     break
         finally:
@@ -121,13 +161,19 @@ class Puller:
 
     def _take(self, session: Session, queues: list[str], room: int) -> Taken:
         """Up to ``room`` buffered messages, oldest first across queues; the rest stay."""
+        if len(queues) == 1:  # one queue's buffer is in queue order already
+            queue = queues[0]
+            buffered = session.buffer.get(queue)
+            if not buffered:
+                return []
+            return [(queue, buffered.popleft()) for _ in range(min(room, len(buffered)))]
         pool = [(q, m) for q in queues for m in session.buffer.pop(q, ())]
         pool.sort(key=lambda entry: header_int(entry[1].header.properties, HURTLE_AT))
         for queue, message in reversed(pool[room:]):
             session.buffer.setdefault(queue, deque()).appendleft(message)
         return pool[:room]
 
-    async def _get(self, conn: Conn, queues: list[str], room: int) -> Taken:
+    async def _get(self, conn: Conn, session: Session, queues: list[str], room: int) -> Taken:
         """What is ready now, without waiting: ``basic.get``, one message a round trip."""
         taken: Taken = []
         for queue in queues:
@@ -135,6 +181,7 @@ class Puller:
                 message = await conn.sub.basic_get(self.names.work(queue))
                 if not isinstance(message.delivery, spec.Basic.GetOk):
                     break
+                session.unacked.add(message_tag(message))
                 taken.append((queue, message))
                 if not message.delivery.message_count:
                     break
@@ -145,11 +192,21 @@ class Puller:
         self, conn: Conn, session: Session, queues: list[str], room: int, deadline: float
     ) -> bool:
         """Consume (if not yet) and wait for the first arrival; False at the deadline."""
-        if not session.active:
-            await self._consume(conn, session, queues, room)
+        if len(queues) > 1:
+            if not session.active:
+                await self._consume(conn, session, queues, room)
+        elif session.standing is None:
+            await self._stand(conn, session, queues[0], room)
+        elif room > session.standing.prefetch:
+            # More free slots than it may ever hold: make a bigger one (what the
+            # old one sent before its cancel-ok is taken first).
+            await self._cancel_standing(conn, session)
+            return True
         while not any(session.buffer.get(q) for q in queues):
             if not conn.alive():
                 raise ConnectionError("the connection to RabbitMQ closed")
+            if len(queues) == 1 and session.standing is None:
+                return True  # RabbitMQ cancelled it (its queue was deleted): the next turn consumes again
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -160,6 +217,32 @@ class Puller:
             await asyncio.sleep(0)  # deliveries read in the same packet: their callbacks run now
         return True
 
+    async def _qos(self, conn: Conn, session: Session, prefetch: int) -> None:
+        if prefetch != session.qos:
+            await conn.sub.basic_qos(prefetch_count=prefetch)  # per consumer, for those made after
+            session.qos = prefetch
+
+    def _new_tag(self, session: Session, queue: str) -> str:
+        tag = f"hurtle.{next(self._tag_numbers)}"
+        session.tags[tag] = queue
+        if len(session.tags) > _TAGS_KEPT:
+            keep = set(session.active) | ({session.standing.tag} if session.standing else set())
+            for old in list(session.tags)[: _TAGS_KEPT // 2]:
+                if old not in keep:
+                    del session.tags[old]
+        return tag
+
+    async def _stand(self, conn: Conn, session: Session, queue: str, room: int) -> None:
+        """Open the standing consumer of ``queue``, its prefetch ``room``."""
+        await self._qos(conn, session, room)
+        tag = self._new_tag(session, queue)
+        session.standing = Standing(tag, queue, room)
+        try:
+            await conn.sub.basic_consume(self.names.work(queue), self.received, consumer_tag=tag)
+        except BaseException:
+            session.standing = None
+            raise
+
     async def _consume(self, conn: Conn, session: Session, queues: list[str], room: int) -> None:
         """One consumer per queue, prefetch = its share of ``room`` (together exactly ``room``)."""
         base, extra = divmod(room, len(queues))
@@ -169,17 +252,10 @@ class Puller:
             share = base + (1 if index < extra else 0)
             if share == 0:
                 continue
-            if share != session.qos:
-                await conn.sub.basic_qos(prefetch_count=share)  # per consumer, for those made after
-                session.qos = share
-            tag = f"hurtle.{next(self._tag_numbers)}"
-            session.tags[tag] = queue
+            await self._qos(conn, session, share)
+            tag = self._new_tag(session, queue)
             session.active.append(tag)
             await conn.sub.basic_consume(self.names.work(queue), self.received, consumer_tag=tag)
-        if len(session.tags) > _TAGS_KEPT:
-            for tag in list(session.tags)[: _TAGS_KEPT // 2]:
-                if tag not in session.active:
-                    del session.tags[tag]
 
     async def _stop_consuming(self, conn: Conn, session: Session) -> None:
         """Cancel this fetch's consumers and wait for RabbitMQ's CancelOk: every
@@ -187,15 +263,31 @@ class Puller:
         those first and never opens a consumer on top of them (which would hold
         more than the free slots asked for)."""
         tags, session.active = session.active, []
+        await self._cancel(conn, tags)
+
+    async def _cancel_standing(self, conn: Conn, session: Session) -> None:
+        standing, session.standing = session.standing, None
+        if standing is not None:
+            await self._cancel(conn, [standing.tag])
+
+    async def _cancel(self, conn: Conn, tags: list[str]) -> None:
         if not tags or not conn.alive():
             return
         try:
             for tag in tags:
                 await asyncio.wait_for(conn.sub.basic_cancel(tag), _CANCEL_TIMEOUT)
-        except (aiormq.exceptions.ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError):
+        except _CANCELLED:
             # The connection is going: its unacked deliveries return to the queue
             # and the next call reconnects. Never wait on it (a worker hung here).
             log.debug("cancelling consumers failed: the connection is going", exc_info=True)
+
+    def consumer_forgotten(self, consumer_tag: str) -> None:
+        """aiormq forgot a consumer: after our cancel (nothing to do), or after RabbitMQ
+        cancelled it (its queue was deleted): then there is no standing consumer now."""
+        standing = self.session.standing
+        if standing is not None and standing.tag == consumer_tag:
+            self.session.standing = None
+            self._arrived.set()  # a fetch waiting on it consumes again
 
     async def received(self, message: DeliveredMessage) -> None:
         """Every delivery on ``sub`` (see ``amqp_link._CatchAll``): into the buffer."""
@@ -203,23 +295,46 @@ class Puller:
         delivery = message.delivery
         if message.channel is not session.channel or not isinstance(delivery, spec.Basic.Deliver):
             return  # an old connection's: RabbitMQ has put it back
-        tag, key = delivery.consumer_tag or "", delivery.routing_key or ""
-        queue = session.tags.get(tag) or self.names.queue_of(key)
+        tag = message_tag(message)
+        session.unacked.add(tag)
+        queue = session.tags.get(delivery.consumer_tag or "")
+        if queue is None:
+            queue = self.names.queue_of(delivery.routing_key or "")
         if queue is None:
             log.error("a delivery for an unknown consumer %r; giving it back", delivery.consumer_tag)
-            await message.channel.basic_reject(message_tag(message), requeue=True)
+            session.unacked.rejected(tag)
+            await message.channel.basic_reject(tag, requeue=True)
             return
-        session.buffer.setdefault(queue, deque()).append(message)
+        buffered = session.buffer.get(queue)
+        if buffered is None:
+            buffered = session.buffer[queue] = deque()
+        buffered.append(message)
         self._arrived.set()
 
-    async def _recount(self, conn: Conn, taken: Taken) -> Taken:
+    async def _recount(self, conn: Conn, session: Session, taken: Taken) -> Taken:
         """Count a classic queue's redelivery: publish it again with its count, ack the old copy."""
         again = [(q, m) for q, m in taken if _redelivered_uncounted(m)]
         if not again:
             return taken
-        await self._publish_again(conn, again)
+        _, error = await self._publish_again(conn, session, again)
+        if error is not None:  # the connection is given up: RabbitMQ puts them all back
+            raise error
         log.info("counted %d redelivered message(s) (a worker died or a connection broke)", len(again))
         return [(q, m) for q, m in taken if not _redelivered_uncounted(m)]
+
+    async def drop_standing(self, conn: Conn) -> None:
+        """Cancel the standing consumer (the next fetch makes a new one); its buffer stays."""
+        if self.session.generation == conn.generation:
+            await self._cancel_standing(conn, self.session)
+
+    async def stand_down(self, conn: Conn) -> None:
+        """Cancel the standing consumer and give back what it buffered: a worker that
+        does not fetch holds nothing back (seed 004)."""
+        session = self.session
+        if session.generation != conn.generation:
+            return
+        await self._cancel_standing(conn, session)
+        await self.give_back(conn)
 
     async def give_back(self, conn: Conn) -> None:
         """Publish the buffered (never fetched) messages again, uncounted, and ack them:
@@ -229,23 +344,59 @@ class Puller:
             return
         buffered = [(q, m) for q, messages in session.buffer.items() for m in messages]
         session.buffer.clear()
-        if buffered:
-            await self._publish_again(conn, buffered)
+        if not buffered:
+            return
+        failed, error = await self._publish_again(conn, session, buffered)
+        for queue, message in failed:  # still ours, unacked: a later fetch takes them, or a close
+            session.buffer.setdefault(queue, deque()).append(message)
+        if error is not None:
+            raise error
 
-    async def _publish_again(self, conn: Conn, taken: Taken) -> None:
-        await asyncio.gather(*(
-            publish(conn.pub, "", self.names.work(queue), message.body, _counted(message))
-            for queue, message in taken
-        ))
-        for _, message in taken:
-            await conn.sub.basic_ack(message_tag(message))
+    async def _publish_again(
+        self, conn: Conn, session: Session, taken: Taken
+    ) -> tuple[Taken, BaseException | None]:
+        """Publish each again (counted, see ``_counted``) and ack the copy we hold once
+        RabbitMQ confirmed the new one; those not confirmed are returned, unacked."""
+        outgoing = [("", self.names.work(queue), message.body, _counted(message)) for queue, message in taken]
+        results = await publish_all(conn.pub, outgoing)
+        outcomes = list(zip(taken, results, strict=True))
+        done = [message_tag(message) for (_, message), error in outcomes if error is None]
+        failed = [entry for entry, error in outcomes if error is not None]
+        if done:
+            await session.unacked.ack(conn.sub, done)
+        return failed, next((error for error in results if error is not None), None)
+
+    async def settle(self, conn: Conn, receipts: list[Receipt]) -> None:
+        """Acknowledge, each once (a second ack of a tag would close the channel)."""
+        session = self.session_of(conn)
+        standing = session.standing
+        for receipt in receipts:
+            receipt.settled = True
+            if session.generation == receipt.generation:
+                session.leased.pop(receipt.tag, None)
+                if standing is not None and receipt.consumer == standing.tag:
+                    standing.leased -= 1
+        await session.unacked.ack(conn.sub, [receipt.tag for receipt in receipts])
+
+    async def ack_buffered(self, conn: Conn, messages: list[DeliveredMessage]) -> None:
+        """Acknowledge buffered messages no fetch took (purged)."""
+        await self.session_of(conn).unacked.ack(conn.sub, [message_tag(m) for m in messages])
 
     def _lease(self, session: Session, queue: str, message: DeliveredMessage) -> Delivery:
         properties = message.header.properties
         deliveries = header_int(properties, DELIVERIES) + header_int(properties, _RETURNED) + 1
         tag = message_tag(message)
         session.leased[tag] = queue
-        return Delivery(queue, message.body, deliveries, Receipt(session.generation, tag, properties))
+        consumer: str | None = None
+        standing = session.standing
+        delivery = message.delivery
+        if standing is not None and isinstance(delivery, spec.Basic.Deliver) and (
+            delivery.consumer_tag == standing.tag
+        ):
+            consumer = standing.tag
+            standing.leased += 1
+        receipt = Receipt(session.generation, tag, properties, consumer)
+        return Delivery(queue, message.body, deliveries, receipt)
 
 
 def message_tag(message: DeliveredMessage) -> int:

@@ -151,14 +151,23 @@ class _CatchAll(dict[str, Any]):
     dispatched before it saw the cancel): they are unacked on our channel, and
     dropped they would sit there until the connection closes. Every delivery on
     ``sub`` is ours, so an unknown tag gets the broker's one callback.
+
+    aiormq forgets a consumer here too when RabbitMQ cancels it (its queue was
+    deleted): ``on_forgotten`` hears of every consumer forgotten.
     """
 
-    def __init__(self, fallback: Callback) -> None:
+    def __init__(self, fallback: Callback, on_forgotten: Callable[[str], None]) -> None:
         super().__init__()
         self.fallback = fallback
+        self.on_forgotten = on_forgotten
 
     def get(self, key: str, default: Any = None) -> Any:
         return super().get(key, self.fallback)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = super().pop(key, *default)
+        self.on_forgotten(key)
+        return value
 
 
 @dataclass
@@ -256,9 +265,13 @@ async def publish(
 class Link:
     """The broker's connection to RabbitMQ: made lazily per process, retried with backoff."""
 
-    def __init__(self, url: AMQPURL, on_delivery: Callback, on_not_found: Callable[[], None]) -> None:
+    def __init__(
+        self, url: AMQPURL, on_delivery: Callback, on_not_found: Callable[[], None],
+        on_cancelled: Callable[[str], None],
+    ) -> None:
         self.url = url
         self._on_delivery = on_delivery
+        self._on_cancelled = on_cancelled  # a consumer on ``sub`` is gone (cancelled by us or RabbitMQ)
         self._on_not_found = on_not_found  # a queue or exchange we declared is gone: declare again
         self._conn: Conn | None = None
         self._generation = 0
@@ -298,7 +311,7 @@ class Link:
         except BaseException:
             await connection.close()
             raise
-        sub.consumers = _CatchAll(self._on_delivery)
+        sub.consumers = _CatchAll(self._on_delivery, self._on_cancelled)
         self._generation += 1
         return Conn(connection, pub, sub, self._generation)
 
