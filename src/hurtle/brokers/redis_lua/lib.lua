@@ -50,35 +50,36 @@ end
 
 -- Of one consumer's batch, ids LOW to HIGH given as lines "id deliveries\n..."
 -- (one argument: the client packs 1 argument, not 2 per entry), the entries the
--- consumer still holds as that delivery: {id, deliveries}, in the batch's order.
+-- consumer still holds as that delivery: their ids and delivery counts (two
+-- lists, in the batch's order).
 -- One XPENDING over the range, not one per entry.
 local function held_batch(stream, group, consumer, low, high, lines)
-  local wanted = {}
-  for id, deliveries in string.gmatch(lines, '(%S+) (%d+)') do
-    wanted[#wanted + 1] = {id, tonumber(deliveries)}
-  end
+  local _, wanted = string.gsub(lines, '\n', '\n')
+  wanted = wanted + 1
   -- the range may hold other entries the consumer is running: ask for room
-  local limit = #wanted * 2 + 100
+  local limit = wanted * 2 + 100
   local rows = redis.pcall('XPENDING', stream, group, low, high, limit, consumer)
   if rows.err then
-    return {}
+    return {}, {}
   end
   local counts = {}
-  for _, row in ipairs(rows) do
+  for i = 1, #rows do
+    local row = rows[i]
     counts[row[1]] = row[4]
   end
-  local held = {}
-  for _, entry in ipairs(wanted) do
-    local count = counts[entry[1]]
+  local ids, held_counts = {}, {}
+  for id, deliveries in string.gmatch(lines, '(%S+) (%d+)') do
+    local count = counts[id]
     if count == nil and #rows == limit then -- past the rows asked for: ask for it alone
-      local row = redis.call('XPENDING', stream, group, entry[1], entry[1], 1, consumer)
+      local row = redis.call('XPENDING', stream, group, id, id, 1, consumer)
       if row[1] ~= nil then count = row[1][4] end
     end
-    if count == entry[2] then
-      held[#held + 1] = entry
+    if count == tonumber(deliveries) then
+      ids[#ids + 1] = id
+      held_counts[#ids] = count
     end
   end
-  return held
+  return ids, held_counts
 end
 
 -- Run `command ... ids` over `ids` 1,000 at a time (Lua's unpack has a limit).
