@@ -301,7 +301,7 @@ class Consumer:
             return False
         try:
             self._succeed(job, outcome.value, started, finished)
-        except TypeError:  # the result cannot be encoded: ``_settle`` fails the task
+        except Exception:  # (a result that cannot be encoded): ``_settle`` deals with it
             return False
         return True
 
