@@ -26,6 +26,7 @@ from hurtle.context import set_current
 from hurtle.envelope import Envelope, Result, encode, encode_result
 from hurtle.errors import TimeLimitExceeded
 from hurtle.retry import DEFAULT_BACKOFF
+from hurtle.worker.broker_outage import BrokerOutage
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
 from hurtle.worker.outcome import DeadLetter, Failed, Outcome, Succeeded
@@ -454,40 +455,6 @@ class Consumer:
                 self._in_flight.clear()
         except Exception:
             log.exception("could not settle every message before stopping; leases will expire")
-
-
-class BrokerOutage:
-    """Reconnect with backoff, say so in the log, and give up after a limit.
-
-    A worker that sits alive but idle while its broker is gone helps nobody:
-    past ``limit`` seconds it exits non-zero so its supervisor (systemd,
-    Kubernetes) can restart it and someone notices.
-    """
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-        self.since: float | None = None
-        self.failures = 0
-
-    async def failed(self, exc: Exception) -> bool:
-        """Wait before the next try; False when the outage has lasted too long."""
-        now = time.monotonic()
-        if self.since is None:
-            self.since = now
-        self.failures += 1
-        down_for = now - self.since
-        if down_for > self.limit:
-            log.error("broker unreachable for %.0fs (limit %.0fs): %s; exiting", down_for, self.limit, exc)
-            return False
-        delay = min(5.0, 0.1 * 2 ** min(self.failures, 10))
-        log.warning("broker error (%s); retrying in %.1fs", exc, delay)
-        await asyncio.sleep(delay)
-        return True
-
-    def ended(self) -> None:
-        if self.since is not None:
-            log.warning("broker reachable again after %.1fs", time.monotonic() - self.since)
-            self.since, self.failures = None, 0
 
 
 def _ready_at(envelope: Envelope) -> float:
