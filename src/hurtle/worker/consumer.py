@@ -1,9 +1,11 @@
 """One worker process's consumer: fetch what can start now, run it, settle it.
 
-Reading order: ``run`` → ``_fetch_loop`` → ``_start`` → ``_process`` →
-``_settle``. Acknowledgements and results are coalesced: every task finished
-while the previous batch was being written goes out in the next one, so a busy
-worker makes a round trip per batch, not per task.
+Reading order: ``run`` → ``_fetch_loop`` → ``_start`` → ``_run_async`` (a
+coroutine per async task) or ``_run_sync`` → ``_sync_done`` (a thread-pool call
+per sync task) → ``_settle_now`` (a success) or ``_settle``. Acknowledgements
+and results are coalesced: every task finished while the previous batch was
+being written goes out in the next one, so a busy worker makes a round trip
+per batch, not per task.
 """
 
 from __future__ import annotations
