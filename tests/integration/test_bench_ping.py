@@ -7,6 +7,7 @@ import pytest
 
 from hurtle.bench import ping
 from hurtle.bench.runner import Options
+from tests.integration.conftest import hurtle_cli
 from tests.redis_server import unique_redis_url
 
 pytestmark = pytest.mark.slow
@@ -38,3 +39,17 @@ def test_ping_reports_its_own_measures_not_rates_of_a_pace_it_set() -> None:
     assert result.verified, result.problems
     assert not {"enqueue_rate", "processing_rate", "wall_rate"} & result.rates().keys()
     assert "start_p50_ms" in result.rates()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--peers", "celery", "--broker", "redis://127.0.0.1:6379/0"], "runs hurtle alone"),
+        (["--broker", "amqp://guest:guest@127.0.0.1:5672/"], "RabbitMQ keeps none"),
+    ],
+)
+def test_ping_refuses_what_it_cannot_measure_in_one_line_and_exit_code_2(args: list[str], says: str) -> None:
+    done = hurtle_cli("bench", "ping", "-n", "5", *args)
+
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr

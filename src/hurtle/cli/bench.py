@@ -115,6 +115,8 @@ def bench(
         fail("--in-flight: only the latency workload sets the worker's -c or -t")
     if peer_list is not None and workload == "ping":
         fail("--peers: the ping workload runs hurtle alone")
+    if workload == "ping" and broker_url and broker_url.startswith(("amqp:", "amqps:")):
+        fail("--broker: ping reads each task's result, and RabbitMQ keeps none: use redis:// or sqlite://")
     peers = _peer_names(peer_list, broker_url, preload, in_flight) if peer_list is not None else []
     options = Options(
         count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale, preload, in_flight
