@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from typing import Any
 
@@ -100,4 +101,17 @@ async def test_a_call_cancelled_before_a_thread_took_it_never_runs() -> None:
 
     assert ran == ["last"]
     assert skipped not in back
+    executor.shutdown()
+
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+
+async def test_a_task_sees_the_context_variables_of_the_loop_that_started_it() -> None:
+    executor = ThreadExecutor(2)
+    request_id.set("r-42")  # e.g. bound by a logging library in an on_worker_start hook
+
+    (call,) = await run_calls(executor, [(request_id.get, [])])
+
+    assert call.outcome == Succeeded("r-42")
     executor.shutdown()

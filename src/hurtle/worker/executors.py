@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import queue
 import threading
 import time
@@ -84,7 +85,7 @@ class SyncCall:
     """
 
     __slots__ = ("args", "cancelled", "context", "finished", "fn", "kwargs", "on_done", "outcome",
-                 "settled", "started", "timer")
+                 "settled", "started", "timer", "variables")
 
     def __init__(
         self, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], context: Any,
@@ -101,6 +102,9 @@ class SyncCall:
         self.cancelled = False  # set on the loop: a thread that has not started it skips it
         self.settled = False  # set on the loop once its outcome was acted on (or its time ran out)
         self.timer: asyncio.TimerHandle | None = None
+        # The caller's context variables (logging context, tracing), as an asyncio
+        # task would have them: the thread runs the call in a copy.
+        self.variables = contextvars.copy_context()
 
 
 class ThreadExecutor:
@@ -142,13 +146,7 @@ class ThreadExecutor:
         while (call := take()) is not None:
             if call.cancelled:
                 continue
-            set_current(call.context)
-            call.started = time.time()
-            try:
-                call.outcome = Succeeded(call.fn(*call.args, **call.kwargs))
-            except BaseException as exc:  # SystemExit too: the thread must live on
-                call.outcome = failure(exc)
-            call.finished = time.time()
+            call.variables.run(_run_call, call)
             finished.append(call)
             if not self._wake_pending:
                 self._wake_pending = True
@@ -170,3 +168,14 @@ class ThreadExecutor:
         """Stop the threads once they finish what they run; never wait for a stuck one."""
         for _ in self._workers:
             self._inbox.put(None)
+
+
+def _run_call(call: SyncCall) -> None:
+    """On a pool thread, in the call's copy of its caller's context variables."""
+    set_current(call.context)
+    call.started = time.time()
+    try:
+        call.outcome = Succeeded(call.fn(*call.args, **call.kwargs))
+    except BaseException as exc:  # SystemExit too: the thread must live on
+        call.outcome = failure(exc)
+    call.finished = time.time()
