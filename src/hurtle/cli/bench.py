@@ -7,6 +7,7 @@ the progress bar in ``bench_progress.py``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -23,30 +24,18 @@ from hurtle.cli.common import fail
 from hurtle.errors import HurtleError
 
 EXIT_UNVERIFIED = 1
+WORKLOADS = ("noop", "latency", "heavyinit", "ping")  # each a module of hurtle.bench with run()
 _DEFAULT_KIND = {"latency": "async"}  # else sync
 Workload = Callable[[Options, OnProgress | None], RunResult]
 
 
 def _workload(name: str) -> Workload:
-    # Imported here: a workload module makes its App at import, which every
-    # other hurtle command should not pay for.
-    if name == "noop":
-        from hurtle.bench import noop
-
-        return noop.run
-    if name == "latency":
-        from hurtle.bench import latency
-
-        return latency.run
-    if name == "heavyinit":
-        from hurtle.bench import heavyinit
-
-        return heavyinit.run
-    if name == "ping":
-        from hurtle.bench import ping
-
-        return ping.run
-    raise click.BadParameter(f"unknown workload {name!r}")
+    """``hurtle.bench.<name>.run``. Imported here: a workload module makes its App at
+    import, which every other hurtle command should not pay for."""
+    if name not in WORKLOADS:
+        raise click.BadParameter(f"unknown workload {name!r}")
+    run: Workload = importlib.import_module(f"hurtle.bench.{name}").run
+    return run
 
 
 def _describe(name: str, options: Options) -> str | None:
@@ -74,7 +63,7 @@ def _describe(name: str, options: Options) -> str | None:
 
 
 @click.command()
-@click.argument("workload", type=click.Choice(["noop", "latency", "heavyinit", "ping"]))
+@click.argument("workload", type=click.Choice(WORKLOADS))
 @click.option("-n", "count", type=click.IntRange(min=1), default=20000, show_default=True,
               help="Tasks per run.")
 @click.option("--broker", "broker_url",

@@ -42,29 +42,8 @@ def peer_version(peer: Peer) -> str:
 
 
 def load(name: str) -> Peer:
-    """The peer's adapter; imports its library."""
-    if name == "celery":
-        from hurtle.bench.peers import celery
-
-        return celery.PEER
-    if name == "dramatiq":
-        from hurtle.bench.peers import dramatiq
-
-        return dramatiq.PEER
-    if name == "rq":
-        from hurtle.bench.peers import rq
-
-        return rq.PEER
-    if name == "arq":
-        from hurtle.bench.peers import arq
-
-        return arq.PEER
-    if name == "huey":
-        from hurtle.bench.peers import huey
-
-        return huey.PEER
-    if name == "taskiq":
-        from hurtle.bench.peers import taskiq
-
-        return taskiq.PEER
-    raise ValueError(f"unknown peer {name!r}; known: {', '.join(NAMES)}")
+    """The peer's adapter, ``hurtle.bench.peers.<name>``; imports its library."""
+    if name not in NAMES:
+        raise ValueError(f"unknown peer {name!r}; known: {', '.join(NAMES)}")
+    peer: Peer = importlib.import_module(f"hurtle.bench.peers.{name}").PEER
+    return peer

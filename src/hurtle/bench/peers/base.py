@@ -9,9 +9,10 @@ at import; the sending side builds one per run with ``Run``'s values.
 The task bodies live here, once, so every system runs the same code: they
 count themselves in ``recorder`` (one record file per process, rewritten while
 the work goes on, see ``RunRecorder``) and heavyinit's tasks pay ``setup``
-once per process. Each peer module calls them from functions of its own, the
-ones its decorators see: taskiq renames the function it decorates, and RQ
-imports a job's function by its module path.
+once per process. Celery, Dramatiq, Huey and RQ take them as they are
+(``SYNC_TASKS``; RQ imports a job's function by its module path, this one);
+taskiq calls them from functions of its own, since it renames the function it
+decorates.
 """
 
 from __future__ import annotations
@@ -140,3 +141,7 @@ async def work_async() -> None:
     recorder.start()
     setup.ensure()
     recorder.record()
+
+
+#: The sync task of each workload, for the peers whose tasks are plain functions.
+SYNC_TASKS: dict[str, Callable[..., None]] = {"noop": noop, "latency": sleep_sync, "heavyinit": work}

@@ -19,7 +19,7 @@ Isolation: the run's namespace is the queue's name and kombu's
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -32,20 +32,7 @@ APP_SPEC = "hurtle.bench.peers.celery:app"
 TASK_NAMES = {"noop": "hurtle_bench.noop", "latency": "hurtle_bench.sleep", "heavyinit": "hurtle_bench.work"}
 
 
-# The peer's tasks: the shared bodies, behind functions of this module's own.
-def noop() -> None:
-    base.noop()
-
-
-def sleep(seconds: float) -> None:
-    base.sleep_sync(seconds)
-
-
-def work() -> None:
-    base.work()
-
-
-TASKS: dict[str, Callable[..., None]] = {"noop": noop, "latency": sleep, "heavyinit": work}
+TASKS = base.SYNC_TASKS
 
 
 def make_app(url: str, ns: str) -> Celery:

@@ -18,7 +18,7 @@ dead-lettered and counted. Isolation: the run's namespace is the broker's
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
@@ -38,20 +38,7 @@ GREENLETS_TOTAL = 8000
 ACTOR_NAMES = {"noop": "hurtle_bench_noop", "latency": "hurtle_bench_sleep", "heavyinit": "hurtle_bench_work"}
 
 
-# The peer's tasks: the shared bodies, behind functions of this module's own.
-def noop() -> None:
-    base.noop()
-
-
-def sleep(seconds: float) -> None:
-    base.sleep_sync(seconds)
-
-
-def work() -> None:
-    base.work()
-
-
-TASKS: dict[str, Callable[..., None]] = {"noop": noop, "latency": sleep, "heavyinit": work}
+TASKS = base.SYNC_TASKS
 
 
 def make_broker(url: str, ns: str) -> tuple[RedisBroker, dict[str, dramatiq.Actor[..., Any]]]:

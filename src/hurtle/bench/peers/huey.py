@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -41,20 +41,7 @@ _GEVENT_CONSUMER = (
 TASK_NAMES = {"noop": "hurtle_bench_noop", "latency": "hurtle_bench_sleep", "heavyinit": "hurtle_bench_work"}
 
 
-# The peer's tasks: the shared bodies, behind functions of this module's own.
-def noop() -> None:
-    base.noop()
-
-
-def sleep(seconds: float) -> None:
-    base.sleep_sync(seconds)
-
-
-def work() -> None:
-    base.work()
-
-
-TASKS: dict[str, Callable[..., None]] = {"noop": noop, "latency": sleep, "heavyinit": work}
+TASKS = base.SYNC_TASKS
 
 
 def make_huey(url: str, ns: str) -> tuple[RedisHuey, dict[str, TaskWrapper]]:

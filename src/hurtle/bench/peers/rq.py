@@ -18,7 +18,7 @@ queue's, registries' and jobs' keys all carry it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -32,20 +32,7 @@ BATCH = 1000  # jobs per enqueue_many pipeline
 WORKER_CLASS = "rq.worker.SimpleWorker"
 
 
-# The peer's tasks: the shared bodies, behind functions of this module's own.
-def noop() -> None:
-    base.noop()
-
-
-def sleep(seconds: float) -> None:
-    base.sleep_sync(seconds)
-
-
-def work() -> None:
-    base.work()
-
-
-TASKS: dict[str, Callable[..., None]] = {"noop": noop, "latency": sleep, "heavyinit": work}
+TASKS = base.SYNC_TASKS
 
 
 def kind(workload: str, requested: str) -> str:
