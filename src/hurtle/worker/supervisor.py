@@ -14,6 +14,7 @@ Signal handlers only set flags and wake the loop through a pipe.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import select
@@ -195,6 +196,11 @@ class Supervisor:
         sys.stdout.flush()
         sys.stderr.flush()
         self.heartbeats.stamp(slot)  # start-up counts as alive
+        # What is imported so far lives as long as the process: out of the
+        # collector's sight, a child's collections neither walk it nor write to
+        # its pages (copy-on-write keeps it shared), and this process's exit
+        # skips a full collection of it (about 0.1 s with the Redis client).
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             os._exit(self._child_main(slot))
