@@ -57,7 +57,7 @@ several queues, the result store's batch; ``P:queues`` is a slot of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit
@@ -95,19 +95,17 @@ class Receipt:
     a frozen dataclass's ``__init__`` costs a ``object.__setattr__`` per field, per message.)"""
 
     entry_id: bytes
-    message_id: str
+    message_id: bytes  # as stored: only a dead letter reads it
     consumer: str
 
 
-@dataclass(slots=True)
-class _Taken:
-    entry_id: bytes
-    index: int  # of the queue in the fetch's list
-    delivery: Delivery
+def oldest_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]]:
+    """Sort key of deliveries from several streams: (ms, seq, queue's place in ``queues``)."""
 
-    def order(self) -> tuple[int, int, int]:
-        """(ms, seq, queue index): oldest first across queues."""
-        return (*entry_order(self.entry_id), self.index)
+    def order(delivery: Delivery) -> tuple[int, int, int]:
+        return (*entry_order(delivery.receipt.entry_id), queues.index(delivery.queue))
+
+    return order
 
 
 class RedisBroker(RedisResults, Broker):
@@ -205,7 +203,7 @@ class RedisBroker(RedisResults, Broker):
     async def _fetch(self, conn: Conn, queues: list[str], max_count: int, deadline: float) -> list[Delivery]:
         await self._link.ensure_groups(conn, [self.keys.stream(q) for q in queues])
         while True:
-            taken: list[_Taken] = []
+            taken: list[Delivery] = []
             if time.monotonic() >= self._housekeep_at:
                 taken = await self._housekeep(conn, queues, max_count)
             room = max_count - len(taken)
@@ -214,17 +212,17 @@ class RedisBroker(RedisResults, Broker):
                 taken += await self._read(conn, queues, room, wait)
             if taken or time.monotonic() >= deadline:
                 if len(queues) > 1:  # one stream: reclaimed entries, then new ones, all in order
-                    taken.sort(key=_Taken.order)
-                return [t.delivery for t in taken]
+                    taken.sort(key=oldest_first(queues))
+                return taken
 
-    async def _housekeep(self, conn: Conn, queues: list[str], max_count: int) -> list[_Taken]:
+    async def _housekeep(self, conn: Conn, queues: list[str], max_count: int) -> list[Delivery]:
         """Promote due delayed messages; every ``_RECLAIM_EVERY``, take expired leases."""
         now = time.monotonic()
         reclaim = now >= self._reclaim_at
-        taken: list[_Taken] = []
+        taken: list[Delivery] = []
         next_due = time.time() + self._housekeep_every
         more = False
-        for index, queue in enumerate(queues):
+        for queue in queues:
             room = min(max_count - len(taken), _RECLAIM_BATCH) if reclaim else 0
             due, claimed, has_more = await conn.script(
                 "housekeep",
@@ -236,13 +234,13 @@ class RedisBroker(RedisResults, Broker):
                 next_due = min(next_due, float(due) / 1000)
             more = more or bool(has_more) or (reclaim and room == 0)
             for entry_id, deliveries, fields in claimed:
-                taken.append(self._taken(conn, queue, index, entry_id, int(deliveries), _pairs(fields)))
+                taken.append(self._delivery(conn, queue, entry_id, int(deliveries), _pairs(fields)))
         if reclaim:
             self._reclaim_at = now if more else now + self._reclaim_every
         self._housekeep_at = min(now + max(0.0, next_due - time.time()), self._reclaim_at)
         return taken
 
-    async def _read(self, conn: Conn, queues: list[str], room: int, wait: float) -> list[_Taken]:
+    async def _read(self, conn: Conn, queues: list[str], room: int, wait: float) -> list[Delivery]:
         """Lease up to ``room`` new entries, oldest first; block up to ``wait`` seconds
         for the first (``XREADGROUP ... BLOCK``: no polling)."""
         if len(queues) > 1:
@@ -255,12 +253,12 @@ class RedisBroker(RedisResults, Broker):
         if len(taken) > room:
             # Entries came to several streams at the moment the read woke, COUNT from
             # each: keep the oldest, give the rest back (our next fetch takes them first).
-            taken.sort(key=_Taken.order)
-            await self._release(conn, [t.delivery for t in taken[room:]])
+            taken.sort(key=oldest_first(queues))
+            await self._release(conn, taken[room:])
             taken = taken[:room]
         return taken
 
-    async def _read_new(self, conn: Conn, queues: list[str], room: int, block_ms: int) -> list[_Taken]:
+    async def _read_new(self, conn: Conn, queues: list[str], room: int, block_ms: int) -> list[Delivery]:
         """One ``XREADGROUP`` over every stream, ``COUNT room`` from each."""
         streams = [self.keys.stream(q) for q in queues]
         command: list[Any] = ["XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", room]
@@ -280,7 +278,7 @@ class RedisBroker(RedisResults, Broker):
             shares[index] = shares.get(index, 0) + 1
         return shares
 
-    async def _read_shares(self, conn: Conn, queues: list[str], shares: dict[int, int]) -> list[_Taken]:
+    async def _read_shares(self, conn: Conn, queues: list[str], shares: dict[int, int]) -> list[Delivery]:
         """One non-blocking ``XREADGROUP`` per queue, each ``COUNT`` its share, pipelined.
         (Another worker may take some first: then this one gets newer ones, never more.)"""
         pipe = conn.client.pipeline(transaction=False)
@@ -290,7 +288,7 @@ class RedisBroker(RedisResults, Broker):
                 "XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", count, "STREAMS", stream, ">",
                 **self._route(conn, stream),
             )
-        taken: list[_Taken] = []
+        taken: list[Delivery] = []
         for reply in await pipe.execute():
             taken += self._parse_read(conn, queues, reply)
         return taken
@@ -299,40 +297,38 @@ class RedisBroker(RedisResults, Broker):
         """Extra arguments of a pipelined command on ``key``: none on one server."""
         return {}
 
-    def _parse_read(self, conn: Conn, queues: list[str], reply: Any) -> list[_Taken]:
+    def _parse_read(self, conn: Conn, queues: list[str], reply: Any) -> list[Delivery]:
         """An XREADGROUP reply: ``{stream: [[entry id, [field, value, ...]], ...]}`` (RESP3;
         RESP2 has a list of pairs), or None. Unparsed (``redis_link._unparsed``) but on a
         cluster, whose client makes each entry's fields a dict."""
         taken = []
         for stream, entries in reply.items() if isinstance(reply, dict) else reply or []:
-            index = self._index_of(queues, stream)
-            queue = queues[index]
+            queue = self._queue_of(queues, stream)
+            consumer = conn.consumer
             for entry_id, fields in entries:
                 if type(fields) is list and len(fields) == 4 and fields[0] == b"id" and fields[2] == b"body":
                     # hurtle's own entry, the common case: no dict per message
-                    receipt = Receipt(entry_id, fields[1].decode(errors="replace"), conn.consumer)
-                    taken.append(_Taken(entry_id, index, Delivery(queue, fields[3], 1, receipt)))
+                    taken.append(Delivery(queue, fields[3], 1, Receipt(entry_id, fields[1], consumer)))
                 else:
-                    taken.append(self._taken(conn, queue, index, entry_id, 1, _as_dict(fields)))
+                    taken.append(self._delivery(conn, queue, entry_id, 1, _as_dict(fields)))
         return taken
 
-    def _index_of(self, queues: list[str], stream: bytes) -> int:
+    def _queue_of(self, queues: list[str], stream: bytes) -> str:
         if len(queues) == 1:
-            return 0
-        return [self.keys.stream(q).encode() for q in queues].index(stream)
+            return queues[0]
+        return queues[[self.keys.stream(q).encode() for q in queues].index(stream)]
 
-    def _taken(
-        self, conn: Conn, queue: str, index: int, entry_id: bytes, deliveries: int, fields: dict[bytes, bytes]
-    ) -> _Taken:
+    def _delivery(
+        self, conn: Conn, queue: str, entry_id: bytes, deliveries: int, fields: dict[bytes, bytes]
+    ) -> Delivery:
         body = fields.get(b"body")
         if body is None:
             # Not written by hurtle: hand the worker every field, as JSON, so the
             # dead letter it makes keeps what was there.
             text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
             body = _json.encode(text)
-        message_id = fields.get(b"id", entry_id).decode(errors="replace")
-        receipt = Receipt(entry_id, message_id, conn.consumer)
-        return _Taken(entry_id, index, Delivery(queue, body, deliveries, receipt))
+        receipt = Receipt(entry_id, fields.get(b"id", entry_id), conn.consumer)
+        return Delivery(queue, body, deliveries, receipt)
 
     # -- settling --------------------------------------------------------------
 

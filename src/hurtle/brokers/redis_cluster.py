@@ -49,7 +49,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import AskError, ConnectionError, SlotNotCoveredError, TimeoutError
 
 from hurtle.brokers.base import Delivery, Message
-from hurtle.brokers.redis import RedisBroker, _Taken
+from hurtle.brokers.redis import RedisBroker
 from hurtle.brokers.redis_link import CLUSTER_SCHEMES, GROUP, Conn
 from hurtle.errors import ConfigurationError
 
@@ -87,7 +87,7 @@ class RedisClusterBroker(RedisBroker):
         # otherwise ask a server which arguments are keys, a round trip per command.
         return {"target_nodes": _node(_cluster(conn), key)}
 
-    async def _read_new(self, conn: Conn, queues: list[str], room: int, block_ms: int) -> list[_Taken]:
+    async def _read_new(self, conn: Conn, queues: list[str], room: int, block_ms: int) -> list[Delivery]:
         """One ``XREADGROUP`` per slot, all at once; the first to bring entries wakes the rest."""
         client = _cluster(conn)
         await client.initialize()  # a no-op unless an error asked for a fresh slot map
