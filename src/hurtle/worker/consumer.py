@@ -84,17 +84,20 @@ class Consumer:
         self.counters = Counters()
         self.exit_code = EXIT_OK
         self._kinds = self._task_kinds()
-        # In burst mode an empty fetch is a question ("done yet?"): ask it often.
-        self._fetch_timeout = min(config.fetch_timeout, 0.2) if config.burst else config.fetch_timeout
+        # In burst mode an empty fetch is a question ("done yet?"): ask it often,
+        # so the worker exits soon after its last task.
+        self._fetch_timeout = min(config.fetch_timeout, 0.05) if config.burst else config.fetch_timeout
         self._stopping = False
         self._in_flight: dict[int, Delivery] = {}
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[None]] = set()  # settling and rejecting work
+        #: The async jobs started and not yet settled, by ``id(delivery)``: what a
+        #: drain cancels, and what the blocked-loop warning names.
+        self._async_runs: dict[int, tuple[asyncio.Task[None], Job]] = {}
         self._drained = False
         self._acks: list[Delivery] = []
         self._results: list[tuple[str, bytes]] = []
         self._flush_wanted = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._async_names: dict[int, str] = {}
 
     def _task_kinds(self) -> set[bool]:
         """Which kinds (async True, sync False) the consumed queues hold, so a
@@ -134,7 +137,7 @@ class Consumer:
 
     def running_async(self) -> list[str]:
         """Names of the async tasks running now (for the blocked-loop warning)."""
-        return list(self._async_names.values())
+        return [job.task.name for _, job in self._async_runs.values()]
 
     async def _fetch_loop(self) -> None:
         outage = BrokerOutage(self.config.max_disconnect)
@@ -150,8 +153,8 @@ class Consumer:
                     self.stop(EXIT_BROKER_LOST)
                 continue
             outage.ended()
-            for delivery in deliveries:
-                self._start(delivery)
+            if deliveries:
+                self._start(deliveries)
             if done:
                 self.stop(EXIT_OK)
 
@@ -170,19 +173,29 @@ class Consumer:
         stats = await self.broker.stats(self.queues)
         return sum(s.pending for s in stats) == 0
 
-    def _start(self, delivery: Delivery) -> None:
-        prepared = self.dispatcher.prepare(delivery)
-        self._in_flight[id(delivery)] = delivery
-        if not isinstance(prepared, Job):
-            self.async_slots.take()
-            outcome, envelope = prepared
-            self._spawn(self._reject(delivery, envelope, outcome.reason), self.async_slots)
-        elif prepared.task.is_async:
-            self.async_slots.take()
-            self._track(asyncio.create_task(self._run_async(prepared)))
-        else:
-            self.thread_slots.take()
-            self._run_sync(prepared)
+    def _start(self, deliveries: list[Delivery]) -> None:
+        """Start a fetch's deliveries; their slots are taken once, for all of them
+        (nothing runs before this returns: the tasks start on the loop's next turn)."""
+        loop = asyncio.get_running_loop()
+        async_started = sync_started = 0
+        for delivery in deliveries:
+            prepared = self.dispatcher.prepare(delivery)
+            key = id(delivery)
+            self._in_flight[key] = delivery
+            if not isinstance(prepared, Job):
+                async_started += 1
+                outcome, envelope = prepared
+                self._spawn(self._reject(delivery, envelope, outcome.reason), self.async_slots)
+            elif prepared.task.is_async:
+                async_started += 1
+                self._async_runs[key] = (loop.create_task(self._run_async(prepared)), prepared)
+            else:
+                sync_started += 1
+                self._run_sync(prepared)
+        if async_started:
+            self.async_slots.take(async_started)
+        if sync_started:
+            self.thread_slots.take(sync_started)
 
     def _spawn(self, work: Coroutine[Any, Any, None], slots: Slots) -> None:
         """Run ``work`` as an asyncio task that frees its slot whatever happens."""
@@ -218,14 +231,13 @@ class Consumer:
 
     async def _run_async(self, job: Job) -> None:
         """An async job from start to settled, in one coroutine (``_guarded``'s duties
-        included): on no-op tasks each coroutine more per message showed."""
+        included), tracked without a done callback: on no-op tasks every object and
+        callback more per message showed."""
         envelope, task = job.envelope, job.task
-        key = id(job.delivery)
         try:
             started = time.time()
             timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
             set_current(job)
-            self._async_names[key] = task.name
             try:
                 if timeout is None:
                     outcome: Outcome = Succeeded(await task.fn(*envelope.args, **envelope.kwargs))
@@ -235,14 +247,13 @@ class Consumer:
                     )
             except (Exception, TimeLimitExceeded) as exc:
                 outcome = failure(exc)
-            finally:
-                self._async_names.pop(key, None)
             finished = time.time()
             if not self._settle_now(job, outcome, started, finished):
                 await self._settle_later(job, outcome, started, finished)
         except Exception:
             log.exception("could not settle a message; it will be redelivered")
         finally:
+            del self._async_runs[id(job.delivery)]
             self.async_slots.give()
         self._after_task()
 
@@ -443,10 +454,11 @@ class Consumer:
             try:
                 await asyncio.wait_for(idle, self.config.grace)
             except asyncio.TimeoutError:
-                for task in self._running:
+                running = self._running | {task for task, _ in self._async_runs.values()}
+                for task in running:
                     task.cancel()
-                if self._running:
-                    await asyncio.wait(set(self._running), timeout=1.0)
+                if running:
+                    await asyncio.wait(running, timeout=1.0)
         self._drained = True  # a sync call that still returns is not settled any more
         try:
             await self._flush()
