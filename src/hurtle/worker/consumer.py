@@ -408,6 +408,10 @@ class Consumer:
         while True:
             await self._flush_wanted.wait()
             self._flush_wanted.clear()
+            # Let a fetch that the same finished tasks made room for go out first:
+            # the broker answers it before it writes the acks, so the next tasks
+            # start while the acks are written.
+            await asyncio.sleep(0)
             try:
                 await self._flush()
             except Exception:
