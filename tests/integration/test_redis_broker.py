@@ -152,6 +152,31 @@ async def test_a_short_lease_reclaimer_leaves_a_long_lease_alone(opened: Callabl
     assert (await holder.stats(["q"]))[0].pending == 0
 
 
+async def test_a_server_that_lost_its_scripts_still_takes_sends_and_acks(opened: Callable[..., Any]) -> None:
+    # Given a broker that has sent once (its scripts are loaded), and a server that then forgets them
+    broker = await opened()
+    assert isinstance(broker, RedisBroker)
+    await broker.enqueue(one("q", b"first"))
+    await broker._link.conn().client.script_flush()
+    # When it sends again (NOSCRIPT on its own connection), fetches, and acks after another flush
+    await broker.enqueue(one("q", b"second"))
+    taken = await broker.fetch(["q"], 10, 0)
+    await broker._link.conn().client.script_flush()
+    await broker.ack(taken)
+    # Then both were sent, leased once and acknowledged
+    assert sorted(d.body for d in taken) == [b"first", b"second"]
+    assert [(s.name, s.pending) for s in await broker.stats()] == [("q", 0)]  # its name recorded too
+
+
+async def test_sends_at_the_same_time_all_arrive(opened: Callable[..., Any]) -> None:
+    # Given one broker, when 50 coroutines send at once (one has its connection, the rest share the pool)
+    broker = await opened()
+    await asyncio.gather(*(broker.enqueue(one("q", b"%d" % i)) for i in range(50)))
+    # Then every message is there, once
+    taken = await broker.fetch(["q"], 100, 0)
+    assert sorted(int(d.body) for d in taken) == list(range(50))
+
+
 async def test_keys_of_a_queue_share_its_hash_tag(opened: Callable[..., Any]) -> None:
     broker = await opened()
     await broker.enqueue([*one("mail", b"now"), Message("later", "mail", b"later", eta=4e9)])

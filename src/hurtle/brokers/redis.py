@@ -153,11 +153,11 @@ class RedisBroker(RedisResults, Broker):
     async def _enqueue_one_queue(
         self, conn: Conn, queues: list[str], batch: list[Message], now: float
     ) -> None:
-        """The common case (``send_many`` of one task): one script call, atomic."""
+        """The common case (``send_many`` of one task): one script call, atomic, on the
+        sender's own connection, after the queue's name is recorded (in the same write)."""
         (queue,) = queues
-        pipe = conn.client.pipeline(transaction=False)
-        pipe.sadd(self.keys.queues, queue)
-        await conn.scripts_in(pipe, "enqueue", [self._enqueue_call(queue, batch, now)])
+        keys, args = self._enqueue_call(queue, batch, now)
+        await conn.script_on_lane("send", "enqueue", keys, args, before=[("SADD", self.keys.queues, queue)])
 
     async def _enqueue_many_queues(
         self, conn: Conn, queues: list[str], batch: list[Message], now: float
