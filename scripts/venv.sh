@@ -30,7 +30,6 @@ sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))'; then
 fi
 .venv/bin/pip install -q -e ".[${1:-uvloop}]"
 
-
 # pip byte-compiles what it installs from a wheel, but not an editable install's
 # source: compile it here, or every process that may not write bytecode
 # (PYTHONDONTWRITEBYTECODE) compiles hurtle again at start-up (0.1 s a worker).
