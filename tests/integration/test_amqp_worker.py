@@ -8,8 +8,6 @@ disturbs no one else's connections.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +28,10 @@ from tests.integration.conftest import (
     run_counts,
     stats,
     wait_until,
+)
+from tests.integration.scenarios import (
+    a_killed_process_is_replaced_and_loses_nothing,
+    a_task_that_kills_its_process_is_dead_lettered,
 )
 
 pytestmark = pytest.mark.slow
@@ -174,15 +176,7 @@ def test_a_task_that_kills_its_process_is_dead_lettered_after_max_deliveries_on_
     amqp_url: str, load_workerapp: Callable[..., Any], workers: Workers, marks: Path
 ) -> None:
     # A classic queue only flags a redelivery; the count survives each crash in a header.
-    workerapp = load_workerapp(max_deliveries=2)
-    handle = workerapp.kill_my_process.send()
-    good = workerapp.add.send(2, 3)
-    assert workers.start("-p", "1", "-t", "1", "--burst").wait(60) == 0, workers.log()
-    assert len(lines(marks / "runs")) == 2
-    with pytest.raises(hurtle.TaskFailed, match="max_deliveries"):
-        handle.result(timeout=5)
-    assert good.result(timeout=5) == 5
-    assert stats(amqp_url).dead == 1
+    a_task_that_kills_its_process_is_dead_lettered(load_workerapp, workers, marks, amqp_url)
 
 
 # -- faults ----------------------------------------------------------------------------
@@ -191,30 +185,9 @@ def test_a_task_that_kills_its_process_is_dead_lettered_after_max_deliveries_on_
 def test_a_worker_killed_mid_run_loses_nothing_on_a_quorum_queue(
     use_amqp: Callable[[str], str], load_workerapp: Callable[..., Any], workers: Workers, marks: Path
 ) -> None:
-    # Given 3,000 tasks on a quorum queue and two worker processes
+    # Given a quorum queue: RabbitMQ puts back what a dead connection held
     url = use_amqp(unique_amqp_url(queue_type="quorum"))
-    workerapp = load_workerapp()
-    keys = [f"k{i}" for i in range(3000)]
-    for start in range(0, len(keys), 500):
-        workerapp.record.send_many([(k,) for k in keys[start : start + 500]])
-    supervisor = workers.start("-p", "2", "-t", "8")
-    wait_until(lambda: len(lines(marks / "runs")) >= 500, "some tasks to run")
-    # When one worker process is SIGKILLed mid-run (RabbitMQ puts back what it held)
-    victim = wait_until(lambda: workers.children(supervisor), "worker processes")[0]
-    killed_at = len(lines(marks / "runs"))
-    os.kill(victim, signal.SIGKILL)
-    # Then the supervisor replaces it, and every task runs at least once
-    wait_until(lambda: set(run_counts(marks)) == set(keys), "every task to run", limit=60)
-    wait_until(lambda: stats(url).pending == 0, "nothing left on the server")
-    assert "was killed by signal 9" in workers.log()
-    replaced = wait_until(lambda: len(workers.children(supervisor)) == 2, "a replacement process")
-    assert replaced and victim not in workers.children(supervisor)
-    assert stats(url).dead == 0
-    runs = run_counts(marks)
-    duplicates = sum(n - 1 for n in runs.values())
-    print(f"\nSIGKILL after {killed_at} runs: {len(keys)} tasks, {sum(runs.values())} runs,"
-          f" {duplicates} duplicates")
-    assert duplicates < 200  # at most what the victim held: in flight plus unflushed acks
+    a_killed_process_is_replaced_and_loses_nothing(load_workerapp(), workers, marks, url)
 
 
 def test_connections_closed_by_the_server_are_reopened_and_nothing_is_lost(

@@ -7,8 +7,6 @@ always, in ``tmp_path``) which they kill or restart.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +24,14 @@ from tests.integration.conftest import (
     run_counts,
     stats,
     wait_until,
+)
+from tests.integration.scenarios import (
+    DUPLICATES_MAX,
+    a_killed_process_is_replaced_and_loses_nothing,
+    a_task_that_kills_its_process_is_dead_lettered,
+    every_task_ran,
+    kill_mid_run,
+    send_keyed,
 )
 from tests.redis_server import RedisServer, unique_redis_url
 
@@ -132,46 +138,39 @@ def test_a_task_that_kills_its_process_is_dead_lettered_after_max_deliveries_on_
     redis_url: str, load_workerapp: Callable[..., Any], workers: Workers, marks: Path
 ) -> None:
     # The delivery count lives in the stream's pending list: it survives each crash.
-    workerapp = load_workerapp(visibility=0.5, max_deliveries=2)
-    handle = workerapp.kill_my_process.send()
-    good = workerapp.add.send(2, 3)
-    assert workers.start("-p", "1", "-t", "1", "--burst").wait(60) == 0, workers.log()
-    assert len(lines(marks / "runs")) == 2
-    with pytest.raises(hurtle.TaskFailed, match="max_deliveries"):
-        handle.result(timeout=5)
-    assert good.result(timeout=5) == 5
-    assert stats(redis_url).dead == 1
+    a_task_that_kills_its_process_is_dead_lettered(load_workerapp, workers, marks, redis_url, visibility=0.5)
 
 
 # -- faults, each on a private redis-server ------------------------------------------
 
 
-def test_a_worker_killed_mid_run_loses_nothing_and_its_tasks_run_again(
+def test_a_worker_process_killed_mid_run_is_replaced_and_its_tasks_run_again(
     private_redis: RedisServer, load_workerapp: Callable[..., Any], workers: Workers, marks: Path
 ) -> None:
-    # Given 3,000 tasks and two worker processes with 2 s leases
+    # Given leases of 2 s: the replacement takes over the dead process's entries once they expire
     workerapp = load_workerapp(visibility=2.0)
-    keys = [f"k{i}" for i in range(3000)]
-    for start in range(0, len(keys), 500):
-        workerapp.record.send_many([(k,) for k in keys[start : start + 500]])
-    supervisor = workers.start("-p", "2", "-t", "8")
-    wait_until(lambda: len(lines(marks / "runs")) >= 500, "some tasks to run")
-    # When one worker process is SIGKILLed mid-run
-    victim = wait_until(lambda: workers.children(supervisor), "worker processes")[0]
-    killed_at = len(lines(marks / "runs"))
-    os.kill(victim, signal.SIGKILL)
-    # Then the supervisor replaces it, and every task runs at least once
-    wait_until(lambda: set(run_counts(marks)) == set(keys), "every task to run", limit=60)
-    wait_until(lambda: stats(private_redis.url).pending == 0, "nothing left pending")
-    assert "was killed by signal 9" in workers.log()
-    replaced = wait_until(lambda: len(workers.children(supervisor)) == 2, "a replacement process")
-    assert replaced and victim not in workers.children(supervisor)
-    assert stats(private_redis.url).dead == 0
-    runs = run_counts(marks)
-    duplicates = sum(n - 1 for n in runs.values())
-    print(f"\nSIGKILL after {killed_at} runs: {len(keys)} tasks, {sum(runs.values())} runs,"
-          f" {duplicates} duplicates")
-    assert duplicates < 200  # at most what the victim held: in flight plus unflushed acks
+    a_killed_process_is_replaced_and_loses_nothing(workerapp, workers, marks, private_redis.url)
+
+
+def test_a_whole_worker_killed_mid_run_loses_nothing_and_a_new_worker_runs_its_tasks(
+    private_redis: RedisServer, load_workerapp: Callable[..., Any], workers: Workers, marks: Path
+) -> None:
+    # Given 5,000 tasks and a worker of two processes holding 2 s leases
+    workerapp = load_workerapp(visibility=2.0)
+    keys = send_keyed(workerapp, 5000)
+    node = workers.start("-p", "2", "-t", "8")
+
+    def both_processes() -> list[int] | None:
+        pids = workers.children(node)
+        return pids if len(pids) == 2 else None
+
+    children = wait_until(both_processes, "two worker processes")
+    # When the whole worker is SIGKILLed mid-run (supervisor first: nothing is replaced)
+    killed_at = kill_mid_run(marks, node.pid, *children)
+    node.wait(10)
+    # Then a new worker takes over the dead one's leases as they expire: every task runs
+    workers.start("-p", "2", "-t", "8")
+    assert every_task_ran(marks, private_redis.url, keys, killed_at) < DUPLICATES_MAX
 
 
 def test_a_redis_restart_mid_run_loses_nothing_acknowledged(

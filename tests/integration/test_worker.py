@@ -13,6 +13,7 @@ import pytest
 
 import hurtle
 from tests.integration.conftest import Workers, lines, wait_until
+from tests.integration.scenarios import a_task_that_kills_its_process_is_dead_lettered
 
 pytestmark = pytest.mark.slow
 
@@ -159,15 +160,8 @@ def test_a_stuck_sync_task_is_failed_at_its_time_limit_and_its_process_replaced(
 def test_a_task_that_kills_its_process_is_dead_lettered_after_max_deliveries(
     load_workerapp: Any, workers: Workers, marks: Path, tmp_path: Path
 ) -> None:
-    workerapp = load_workerapp(visibility=0.5, max_deliveries=2)
-    handle = workerapp.kill_my_process.send()
-    good = workerapp.add.send(2, 3)
-    assert workers.start("-p", "1", "-t", "1", "--burst").wait(60) == 0, workers.log()
-    assert len(lines(marks / "runs")) == 2
-    with pytest.raises(hurtle.TaskFailed, match="max_deliveries"):
-        handle.result(timeout=5)
-    assert good.result(timeout=5) == 5
-    assert broker_counts(tmp_path / "broker.db")["dead"] == 1
+    url = f"sqlite:///{tmp_path}/broker.db"
+    a_task_that_kills_its_process_is_dead_lettered(load_workerapp, workers, marks, url, visibility=0.5)
 
 
 def test_a_worker_whose_event_loop_is_blocked_is_killed_and_the_task_dead_lettered(
