@@ -18,8 +18,8 @@ import pytest
 import hurtle
 from tests.integration.conftest import Workers, lines, run_counts, stats, wait_until
 
-#: Runs a worker process may repeat after a SIGKILL: what it held in flight plus acks
-#: it had not flushed yet (-t 8 per process, acks coalesced per loop turn).
+#: Runs a SIGKILL may repeat: what the killed processes held in flight plus the acks
+#: they had not flushed yet (-t 8 per process, acks coalesced per loop turn).
 DUPLICATES_MAX = 200
 
 
