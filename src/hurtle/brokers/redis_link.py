@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import functools
 import inspect
 import logging
@@ -380,26 +381,29 @@ async def _reply(connection: Any) -> Any:
 
 
 if sys.version_info >= (3, 11):
-    _LANE_SOCKET_TIMEOUT = None  # the exchange below keeps the deadline
+    _LANE_SOCKET_TIMEOUT = None  # the exchange keeps the deadline, with one timer
 
-    async def _exchange(connection: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Send ``commands`` in one write and read their replies within ``_SOCKET_TIMEOUT``.
-        One timer: a connection's own socket_timeout starts a task per write
-        (``wait_for``) and a timer per read. Cancelled mid-way, the connection
-        disconnects itself."""
-        try:
-            async with asyncio.timeout(_SOCKET_TIMEOUT):
-                await connection.send_packed_command(_pack(connection, commands), check_health=False)
-                return [await _reply(connection) for _ in commands]
-        except builtins.TimeoutError:
-            raise TimeoutError(f"no reply from Redis within {_SOCKET_TIMEOUT:.0f}s") from None
+    def _lane_deadline() -> Any:
+        return asyncio.timeout(_SOCKET_TIMEOUT)
 
 else:  # no asyncio.timeout: the connection's socket_timeout keeps the deadline
     _LANE_SOCKET_TIMEOUT = _SOCKET_TIMEOUT
 
-    async def _exchange(connection: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        await connection.send_packed_command(_pack(connection, commands), check_health=False)
-        return [await _reply(connection) for _ in commands]  # a lost connection disconnects
+    def _lane_deadline() -> Any:
+        return contextlib.nullcontext()
+
+
+async def _exchange(connection: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Send ``commands`` in one write and read their replies within ``_SOCKET_TIMEOUT``.
+    One timer: a connection's own socket_timeout starts a task per write
+    (``wait_for``) and a timer per read. Cancelled mid-way, or on a lost
+    connection, the connection disconnects itself."""
+    try:
+        async with _lane_deadline():
+            await connection.send_packed_command(_pack(connection, commands), check_health=False)
+            return [await _reply(connection) for _ in commands]
+    except builtins.TimeoutError:
+        raise TimeoutError(f"no reply from Redis within {_SOCKET_TIMEOUT:.0f}s") from None
 
 
 def _is_nogroup(exc: ResponseError) -> bool:
