@@ -102,6 +102,8 @@ class App:
         timeout: float | None = None,
         backoff: Backoff | None = None,
         store_result: bool = True,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        no_retry_on: tuple[type[BaseException], ...] | None = None,
     ) -> TaskDecorator: ...
     def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:  # type: ignore[misc]
         """Register a function (sync or async) as a task; usable with or without options."""
@@ -119,6 +121,8 @@ class App:
         timeout: float | None = None,
         backoff: Backoff | None = None,
         store_result: bool = True,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        no_retry_on: tuple[type[BaseException], ...] | None = None,
     ) -> Task[Any, Any]:
         if not callable(fn):
             raise ConfigurationError(f"@app.task decorates a function, not {fn!r}")
@@ -133,6 +137,11 @@ class App:
             timeout=timeout,
             backoff=backoff,
             store_result=store_result,
+            retry_on=retry_on,
+            # Naming what to retry says the rest is not worth it; otherwise a bug
+            # (a TypeError, say) fails at once instead of after every retry.
+            no_retry_on=(() if retry_on is not None else settings.NO_RETRY_ON)
+            if no_retry_on is None else no_retry_on,
         )
         task: Task[Any, Any] = Task(self, fn, task_name, options)
         self.tasks[task_name] = task
@@ -175,9 +184,10 @@ class App:
 
     def _by_name(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
         task = self.tasks.get(name)
-        queue = task.opts.queue if task is not None else self.default_queue
-        timeout = task.opts.timeout if task is not None else None
-        return make_envelope(name, args, kwargs, queue=queue, timeout=timeout)
+        if task is None:  # its code is elsewhere: only JSON itself can be checked (at encode)
+            return make_envelope(name, args, kwargs, queue=self.default_queue)
+        task.types.check_call(args, kwargs)
+        return make_envelope(name, args, kwargs, queue=task.opts.queue, timeout=task.opts.timeout)
 
     def _encode(self, envelopes: Sequence[Envelope]) -> list[Message]:
         messages = []

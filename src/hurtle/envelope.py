@@ -84,11 +84,13 @@ def make_envelope(
     *,
     queue: str,
     delay: float | None = None,
+    eta: float | None = None,
     timeout: float | None = None,
     task_id: str | None = None,
     now: float | None = None,
 ) -> Envelope:
-    """``task_id`` and ``now`` let a batch draw its ids and read the clock once."""
+    """``task_id`` and ``now`` let a batch draw its ids and read the clock once;
+    ``eta`` (unix seconds) is an absolute time, ``delay`` seconds from now."""
     if now is None:
         now = time.time()
     return Envelope(
@@ -99,7 +101,7 @@ def make_envelope(
         args=list(args),
         kwargs=kwargs,
         enqueued_at=now,
-        eta=now + delay if delay else None,
+        eta=eta if eta is not None else (now + delay if delay else None),
         timeout=timeout,
     )
 

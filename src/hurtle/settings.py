@@ -15,6 +15,11 @@ RESULT_TTL = 24 * 3600.0  # seconds a result is kept, as Celery's result_expires
 MAX_DELIVERIES = 10  # past this a message is dead-lettered, never run again
 MAX_MESSAGE_BYTES = 1024 * 1024
 DEFAULT_RETRIES = 3
+#: Exceptions that mean the code is wrong, not the world: retrying cannot help,
+#: so by default they fail a task at once (``@app.task(no_retry_on=())`` retries them).
+NO_RETRY_ON: tuple[type[BaseException], ...] = (
+    TypeError, NameError, AttributeError, ImportError, SyntaxError, NotImplementedError,
+)
 
 
 def broker_url_from_env(explicit: str | None) -> str:

@@ -12,8 +12,10 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from hurtle.arguments import TaskTypes
 from hurtle.envelope import Envelope, decode_result, make_envelope, new_ids
 from hurtle.errors import ConfigurationError, TaskFailed
 from hurtle.retry import Backoff
@@ -35,6 +37,12 @@ class TaskOptions:
     backoff: Backoff | None
     store_result: bool
     delay: float | None = None
+    eta: float | None = None  # unix seconds: an absolute time, set by ``options(eta=...)``
+    #: Exceptions to retry (None: every exception but ``no_retry_on``'s).
+    retry_on: tuple[type[BaseException], ...] | None = None
+    #: Exceptions never retried: a bug in the code fails at once rather than
+    #: three times over several minutes of backoff.
+    no_retry_on: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.queue or not isinstance(self.queue, str):
@@ -48,6 +56,37 @@ class TaskOptions:
                 raise ConfigurationError(f"{name} must be a number of seconds >= 0, not {value!r}")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigurationError(f"timeout must be > 0 seconds, not {self.timeout!r}")
+        if self.delay is not None and self.eta is not None:
+            raise ConfigurationError("give delay= or eta=, not both")
+        for name in ("retry_on", "no_retry_on"):
+            value = getattr(self, name)
+            if value is not None and not _exception_types(value):
+                raise ConfigurationError(f"{name} must be a tuple of exception classes, not {value!r}")
+
+    def retries_on(self, exception: type[BaseException] | None) -> bool:
+        """Whether a failure raising ``exception`` may be retried (None: not an
+        exception of the task's own, such as a time limit: retried)."""
+        if exception is None:
+            return True
+        if self.retry_on is not None and not issubclass(exception, self.retry_on):
+            return False
+        return not issubclass(exception, self.no_retry_on)
+
+
+def _exception_types(value: object) -> bool:
+    return isinstance(value, tuple) and all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in value
+    )
+
+
+def eta_seconds(eta: datetime | float) -> float:
+    """Unix seconds from ``options(eta=...)``: an aware datetime, a naive one read
+    as local time (as ``datetime.timestamp`` does), or unix seconds."""
+    if isinstance(eta, datetime):
+        return eta.timestamp()
+    if isinstance(eta, (int, float)) and not isinstance(eta, bool) and math.isfinite(eta):
+        return float(eta)
+    raise ConfigurationError(f"eta must be a datetime or unix seconds, not {eta!r}")
 
 
 class Task(Generic[P, R]):
@@ -59,7 +98,8 @@ class Task(Generic[P, R]):
         self.name = name
         self.opts = options
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.signature = inspect.signature(fn)
+        #: Parameter and return types: calls are checked at send, converted at the worker.
+        self.types = TaskTypes(fn, name)
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.opts.queue!r}>"
@@ -72,13 +112,19 @@ class Task(Generic[P, R]):
         self,
         *,
         delay: float | None = None,
+        eta: datetime | float | None = None,
         queue: str | None = None,
         timeout: float | None = None,
     ) -> Task[P, R]:
-        """A copy that sends with these options; the registry keeps the original."""
+        """A copy that sends with these options; the registry keeps the original.
+
+        ``delay`` is seconds from now; ``eta`` an absolute time (a datetime, naive
+        ones read as local time, or unix seconds). A past ``eta`` runs at once."""
         changes: dict[str, Any] = {}
         if delay is not None:
             changes["delay"] = delay
+        if eta is not None:
+            changes["eta"] = eta_seconds(eta)
         if queue is not None:
             changes["queue"] = queue
         if timeout is not None:
@@ -89,12 +135,14 @@ class Task(Generic[P, R]):
         self, args: Sequence[Any], kwargs: dict[str, Any], task_id: str | None = None,
         now: float | None = None,
     ) -> Envelope:
+        self.types.check_call(args, kwargs)
         return make_envelope(
             self.name,
             args,
             kwargs,
             queue=self.opts.queue,
             delay=self.opts.delay,
+            eta=self.opts.eta,
             timeout=self.opts.timeout,
             task_id=task_id,
             now=now,
@@ -178,7 +226,10 @@ class Handle(Generic[R]):
         result = decode_result(record)
         if result.status == "failed":
             raise TaskFailed(self.id, result.error, result.traceback)
-        return result.value  # type: ignore[no-any-return]
+        task = self.app.tasks.get(self.task_name)
+        if task is None:  # sent by name, its code not here: the value as JSON gave it
+            return result.value  # type: ignore[no-any-return]
+        return task.types.convert_result(result.value)  # type: ignore[no-any-return]
 
     def forget(self) -> None:
         """Delete the stored result now, before its time to live runs out."""

@@ -331,7 +331,7 @@ class Consumer:
         if isinstance(outcome, DeadLetter):
             await self._dead_letter(delivery, envelope, outcome.reason, started)
             return
-        if outcome.retryable and envelope.attempt < job.task.opts.retries:
+        if self._should_retry(job, outcome):
             await self._retry(job, outcome, started, finished)
             return
         self.counters.failed += 1
@@ -348,9 +348,17 @@ class Consumer:
         await self.broker.dead_letter(delivery, f"{outcome.error}\n{outcome.traceback}")
         self._in_flight.pop(id(delivery), None)
 
+    @staticmethod
+    def _should_retry(job: Job, outcome: Failed) -> bool:
+        options = job.task.opts
+        if not outcome.retryable or job.envelope.attempt >= options.retries:
+            return False
+        return options.retries_on(outcome.exception)
+
     def _succeed(self, job: Job, value: Any, started: float, finished: float) -> None:
         envelope = job.envelope
         if job.task.opts.store_result and self.results is not None:
+            job.task.types.check_result(value)  # a TypeError: failed, not retried
             record = Result(
                 id=envelope.id, status="succeeded", value=value, attempt=envelope.attempt,
                 ready_at=_ready_at(envelope), started_at=started, finished_at=finished, worker=self.name,

@@ -8,9 +8,9 @@ worker and is never retried blindly).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from inspect import Parameter
 from typing import Any
 
+from hurtle.arguments import Refused
 from hurtle.brokers import Delivery
 from hurtle.context import TaskContext
 from hurtle.envelope import DecodeError, Envelope, decode
@@ -46,7 +46,6 @@ class Dispatcher:
         self.tasks = tasks
         self.max_deliveries = max_deliveries
         self.secret_key = secret_key
-        self._arities: dict[str, int | None] = {}
 
     def prepare(self, delivery: Delivery) -> Job | tuple[DeadLetter, Envelope | None]:
         """A Job, or why the message must be dead-lettered (with what was decoded)."""
@@ -63,24 +62,18 @@ class Dispatcher:
         task = self.tasks.get(envelope.task)
         if task is None:
             return DeadLetter(f"unknown task {envelope.task!r}: not registered with this app"), envelope
+        types = task.types
         try:
-            if envelope.kwargs or len(envelope.args) != self._arity(task):
-                task.signature.bind(*envelope.args, **envelope.kwargs)
+            if envelope.kwargs or len(envelope.args) != types.arity:
+                types.signature.bind(*envelope.args, **envelope.kwargs)
         except TypeError as exc:
             return DeadLetter(f"arguments do not bind to {envelope.task}: {exc}"), envelope
+        if types.converts:
+            try:
+                envelope.args, envelope.kwargs = types.convert_call(envelope.args, envelope.kwargs)
+            except Refused as exc:
+                return DeadLetter(f"arguments do not fit: {exc}"), envelope
         return Job(delivery, envelope, task)
-
-    def _arity(self, task: Task[Any, Any]) -> int | None:
-        """How many positional arguments always bind, when the task's parameters are
-        all plain (no defaults, no ``*args``/``**kwargs``, no keyword-only): then a
-        message with that many and no kwargs skips ``Signature.bind``: 3 to 8 us a
-        task, 6% of the event loop's time on no-op tasks (docs/benchmarks.md)."""
-        if task.name not in self._arities:
-            plain = (Parameter.POSITIONAL_ONLY, Parameter.POSITIONAL_OR_KEYWORD)
-            params = task.signature.parameters.values()
-            simple = all(p.kind in plain and p.default is Parameter.empty for p in params)
-            self._arities[task.name] = len(params) if simple else None
-        return self._arities[task.name]
 
     def _try_decode(self, body: bytes) -> Envelope | None:
         try:

@@ -34,7 +34,7 @@ def failure(exc: BaseException) -> Failed:
     error = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, Retry):
         return Failed(error, text, retryable=True, delay=exc.delay)
-    return Failed(error, text)
+    return Failed(error, text, exception=type(exc))
 
 
 def time_limit_failure(name: str, timeout: float) -> Failed:

@@ -21,6 +21,8 @@ class Failed:
     retryable: bool = True
     delay: float | None = None  # set by hurtle.Retry(delay=...)
     time_limit: bool = False
+    #: What the task raised (None when the worker failed it): its retry policy reads it.
+    exception: type[BaseException] | None = None
 
 
 @dataclass(slots=True)
