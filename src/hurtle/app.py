@@ -218,6 +218,18 @@ class App:
     def _make_connection(self) -> Connection:
         return make_connection(self.broker_url, self.results_url, self.visibility_timeout)
 
+    def use_broker(self, broker: str, *, results: str | None = None) -> None:
+        """Send to and read from ``broker`` (and ``results``) from now on: how a test
+        points an existing ``tasks.py`` at a private broker (``hurtle.testing.isolated``).
+        Closes the sync API's connections; the next call opens new ones."""
+        from hurtle.brokers import from_url
+
+        from_url(broker, visibility_timeout=self.visibility_timeout)  # a bad URL fails here
+        self.close()
+        self.broker_url = broker
+        self.results_url = results
+        self._clients = Clients(self._make_connection)
+
     def close(self) -> None:
         """Close the connections the sync API opened. Safe to call more than once."""
         self._clients.close()
