@@ -62,6 +62,9 @@ STAND_DOWN_AFTER = 0.5
 class AMQPBroker(AMQPDeadLetters, Broker):
     schemes = ("amqp", "amqps")
     blocking_fetch = True
+    # A RabbitMQ queue can be read only from its head, and reading takes the
+    # message: there is no look by task id (locate() finds nothing).
+    locates_messages = False
 
     def __init__(
         self, url: str = "amqp://guest:guest@127.0.0.1:5672/", *, visibility_timeout: float = 30.0

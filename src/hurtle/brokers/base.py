@@ -14,9 +14,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from hurtle.results import ResultStore
+
+#: Where ``Broker.locate`` found a task's message: waiting (ready, delayed, or leased
+#: with its lease run out), or leased by a worker whose lease is alive.
+Location = Literal["queued", "running"]
 
 
 @dataclass(slots=True)
@@ -78,6 +82,9 @@ class Broker(abc.ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: True when fetch() can block without polling the server.
     blocking_fetch: ClassVar[bool] = False
+    #: True when locate() can find a message by its task id. False where a queue
+    #: cannot be searched (RabbitMQ): there locate() returns ``{}``.
+    locates_messages: ClassVar[bool] = False
 
     def __init__(self, url: str, *, visibility_timeout: float) -> None:
         self.url = url
@@ -145,6 +152,21 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def purge_dead(self, queue: str | None = None) -> int:
         """Delete dead letters; return how many."""
+
+    async def locate(
+        self, task_ids: Sequence[str], queues: Sequence[str] | None = None
+    ) -> dict[str, Location]:
+        """Where each task's message is now, by task id; ids with no message are left out.
+
+        Looks in ``queues``, or in every known queue when None. One look, no
+        waiting; read-only. Not atomic: a message that moves while the look runs
+        (retried into the delayed set, finished and deleted) may be missed, so a
+        caller that finds nothing looks at the result store again. The cost is the
+        broker's (stated on each): where there is no index by task id, it is a
+        scan of the queues looked in. This default, for brokers whose
+        ``locates_messages`` is False, finds nothing.
+        """
+        return {}
 
     def result_store(self) -> ResultStore | None:
         """The broker's own result store, or None when it cannot keep results."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats
 from hurtle.results import ResultStore
 
 _POLL_CAP = 0.05  # seconds: delayed messages and expired leases are found by then
@@ -71,6 +71,7 @@ def _store_for(url: str) -> _Store:
 class MemoryBroker(Broker, ResultStore):
     schemes = ("memory",)
     blocking_fetch = True
+    locates_messages = True
 
     def __init__(self, url: str = "memory://", *, visibility_timeout: float = 30.0) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)
@@ -199,6 +200,23 @@ class MemoryBroker(Broker, ResultStore):
                 if dead.queue in counts:
                     counts[dead.queue][3] += 1
         return [QueueStats(name, *row) for name, row in counts.items()]
+
+    async def locate(
+        self, task_ids: Sequence[str], queues: Sequence[str] | None = None
+    ) -> dict[str, Location]:
+        """A look at every stored message, under the store's lock."""
+        wanted = set(task_ids)
+        names = None if queues is None else set(queues)
+        now = time.time()
+        found: dict[str, Location] = {}
+        with self._store.lock:
+            for entry in self._store.entries.values():
+                if entry.id in wanted and (names is None or entry.queue in names):
+                    if entry.leased and entry.visible_at > now:
+                        found[entry.id] = "running"
+                    else:
+                        found.setdefault(entry.id, "queued")
+        return found
 
     async def purge(self, queue: str) -> int:
         now = time.time()

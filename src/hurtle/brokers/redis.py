@@ -75,6 +75,7 @@ from hurtle.brokers.redis_link import (
     is_entry_id,
     script_source,
 )
+from hurtle.brokers.redis_locate import RedisLocate
 from hurtle.brokers.redis_results import RedisResults
 from hurtle.errors import ConfigurationError
 
@@ -108,9 +109,10 @@ def oldest_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]
     return order
 
 
-class RedisBroker(RedisResults, Broker):
+class RedisBroker(RedisResults, RedisLocate, Broker):
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
     blocking_fetch = True
+    locates_messages = True  # by a scan in chunks: redis_locate.py
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, visibility_timeout: float = 30.0) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)

@@ -76,7 +76,7 @@ _SOCKET_TIMEOUT = BLOCK_CAP + 5.0  # a silent server (no RST) is noticed after t
 _CONNECT_TIMEOUT = 5.0
 _SCRIPTS = (
     "enqueue", "peek", "ack", "extend", "release", "dead_letter", "retry", "housekeep",
-    "stats", "purge", "requeue", "store", "purge_dead",
+    "stats", "purge", "requeue", "store", "purge_dead", "locate_stream", "locate_delayed",
 )
 _HURTLE_PARAMS = ("prefix", "reconnect_timeout")
 _NOT_TRANSIENT = (AuthenticationError, AuthorizationError)  # a wrong password will not heal
