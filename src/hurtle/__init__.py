@@ -24,6 +24,7 @@ from hurtle.errors import (
 )
 from hurtle.retry import Backoff, Constant, Exponential
 from hurtle.task import Handle, Task
+from hurtle.task_status import TaskStatus
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -42,6 +43,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskFailed",
+    "TaskStatus",
     "TimeLimitExceeded",
     "current_task",
 ]

@@ -182,6 +182,13 @@ class App:
         await self._send([envelope])
         return Handle(self, envelope.id, name)
 
+    def handle(self, task_id: str, task_name: str | None = None) -> Handle[Any]:
+        """A handle to a task sent elsewhere (another process, a request that kept
+        its id): ``result()`` and ``status()`` work on it as on ``send``'s own."""
+        if not isinstance(task_id, str) or not task_id:
+            raise TypeError(f"app.handle takes a task id, a non-empty str, not {task_id!r}")
+        return Handle(self, task_id, task_name or "?")
+
     def _by_name(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
         task = self.tasks.get(name)
         if task is None:  # its code is elsewhere: only JSON itself can be checked (at encode)

@@ -19,6 +19,7 @@ from hurtle.arguments import TaskTypes
 from hurtle.envelope import Envelope, decode_result, make_envelope, new_ids
 from hurtle.errors import ConfigurationError, TaskFailed
 from hurtle.retry import Backoff
+from hurtle.task_status import TaskStatus, task_status
 
 if TYPE_CHECKING:
     from hurtle.app import App
@@ -230,6 +231,15 @@ class Handle(Generic[R]):
         if task is None:  # sent by name, its code not here: the value as JSON gave it
             return result.value  # type: ignore[no-any-return]
         return task.types.convert_result(result.value)  # type: ignore[no-any-return]
+
+    def status(self) -> TaskStatus:
+        """Where the task is now, in one look that never waits for it: ``queued``,
+        ``running``, ``succeeded``, ``failed`` or ``unknown`` (see ``TaskStatus``)."""
+        return self.app._clients.run_sync(self.status_async())
+
+    async def status_async(self) -> TaskStatus:
+        connection = self.app._connection()
+        return await task_status(connection.broker, connection.results, self.id)
 
     def forget(self) -> None:
         """Delete the stored result now, before its time to live runs out."""

@@ -71,6 +71,16 @@ async def uses_async_tasks() -> None:
     print(text)
 
 
+def uses_handles_by_id() -> None:
+    elsewhere: hurtle.Handle[Any] = app.handle("0123", "tests.typing.add")
+    status: hurtle.TaskStatus = elsewhere.status()
+    print(status == "running")
+
+    app.handle(123)  # type: ignore[arg-type]
+    not_str: int = elsewhere.status()  # type: ignore[assignment]
+    print(not_str, status == "runnin")  # type: ignore[comparison-overlap]
+
+
 def test_the_typed_module_imports_and_registers_its_tasks() -> None:
     assert set(app.tasks) == {add.name, scale.name, fetch.name, "typing.lookup"}
     assert (fetch.is_async, lookup.opts.queue) == (True, "io")
