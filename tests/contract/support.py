@@ -66,6 +66,20 @@ async def fetch_one(broker: Broker, queue: str) -> Delivery:
     return got[0]
 
 
+async def take_bodies(broker: Broker, queue: str, count: int) -> list[bytes]:
+    """Take ``count`` messages of ``queue`` as a worker does, fetching and acknowledging
+    until they came (a fetch may bring fewer than are ready: on RabbitMQ, what its
+    consumer's prefetch allows), at most ``WAIT_LIMIT``; return their bodies, sorted."""
+    got: list[bytes] = []
+    deadline = time.monotonic() + WAIT_LIMIT
+    while len(got) < count and time.monotonic() < deadline:
+        deliveries = await broker.fetch([queue], count - len(got), 0.1)
+        await broker.ack(deliveries)
+        got += bodies(deliveries)
+    assert len(got) == count, f"{len(got)} of {count} messages came on {queue!r} within {WAIT_LIMIT}s"
+    return sorted(got)
+
+
 async def counts(broker: Broker, queue: str) -> QueueStats:
     (stats,) = await broker.stats([queue])
     return stats
@@ -82,8 +96,13 @@ async def eventually(check: Callable[[], Awaitable[T]], what: str) -> T:
         await asyncio.sleep(0.01)  # the polling interval, not a wait for the condition
 
 
-async def dead_letter_each(broker: Broker, queue: str, *bodies: bytes, reason: str = "bad") -> None:
-    """Enqueue each body and dead-letter it, one after the other (so in this order)."""
+async def dead_letter_each(broker: Broker, queue: str, *bodies: bytes, reason: str = "bad") -> list[str]:
+    """Enqueue each body and dead-letter it, one after the other (so in this order);
+    return the ids the messages were sent with."""
+    sent = []
     for body in bodies:
-        await broker.enqueue(messages(queue, body))
+        (message,) = messages(queue, body)
+        await broker.enqueue([message])
         await broker.dead_letter(await fetch_one(broker, queue), f"{reason} {body.decode()}")
+        sent.append(message.id)
+    return sent

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hurtle.brokers import Broker
+from hurtle.brokers import Broker, Requeued
 
-from .support import bodies, counts, dead_letter_each
+from .support import bodies, counts, dead_letter_each, fetch_one, take_bodies
 
 
 async def test_dead_letters_are_listed_newest_first(broker: Broker) -> None:
@@ -61,3 +61,57 @@ async def test_purge_dead_deletes_the_dead_letters_of_a_queue_or_all(broker: Bro
     assert await broker.purge_dead() == 1
     assert await broker.dead_letters() == []
     assert await broker.requeue_dead() == 0
+
+
+async def test_a_dead_letter_carries_the_id_its_message_was_sent_with(broker: Broker) -> None:
+    sent = await dead_letter_each(broker, "q", b"first", b"second")
+
+    letters = await broker.dead_letters()
+
+    assert [d.message_id for d in letters] == sent[::-1]
+
+
+async def test_requeue_dead_by_id_takes_task_ids_as_well_as_dead_letter_ids(broker: Broker) -> None:
+    keep, by_task_id, _ = await dead_letter_each(broker, "q", b"keep", b"by task id", b"by dead id")
+    by_dead_id = (await broker.dead_letters())[0]
+    assert by_dead_id.body == b"by dead id"
+
+    requeued = await broker.requeue_dead_by_id([by_task_id, by_dead_id.id])
+
+    assert requeued == Requeued(2, ())
+    assert await take_bodies(broker, "q", 2) == [b"by dead id", b"by task id"]
+    assert [d.message_id for d in await broker.dead_letters()] == [keep]
+
+
+async def test_requeue_dead_by_id_names_the_ids_that_matched_no_dead_letter(broker: Broker) -> None:
+    (sent,) = await dead_letter_each(broker, "q", b"back")
+    (letter,) = await broker.dead_letters()
+    # Ids shaped like each broker's own dead-letter ids, but naming nothing.
+    strangers = ["no-such-id", "12345", "q:0-1", "q:0123456789abcdef0123", "nosuchqueue:1-1"]
+
+    requeued = await broker.requeue_dead_by_id([strangers[0], sent, *strangers[1:]])
+
+    assert requeued == Requeued(1, tuple(strangers))
+    assert bodies(await broker.fetch(["q"], 10, 0)) == [b"back"]
+    assert await broker.dead_letters() == []
+    assert (await broker.requeue_dead_by_id([sent, letter.id])).unknown == (sent, letter.id)
+
+
+async def test_a_dead_letter_named_twice_goes_back_once(broker: Broker) -> None:
+    (sent,) = await dead_letter_each(broker, "q", b"once")
+    (letter,) = await broker.dead_letters()
+
+    assert await broker.requeue_dead_by_id([letter.id, sent, sent]) == Requeued(1, ())
+
+    assert bodies(await broker.fetch(["q"], 10, 0)) == [b"once"]
+    assert await broker.dead_letters() == []
+
+
+async def test_a_requeued_message_keeps_the_id_it_was_sent_with(broker: Broker) -> None:
+    (sent,) = await dead_letter_each(broker, "q", b"again")
+    await broker.requeue_dead_by_id([sent])
+
+    await broker.dead_letter(await fetch_one(broker, "q"), "bad again")
+
+    assert [d.message_id for d in await broker.dead_letters()] == [sent]
+    assert (await broker.requeue_dead_by_id([sent])).count == 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats, Requeued
 from hurtle.errors import ConfigurationError
 
-__all__ = ["Broker", "DeadLetter", "Delivery", "Location", "Message", "QueueStats", "from_url"]
+__all__ = ["Broker", "DeadLetter", "Delivery", "Location", "Message", "QueueStats", "Requeued", "from_url"]
 
 
 def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:

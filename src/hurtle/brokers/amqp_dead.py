@@ -24,7 +24,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiormq
@@ -42,7 +42,7 @@ from hurtle.brokers.amqp_link import (
     publish,
 )
 from hurtle.brokers.amqp_topology import QUEUE_HEADER, Topology
-from hurtle.brokers.base import DeadLetter
+from hurtle.brokers.base import DeadLetter, Requeued, unknown_ids
 
 REASON_HEADER = "hurtle-reason"
 FAILED_AT_HEADER = "hurtle-failed-at"
@@ -95,30 +95,51 @@ class AMQPDeadLetters:
         """Publish each chosen dead letter to its work queue afresh (no delivery count,
         no ``x-death``), confirmed, then delete it. A crash between the two leaves a copy
         in both places, never in neither."""
-        wanted: dict[str, set[str]] = {}
-        for dead_id in ids or ():
-            name, _, token = dead_id.rpartition(":")
-            if name and token:
-                wanted.setdefault(name, set()).add(dead_id)
+        if ids is not None:
+            return (await self.requeue_dead_by_id(ids)).count
 
         async def move(conn: Conn) -> int:
-            moved = 0
-            for name in await self._queues(conn, None) if ids is None else list(wanted):
-                async with self._browsing(conn, name) as (channel, found):
-                    chosen = [m for letter, m in found if ids is None or letter.id in wanted[name]]
-                    if not chosen:
-                        continue
-                    await self._topology.ensure_queue(conn, name)
-                    await asyncio.gather(*(
-                        publish(conn.pub, "", self.names.work(name), m.body, _fresh(m)) for m in chosen
-                    ))
-                    for message in chosen:
-                        assert message.delivery_tag is not None
-                        await channel.basic_ack(message.delivery_tag)
-                    moved += len(chosen)
-            return moved
+            moved = []
+            for name in await self._queues(conn, None):
+                moved += await self._requeue(conn, name, lambda letter: True)
+            return len(moved)
 
         return await self._link.call(move)
+
+    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+        """As ``requeue_dead``. A task id can be in any queue's dead letters: while
+        one is unknown, every dead-letter queue is browsed for it."""
+        # Kept across the link's retries: what moved before a lost connection stays moved.
+        moved: list[tuple[str, str]] = []
+
+        async def move(conn: Conn) -> None:
+            named = {n.rpartition(":")[0] for n in ids if n.rpartition(":")[0]}
+            for name in named:
+                moved.extend(await self._requeue(conn, name, lambda letter: letter.id in ids))
+            rest = set(unknown_ids(ids, moved))
+            for name in await self._queues(conn, None) if rest else ():
+                moved.extend(await self._requeue(conn, name, lambda letter: letter.message_id in rest))
+
+        await self._link.call(move)
+        return Requeued(len(moved), unknown_ids(ids, moved))
+
+    async def _requeue(
+        self, conn: Conn, queue: str, chosen: Callable[[DeadLetter], bool]
+    ) -> list[tuple[str, str]]:
+        """Move the ``chosen`` dead letters of ``queue``; return each one's (dead letter
+        id, message id)."""
+        async with self._browsing(conn, queue) as (channel, found):
+            picked = [(letter, m) for letter, m in found if chosen(letter)]
+            if not picked:
+                return []
+            await self._topology.ensure_queue(conn, queue)
+            await asyncio.gather(*(
+                publish(conn.pub, "", self.names.work(queue), m.body, _fresh(m)) for _, m in picked
+            ))
+            for _, message in picked:
+                assert message.delivery_tag is not None
+                await channel.basic_ack(message.delivery_tag)
+            return [(letter.id, letter.message_id) for letter, _ in picked]
 
     async def purge_dead(self, queue: str | None = None) -> int:
         async def purge(conn: Conn) -> int:
@@ -163,7 +184,8 @@ def _letter(queue: str, message: DeliveredMessage) -> DeadLetter:
             f"dead-lettered by RabbitMQ: {_text(death.get('reason')) or 'unknown reason'}"
             f" (from {_text(death.get('queue')) or 'an unknown queue'})"
         )
-    return DeadLetter(f"{queue}:{dead_id}", queue, message.body, reason, _failed_at(headers, death))
+    message_id = _text(message.header.properties.message_id)
+    return DeadLetter(f"{queue}:{dead_id}", queue, message.body, reason, _failed_at(headers, death), message_id)
 
 
 def _failed_at(headers: dict[str, Any], death: dict[str, Any]) -> float:

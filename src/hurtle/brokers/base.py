@@ -12,7 +12,7 @@ A broker object belongs to one event loop in one process. Make it after fork
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -66,13 +66,34 @@ class QueueStats:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message that will not run again unless requeued, and why."""
+    """A message that will not run again unless requeued, and why.
+
+    ``id`` names this dead letter in its broker's store; ``message_id`` is the id
+    the message was sent with (``Message.id``: for hurtle's own, the task id).
+    """
 
     id: str
     queue: str
     body: bytes
     reason: str
     failed_at: float
+    message_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """What ``requeue_dead_by_id`` did: how many dead letters went back, and the
+    ids, in the order given, that named none of them."""
+
+    count: int
+    unknown: tuple[str, ...] = ()
+
+
+def unknown_ids(ids: Iterable[str], requeued: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """The ids, each once and in the order given, that name none of the ``requeued``
+    dead letters, given as (dead letter id, message id) pairs."""
+    known = {i for pair in requeued for i in pair}
+    return tuple(dict.fromkeys(i for i in ids if i not in known))
 
 
 class Broker(abc.ABC):
@@ -147,7 +168,21 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
-        """Put dead letters back on their queues (all when ``ids`` is None)."""
+        """Put dead letters back on their queues (all when ``ids`` is None, else as
+        ``requeue_dead_by_id``); return how many."""
+
+    @abc.abstractmethod
+    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+        """Put back the dead letters that ``ids`` name, and say which ids named none.
+
+        An id names the dead letter whose ``id`` it is, or else every dead letter
+        whose ``message_id`` it is (the task id a user holds). Each goes back once,
+        however often and either way it was named, as a fresh message (delivery
+        count 0) that keeps its ``message_id``. ``Requeued.unknown`` lists the ids
+        that named no dead letter moved by this call. Each dead letter moves
+        atomically (never in both places or in neither; on RabbitMQ a crash can
+        leave it in both); the batch as a whole does not.
+        """
 
     @abc.abstractmethod
     async def purge_dead(self, queue: str | None = None) -> int:

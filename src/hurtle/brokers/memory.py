@@ -14,7 +14,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats
+from hurtle.brokers.base import (
+    Broker,
+    DeadLetter,
+    Delivery,
+    Location,
+    Message,
+    QueueStats,
+    Requeued,
+    unknown_ids,
+)
 from hurtle.results import ResultStore
 
 _POLL_CAP = 0.05  # seconds: delayed messages and expired leases are found by then
@@ -158,7 +167,7 @@ class MemoryBroker(Broker, ResultStore):
             key, entry = owned
             del self._store.entries[key]
             self._store.dead[str(key)] = DeadLetter(
-                str(key), entry.queue, entry.body, reason, time.time()
+                str(key), entry.queue, entry.body, reason, time.time(), entry.id
             )
 
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
@@ -236,14 +245,28 @@ class MemoryBroker(Broker, ResultStore):
         return list(reversed(letters))[:limit]
 
     async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
-        now = time.time()
+        if ids is not None:
+            return (await self.requeue_dead_by_id(ids)).count
         with self._store.lock:
-            chosen = list(self._store.dead) if ids is None else [i for i in ids if i in self._store.dead]
-            for dead_id in chosen:
-                letter = self._store.dead.pop(dead_id)
-                self._store.add(Message(dead_id, letter.queue, letter.body), now)
+            moved = self._requeue(list(self._store.dead))
         self._store.wake_all()
-        return len(chosen)
+        return len(moved)
+
+    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+        with self._store.lock:
+            dead = self._store.dead
+            named = set(ids)
+            by_message = {i for i in named if i not in dead}
+            moved = self._requeue([k for k, d in dead.items() if k in named or d.message_id in by_message])
+        self._store.wake_all()
+        return Requeued(len(moved), unknown_ids(ids, ((d.id, d.message_id) for d in moved)))
+
+    def _requeue(self, keys: list[str]) -> list[DeadLetter]:
+        now = time.time()
+        moved = [self._store.dead.pop(key) for key in keys]
+        for letter in moved:
+            self._store.add(Message(letter.message_id, letter.queue, letter.body), now)
+        return moved
 
     async def purge_dead(self, queue: str | None = None) -> int:
         with self._store.lock:

@@ -64,7 +64,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats, Requeued, unknown_ids
 from hurtle.brokers.redis_link import (
     BLOCK_CAP,
     GROUP,
@@ -433,25 +433,63 @@ class RedisBroker(RedisResults, RedisLocate, Broker):
         return [letter for _, letter in found[:limit]]
 
     async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+        if ids is not None:
+            return (await self.requeue_dead_by_id(ids)).count
+
         async def move(conn: Conn) -> int:
             moved = 0
-            if ids is None:
-                for name in await self._known_queues(conn):
-                    keys = [self.keys.dead(name), self.keys.stream(name)]
-                    while (count := int(await conn.script("requeue", keys, [_REQUEUE_BATCH]))) > 0:
-                        moved += count
-                return moved
-            by_queue: dict[str, list[str]] = {}
-            for dead_id in ids:
-                name, _, entry_id = dead_id.rpartition(":")
-                if name and is_entry_id(entry_id):
-                    by_queue.setdefault(name, []).append(entry_id)
-            for name, entry_ids in by_queue.items():
-                keys = [self.keys.dead(name), self.keys.stream(name)]
-                moved += int(await conn.script("requeue", keys, [len(entry_ids), *entry_ids]))
+            for name in await self._known_queues(conn):
+                while count := len(await self._requeue(conn, name, [])):
+                    moved += count
             return moved
 
         return await self._link.call(move)
+
+    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+        # Kept across the link's retries: what moved before a lost connection stays moved.
+        moved: list[tuple[str, str]] = []
+
+        async def move(conn: Conn) -> None:
+            by_queue: dict[str, list[str]] = {}
+            for named in ids:
+                name, _, entry_id = named.rpartition(":")
+                if name and is_entry_id(entry_id):
+                    by_queue.setdefault(name, []).append(entry_id)
+            for name, entry_ids in by_queue.items():
+                moved.extend(await self._requeue(conn, name, entry_ids))
+            # The rest are task ids (or name nothing): a dead stream is not indexed
+            # by message id, so each queue's is read through.
+            rest = set(unknown_ids(ids, moved))
+            for name in await self._known_queues(conn) if rest else ():
+                entry_ids = await self._dead_entries_of(conn, name, rest)
+                if entry_ids:
+                    moved.extend(await self._requeue(conn, name, entry_ids))
+
+        await self._link.call(move)
+        return Requeued(len(moved), unknown_ids(ids, moved))
+
+    async def _requeue(self, conn: Conn, queue: str, entry_ids: list[str]) -> list[tuple[str, str]]:
+        """Move the named dead letters of ``queue`` (without names: the oldest batch);
+        return each one's (dead letter id, message id)."""
+        keys = [self.keys.dead(queue), self.keys.stream(queue)]
+        args = [len(entry_ids), *entry_ids] if entry_ids else [_REQUEUE_BATCH]
+        flat = cast("list[bytes]", await conn.script("requeue", keys, args))
+        return [
+            (f"{queue}:{entry_id.decode()}", message_id.decode(errors="replace"))
+            for entry_id, message_id in zip(flat[::2], flat[1::2], strict=True)
+        ]
+
+    async def _dead_entries_of(self, conn: Conn, queue: str, message_ids: set[str]) -> list[str]:
+        """The entry ids of ``queue``'s dead letters whose message id is one of ``message_ids``."""
+        found, start = [], "-"
+        while True:
+            entries = await conn.client.xrange(self.keys.dead(queue), min=start, count=_REQUEUE_BATCH)
+            for entry_id, fields in entries:
+                if fields.get(b"id", b"").decode(errors="replace") in message_ids:
+                    found.append(entry_id.decode())
+            if len(entries) < _REQUEUE_BATCH:
+                return found
+            start = "(" + entries[-1][0].decode()
 
     async def purge_dead(self, queue: str | None = None) -> int:
         async def purge(conn: Conn) -> int:
@@ -487,4 +525,5 @@ def _dead_letter(queue: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Dea
         body=fields.get(b"body", b""),
         reason=fields.get(b"reason", b"").decode(errors="replace"),
         failed_at=float(fields.get(b"failed_at", b"0") or 0),
+        message_id=fields.get(b"id", b"").decode(errors="replace"),
     )

@@ -25,7 +25,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats
+from hurtle.brokers.base import (
+    Broker,
+    DeadLetter,
+    Delivery,
+    Location,
+    Message,
+    QueueStats,
+    Requeued,
+    unknown_ids,
+)
 from hurtle.brokers.sqlite_batch import SQLThread
 from hurtle.errors import ConfigurationError
 from hurtle.results import ResultStore
@@ -198,7 +207,13 @@ class SQLiteBroker(Broker, ResultStore):
         return await self._read(_dead_letters, queue, limit)
 
     async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
-        return await self._write(_requeue_dead, None if ids is None else list(ids), time.time())
+        if ids is not None:
+            return (await self.requeue_dead_by_id(ids)).count
+        return len(await self._write(_requeue_dead, None, time.time()))
+
+    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+        moved = await self._write(_requeue_dead, list(ids), time.time())
+        return Requeued(len(moved), unknown_ids(ids, moved))
 
     async def purge_dead(self, queue: str | None = None) -> int:
         return await self._write(_purge_dead, queue)
@@ -363,30 +378,37 @@ def _purge(conn: sqlite3.Connection, queue: str, now: float) -> int:
 
 def _dead_letters(conn: sqlite3.Connection, queue: str | None, limit: int) -> list[DeadLetter]:
     rows = conn.execute(
-        "SELECT seq, queue, body, reason, failed_at FROM hurtle_dead"
+        "SELECT seq, queue, body, reason, failed_at, id FROM hurtle_dead"
         " WHERE ?1 IS NULL OR queue = ?1 ORDER BY seq DESC LIMIT ?2",
         (queue, limit),
     ).fetchall()
-    return [DeadLetter(str(seq), q, _as_bytes(body), reason, at) for seq, q, body, reason, at in rows]
+    return [
+        DeadLetter(str(seq), q, _as_bytes(body), reason, at, msg_id)
+        for seq, q, body, reason, at, msg_id in rows
+    ]
 
 
-def _requeue_dead(conn: sqlite3.Connection, ids: list[str] | None, now: float) -> int:
+def _requeue_dead(conn: sqlite3.Connection, ids: list[str] | None, now: float) -> list[tuple[str, str]]:
+    """Move dead letters back: all, or those ``ids`` name by seq or else by message id.
+    Returns each one's (dead letter id, message id)."""
+    returning = " RETURNING seq, id, queue, body"
     if ids is None:
-        rows = conn.execute("DELETE FROM hurtle_dead RETURNING id, queue, body").fetchall()
+        rows = conn.execute("DELETE FROM hurtle_dead" + returning).fetchall()
     else:
         rows = []
-        for dead_id in ids:
-            if not dead_id.isdigit():
-                continue
-            rows += conn.execute(
-                "DELETE FROM hurtle_dead WHERE seq = ? RETURNING id, queue, body", (int(dead_id),)
-            ).fetchall()
+        for named in ids:
+            if named.isdigit():
+                found = conn.execute("DELETE FROM hurtle_dead WHERE seq = ?" + returning, (int(named),))
+                if rows_of := found.fetchall():
+                    rows += rows_of
+                    continue
+            rows += conn.execute("DELETE FROM hurtle_dead WHERE id = ?" + returning, (named,)).fetchall()
     conn.executemany(
         "INSERT INTO hurtle_messages (id, queue, body, visible_at, enqueued_at)"
         " VALUES (?, ?, ?, ?, ?)",
-        [(msg_id, queue, body, now, now) for msg_id, queue, body in rows],
+        [(msg_id, queue, body, now, now) for _, msg_id, queue, body in rows],
     )
-    return len(rows)
+    return [(str(seq), msg_id) for seq, msg_id, _, _ in rows]
 
 
 def _purge_dead(conn: sqlite3.Connection, queue: str | None) -> int:

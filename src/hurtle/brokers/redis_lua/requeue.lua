@@ -1,6 +1,6 @@
 -- Put dead letters back on their queue's stream: the ones named, or else the
 -- oldest `limit`. KEYS[1] dead stream, KEYS[2] stream; ARGV limit, entry ids...
--- Returns how many moved.
+-- Returns, flat, each moved dead letter's entry id and message id.
 local dead, stream = KEYS[1], KEYS[2]
 local entries = {}
 if #ARGV == 1 then
@@ -13,9 +13,13 @@ else
     end
   end
 end
+local moved = {}
 for _, entry in ipairs(entries) do
   local fields = field_map(entry[2])
-  add(stream, 'id', fields['id'] or entry[1], 'body', fields['body'] or '')
+  local id = fields['id'] or entry[1]
+  add(stream, 'id', id, 'body', fields['body'] or '')
   redis.call('XDEL', dead, entry[1])
+  table.insert(moved, entry[1])
+  table.insert(moved, id)
 end
-return #entries
+return moved
