@@ -184,8 +184,8 @@ def _letter(queue: str, message: DeliveredMessage) -> DeadLetter:
             f"dead-lettered by RabbitMQ: {_text(death.get('reason')) or 'unknown reason'}"
             f" (from {_text(death.get('queue')) or 'an unknown queue'})"
         )
-    message_id = _text(message.header.properties.message_id)
-    return DeadLetter(f"{queue}:{dead_id}", queue, message.body, reason, _failed_at(headers, death), message_id)
+    failed_at, message_id = _failed_at(headers, death), _text(message.header.properties.message_id)
+    return DeadLetter(f"{queue}:{dead_id}", queue, message.body, reason, failed_at, message_id)
 
 
 def _failed_at(headers: dict[str, Any], death: dict[str, Any]) -> float:

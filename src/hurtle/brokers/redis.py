@@ -483,7 +483,10 @@ class RedisBroker(RedisResults, RedisLocate, Broker):
         """The entry ids of ``queue``'s dead letters whose message id is one of ``message_ids``."""
         found, start = [], "-"
         while True:
-            entries = await conn.client.xrange(self.keys.dead(queue), min=start, count=_REQUEUE_BATCH)
+            entries = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await conn.client.xrange(self.keys.dead(queue), min=start, count=_REQUEUE_BATCH),
+            )
             for entry_id, fields in entries:
                 if fields.get(b"id", b"").decode(errors="replace") in message_ids:
                     found.append(entry_id.decode())
