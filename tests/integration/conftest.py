@@ -68,12 +68,20 @@ def run_counts(marks: Path) -> Counter[str]:
     return Counter(line.split()[0] for line in lines(marks / "runs"))
 
 
-def hurtle_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a ``hurtle`` command as a user types it, output captured."""
+def hurtle_cli(
+    *args: str, input: str | None = None, cwd: Path | None = None, env: dict[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a ``hurtle`` command as a user types it, output captured; ``env`` adds
+    variables to this process's (None: removes one)."""
+    environ = {**os.environ, "COLUMNS": "250"}  # rich wraps table cells to the terminal's width
+    for name, value in (env or {}).items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
     return subprocess.run(
         [sys.executable, "-m", "hurtle", *args],
-        capture_output=True, text=True, timeout=60, input=input, check=False,
-        env={**os.environ, "COLUMNS": "250"},  # rich wraps table cells to the terminal's width
+        capture_output=True, text=True, timeout=60, input=input, check=False, cwd=cwd, env=environ,
     )
 
 

@@ -74,10 +74,7 @@ async def _serve(
             watchers.append(asyncio.create_task(_watch_parent(consumer)))
         if heartbeats is not None:
             watchers.append(asyncio.create_task(heartbeats.keep_stamping(slot, consumer.running_async)))
-        log.info(
-            "worker %s consuming %s (concurrency %d, threads %d)",
-            consumer.name, ",".join(consumer.queues), config.concurrency, config.threads,
-        )
+        log.info("worker %s started", consumer.name)  # what it runs: the supervisor's start block
         try:
             return await consumer.run()
         finally:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from hurtle.app import App
 from hurtle.worker.consumer import EXIT_BROKER_LOST, EXIT_OK, EXIT_RECYCLE, WorkerConfig
 from hurtle.worker.process import EXIT_HOOK_FAILED, run_process
+from hurtle.worker.startup import start_block, start_warnings
 from hurtle.worker.watchdog import Heartbeats
 
 log = logging.getLogger("hurtle.supervisor")
@@ -68,6 +69,9 @@ class Supervisor:
         """Run until signalled (or, with --burst, until every child is done)."""
         for hook in self.app.preload_hooks:
             hook()  # errors surface to the CLI: a broken preload must not fork
+        log.info("%s", start_block(self.app, self.config, self.processes))
+        for warning in start_warnings(self.app, self.config.queues):
+            log.warning("%s", warning)
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
         os.set_blocking(wake_read, False)

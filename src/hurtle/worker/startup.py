@@ -1,0 +1,84 @@
+"""What a worker says as it starts: where it reads and writes, what it runs, and
+what looks wrong.
+
+The supervisor logs this once, before it forks. A worker pointed at the wrong
+broker, or not consuming a queue its tasks are sent to, otherwise looks exactly
+like an idle one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hurtle.app import App
+from hurtle.brokers import from_url
+from hurtle.settings import display_url
+from hurtle.task import Task
+from hurtle.worker.consumer import WorkerConfig
+
+
+def describe_results(broker_url: str, results_url: str | None) -> str:
+    """Where results are kept, fit to print."""
+    url = results_url or broker_url
+    if from_url(url).result_store() is None:  # makes no connection
+        return f"not kept ({_scheme(url)} keeps no results)"
+    return display_url(results_url) if results_url else "kept by the broker"
+
+
+def task_kind(task: Task[Any, Any], threads: int) -> str:
+    if task.is_async:
+        return "async, on the event loop"
+    if threads == 1:
+        return "sync, one at a time per process"
+    return "sync, in the thread pool"
+
+
+def start_block(app: App, config: WorkerConfig, processes: int) -> str:
+    """The start-up description, one line per fact, tasks by name."""
+    lines = [
+        f"starting {processes} worker process(es) consuming {', '.join(config.queues)}"
+        f" (concurrency {config.concurrency}, threads {config.threads} per process)",
+        f"  broker:  {display_url(app.broker_url)}",
+        f"  results: {describe_results(app.broker_url, app.results_url)}",
+    ]
+    if not app.tasks:
+        lines.append("  tasks:   none registered")
+    width = max((len(name) for name in app.tasks), default=0)
+    queue_width = max((len(task.opts.queue) for task in app.tasks.values()), default=0)
+    for index, (name, task) in enumerate(sorted(app.tasks.items())):
+        label = "  tasks:   " if index == 0 else "           "
+        queue = task.opts.queue.ljust(queue_width)
+        lines.append(f"{label}{name.ljust(width)}  queue {queue}  {task_kind(task, config.threads)}")
+    return "\n".join(lines)
+
+
+def start_warnings(app: App, queues: Sequence[str]) -> list[str]:
+    """What a worker consuming ``queues`` would likely get wrong, one line each."""
+    warnings = []
+    task_queues = {task.opts.queue for task in app.tasks.values()}
+    for queue in queues:
+        if queue not in task_queues and queue != app.default_queue:
+            warnings.append(
+                f"queue {queue!r} has no registered task: only tasks sent there with"
+                f" options(queue={queue!r}) will run from it (a typo in -q?)"
+            )
+    consumed = ", ".join(queues)
+    for name, task in sorted(app.tasks.items()):
+        if task.opts.queue not in queues:
+            warnings.append(
+                f"task {name} (queue {task.opts.queue!r}) will not run here:"
+                f" this worker consumes {consumed}"
+            )
+    keeps_results = any(task.opts.store_result for task in app.tasks.values())
+    store_url = app.results_url or app.broker_url
+    if keeps_results and from_url(store_url).result_store() is None:
+        warnings.append(
+            f"results are not kept: {_scheme(store_url)} keeps none, so Handle.result()"
+            " waits until its timeout; pass App(results=URL) or set HURTLE_RESULTS"
+        )
+    return warnings
+
+
+def _scheme(url: str) -> str:
+    return url.partition(":")[0]
