@@ -10,7 +10,7 @@ import pytest
 from hurtle.brokers import Message
 from hurtle.brokers.sqlite import SQLiteBroker
 from hurtle.envelope import encode, make_envelope
-from tests.integration.conftest import hurtle_cli
+from tests.integration.conftest import dead_letters, hurtle_cli, stats
 
 
 @pytest.fixture
@@ -60,6 +60,36 @@ def test_dlq_requeue_puts_a_dead_letter_back_on_its_queue(url: str) -> None:
     assert mail.split("│")[2].strip() == "1"
 
 
+def test_dlq_list_shows_each_dead_letters_task_id(url: str) -> None:
+    out = hurtle_cli("dlq", "list", "--broker", url)
+    assert out.returncode == 0, out.stderr
+    assert all(letter.message_id in out.stdout for letter in dead_letters(url))
+
+
+def test_dlq_requeue_takes_a_task_id_as_well_as_a_dead_letter_id(url: str) -> None:
+    by_queue = {letter.queue: letter for letter in dead_letters(url)}
+
+    out = hurtle_cli("dlq", "requeue", by_queue["mail"].message_id, by_queue["default"].id, "--broker", url)
+
+    assert out.returncode == 0, out.stderr
+    assert "requeued 2 message(s)" in out.stdout
+    assert dead_letters(url) == []
+    assert stats(url, "mail").ready == 1 and stats(url, "default").ready == 2
+
+
+def test_dlq_requeue_names_the_ids_it_did_not_find_and_exits_1(url: str) -> None:
+    mail = next(letter for letter in dead_letters(url) if letter.queue == "mail")
+
+    out = hurtle_cli("dlq", "requeue", "no-such-id", mail.message_id, "999", "--broker", url)
+
+    assert out.returncode == 1, out
+    assert "requeued 1 message(s)" in out.stdout
+    assert out.stderr.strip().splitlines() == [
+        "hurtle dlq requeue: no dead letter has the id or task id no-such-id, 999"
+    ]
+    assert stats(url, "mail").ready == 1
+
+
 def test_dlq_purge_deletes_one_queues_dead_letters(url: str) -> None:
     out = hurtle_cli("dlq", "purge", "-q", "mail", "--yes", "--broker", url)
     assert out.returncode == 0 and "deleted 1" in out.stdout
@@ -79,6 +109,7 @@ def test_dlq_purge_asks_first_and_a_no_keeps_everything(url: str) -> None:
         ["status", "--broker", "nosuch://x"],
         ["dlq", "list", "--broker", "sqlite:////no/such/dir/x.db"],
         ["dlq", "requeue"],
+        ["dlq", "requeue", "some-id", "--all"],
         ["dlq", "nonsense"],
         ["worker"],
         ["no-such-command"],

@@ -30,8 +30,9 @@ from hurtle.cli import bench_report
 from hurtle.cli.bench import EXIT_UNVERIFIED, Workload
 from hurtle.cli.bench_progress import run_progress
 from hurtle.cli.bench_report import System
-from hurtle.cli.common import fail, redact
+from hurtle.cli.common import fail
 from hurtle.errors import HurtleError
+from hurtle.settings import display_url
 
 _HURTLE_PARAMS = ("prefix", "reconnect_timeout")  # hurtle's own Redis URL parameters (redis_link.py)
 
@@ -82,7 +83,7 @@ def _check_reachable(url: str) -> None:
         finally:
             client.close()
     except redis.RedisError as exc:
-        fail(f"--broker: no Redis answers at {redact(url)} ({exc})")
+        fail(f"--broker: no Redis answers at {display_url(url)} ({exc})")
 
 
 def _hurtle_run(run_hurtle: Workload, options: Options, tick: OnProgress | None) -> RunResult:
@@ -132,7 +133,7 @@ def _header(
     """Who runs how; fills each peer's ``config`` from its plan for this workload."""
     lines = [
         f"hurtle bench {workload} --peers: {options.n:,} tasks, {options.processes} worker"
-        f" process(es) per system, {redact(options.broker or '')}, {repeat} run(s) each,"
+        f" process(es) per system, {display_url(options.broker or '')}, {repeat} run(s) each,"
         " alternating: hurtle, then each peer in turn",
     ]
     if described:

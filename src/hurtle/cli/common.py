@@ -7,15 +7,24 @@ import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from hurtle.app import App
-from hurtle.brokers import Broker, from_url
+from hurtle.brokers import Broker
+from hurtle.client import Connection, make_connection
 from hurtle.errors import HurtleError
-from hurtle.settings import broker_url_from_env
+from hurtle.settings import (
+    DEFAULT_BROKER_URL,
+    ENV_APP,
+    ENV_BROKER,
+    VISIBILITY_TIMEOUT,
+    broker_url_from_env,
+    display_url,
+    results_url_from_env,
+)
 
 T = TypeVar("T")
 
@@ -57,20 +66,59 @@ def load_app(spec: str) -> App:
     return app
 
 
-def redact(url: str) -> str:
-    """The URL without its password, fit to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+#: ``-A/--app MODULE[:ATTR]`` (or ``$HURTLE_APP``) for every command that reads a broker.
+app_option = click.option(
+    "-A", "--app", "app_spec", metavar="MODULE[:ATTR]", envvar=ENV_APP,
+    help=f"Read this app's broker and result store. Default: ${ENV_APP}.",
+)
+broker_option = click.option(
+    "--broker", "broker_url",
+    help=f"Broker URL; overrides the app's. Without an app: ${ENV_BROKER}, else {DEFAULT_BROKER_URL}.",
+)
 
 
-def open_broker(url: str | None) -> Broker:
+@dataclass(frozen=True)
+class Where:
+    """Where a command reads: the app's broker and result store, or what it was told."""
+
+    broker_url: str
+    results_url: str | None
+    visibility_timeout: float
+    app_given: bool
+    #: No app, no --broker, no $HURTLE_BROKER: the default, which may not be the app's.
+    by_default: bool = False
+
+
+def where_to_read(app_spec: str | None, broker_url: str | None) -> Where:
+    """The app's broker and result store (``--broker`` overrides its broker); without
+    an app, ``--broker``, else ``$HURTLE_BROKER``, else the default."""
+    if app_spec:
+        app = load_app(app_spec)
+        return Where(broker_url or app.broker_url, app.results_url, app.visibility_timeout, True)
+    url = broker_url_from_env(broker_url)
+    by_default = not broker_url and not os.environ.get(ENV_BROKER)
+    return Where(url, results_url_from_env(None), VISIBILITY_TIMEOUT, False, by_default)
+
+
+def open_connection(where: Where) -> Connection:
+    """Connect a command to its broker and result store, saying on stderr which
+    broker it reads when nothing chose one. One line and exit 2 for a bad URL, or
+    for a SQLite file that is not there: reading must not create one, since an
+    empty new database would answer "nothing here" about the wrong place."""
+    from hurtle.brokers.sqlite import SQLiteBroker  # here: `hurtle worker` starts without it
+
     try:
-        return from_url(broker_url_from_env(url))
+        connection = make_connection(where.broker_url, where.results_url, where.visibility_timeout)
     except HurtleError as exc:
         fail(str(exc))
+    broker = connection.broker
+    no_app = f"no -A/--app given; set {ENV_APP} or pass -A"
+    if isinstance(broker, SQLiteBroker) and not os.path.exists(broker.path):
+        why = "nothing has been sent to it yet" if where.app_given else no_app
+        fail(f"no hurtle database at {os.path.abspath(broker.path)} ({why})")
+    if where.by_default:
+        click.echo(f"reading {display_url(broker.url)} ({no_app})", err=True)
+    return connection
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -81,15 +129,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(str(exc))
 
 
-def on_broker(broker: Broker, action: Callable[[Broker], Awaitable[T]]) -> T:
-    """Run one broker action for a command, closing the broker whatever happens;
+def on_connection(connection: Connection, action: Callable[[Connection], Awaitable[T]]) -> T:
+    """Run one action for a command, closing its connection whatever happens;
     hurtle errors become one-line user errors."""
 
     async def act() -> T:
         try:
-            return await action(broker)
+            return await action(connection)
         finally:
-            await broker.close()
+            await connection.close()
 
     return run(act())
 

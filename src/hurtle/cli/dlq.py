@@ -9,12 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from hurtle.brokers import DeadLetter
-from hurtle.cli.common import on_broker, open_broker
+from hurtle.cli.common import app_option, broker_option, on_connection, open_connection, where_to_read
 from hurtle.envelope import DecodeError, decode
+from hurtle.settings import display_url
 
-_broker_option = click.option(
-    "--broker", "broker_url", help="Broker URL. Default: $HURTLE_BROKER, else sqlite:///hurtle.db."
-)
+#: ``dlq requeue`` when some ids named no dead letter (the others were requeued);
+#: 2 stays what it is everywhere: a usage error, nothing done.
+EXIT_UNKNOWN_IDS = 1
+
 _queue_option = click.option("-q", "--queue", help="Only this queue's dead letters.")
 
 
@@ -24,46 +26,65 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@_broker_option
+@app_option
+@broker_option
 @_queue_option
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--full", is_flag=True, help="Show the whole reason (tracebacks included).")
-def list_(broker_url: str | None, queue: str | None, limit: int, full: bool) -> None:
+def list_(app_spec: str | None, broker_url: str | None, queue: str | None, limit: int, full: bool) -> None:
     """List the newest dead letters with why they died."""
-    letters = on_broker(open_broker(broker_url), lambda b: b.dead_letters(queue, limit))
+    where = where_to_read(app_spec, broker_url)
+    letters = on_connection(open_connection(where), lambda c: c.broker.dead_letters(queue, limit))
+    shown = display_url(where.broker_url)
     if not letters:
-        click.echo("no dead letters")
+        click.echo(f"no dead letters on {shown}")
         return
-    table = Table("id", "queue", "task", "failed at", "reason")
+    table = Table("id", "task id", "queue", "task", "failed at", "reason", title=shown)
     for letter in letters:
         reason = letter.reason if full else letter.reason.strip().splitlines()[0][:120]
-        table.add_row(letter.id, letter.queue, _task_of(letter), _when(letter.failed_at), reason)
+        task, when = _task_of(letter), _when(letter.failed_at)
+        table.add_row(letter.id, letter.message_id, letter.queue, task, when, reason)
     Console().print(table)
 
 
 @dlq.command()
-@_broker_option
+@app_option
+@broker_option
 @click.argument("ids", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Requeue every dead letter.")
-def requeue(broker_url: str | None, ids: tuple[str, ...], every: bool) -> None:
-    """Put dead letters (by id, or --all) back on their queues."""
+def requeue(app_spec: str | None, broker_url: str | None, ids: tuple[str, ...], every: bool) -> None:
+    """Put dead letters back on their queues: those named by IDS (a dead letter's id,
+    or a task id), or --all. Exit code 1 when some ids named no dead letter."""
     if not ids and not every:
-        raise click.UsageError("name the ids to requeue, or pass --all")
-    chosen = None if every else list(ids)
-    count = on_broker(open_broker(broker_url), lambda b: b.requeue_dead(chosen))
-    click.echo(f"requeued {count} message(s)")
+        raise click.UsageError("name the ids to requeue (dead-letter or task ids), or pass --all")
+    if ids and every:
+        raise click.UsageError("name ids or pass --all, not both")
+    connection = open_connection(where_to_read(app_spec, broker_url))
+    if every:
+        count = on_connection(connection, lambda c: c.broker.requeue_dead())
+        click.echo(f"requeued {count} message(s)")
+        return
+    requeued = on_connection(connection, lambda c: c.broker.requeue_dead_by_id(ids))
+    click.echo(f"requeued {requeued.count} message(s)")
+    if requeued.unknown:
+        unknown = ", ".join(requeued.unknown)
+        click.echo(f"hurtle dlq requeue: no dead letter has the id or task id {unknown}", err=True)
+        raise click.exceptions.Exit(EXIT_UNKNOWN_IDS)
 
 
 @dlq.command()
-@_broker_option
+@app_option
+@broker_option
 @_queue_option
 @click.option("--yes", is_flag=True, help="Don't ask.")
-def purge(broker_url: str | None, queue: str | None, yes: bool) -> None:
+def purge(app_spec: str | None, broker_url: str | None, queue: str | None, yes: bool) -> None:
     """Delete dead letters for good."""
-    where = f"queue {queue!r}" if queue else "every queue"
-    if not yes and not click.confirm(f"delete the dead letters of {where}?"):
-        return
-    count = on_broker(open_broker(broker_url), lambda b: b.purge_dead(queue))
+    connection = open_connection(where_to_read(app_spec, broker_url))
+    which = f"queue {queue!r}" if queue else "every queue"
+    shown = display_url(connection.broker.url)
+    if not yes and not click.confirm(f"delete the dead letters of {which} on {shown}?"):
+        return  # nothing was opened: brokers connect on first use
+    count = on_connection(connection, lambda c: c.broker.purge_dead(queue))
     click.echo(f"deleted {count} dead letter(s)")
 
 

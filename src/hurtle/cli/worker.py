@@ -11,7 +11,7 @@ import click
 from hurtle.brokers import from_url
 from hurtle.cli.common import check_reachable, fail, load_app, run
 from hurtle.errors import HurtleError
-from hurtle.settings import ENV_BROKER
+from hurtle.settings import ENV_APP, ENV_BROKER
 from hurtle.worker.consumer import WorkerConfig
 from hurtle.worker.supervisor import Supervisor
 
@@ -26,7 +26,7 @@ def _queues(value: str | None) -> list[str] | None:
 
 
 @click.command()
-@click.argument("app_spec", metavar="MODULE[:ATTR]")
+@click.argument("app_spec", metavar="MODULE[:ATTR]", envvar=ENV_APP)
 @click.option("-q", "--queues", help="Comma-separated queues to consume. Default: every queue a task uses.")
 @click.option("-p", "--processes", type=click.IntRange(min=1), help="Worker processes. Default: CPU count.")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=8, show_default=True,
@@ -55,7 +55,8 @@ def worker(
     broker_url: str | None,
     log_level: str,
 ) -> None:
-    """Run the tasks of the app MODULE[:ATTR] (imported from the current directory)."""
+    """Run the tasks of the app MODULE[:ATTR] (imported from the current directory;
+    default: $HURTLE_APP)."""
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s",
