@@ -76,3 +76,13 @@ def test_the_worker_warns_when_results_are_not_kept_and_masks_the_password(tmp_p
         "results are not kept: amqp keeps none, so Handle.result() waits until its timeout;"
         " pass App(results=URL) or set HURTLE_RESULTS"
     ]
+
+
+def test_a_bad_result_store_url_is_one_line_before_any_fork(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text('import hurtle\n\napp = hurtle.App(results="nosuch://x")\n')
+
+    out = hurtle_cli("worker", "tasks", "--burst", "-p", "1", cwd=tmp_path, env=NO_ENV)
+
+    assert out.returncode == 2, out
+    assert out.stderr.startswith("hurtle: error: unknown broker URL 'nosuch://x'")
+    assert len(out.stderr.splitlines()) == 1
