@@ -16,7 +16,7 @@ every key of a queue, and so every script, lives on one slot)::
                                   each worker process is one consumer.
     P:{q}:delayed         ZSET    messages with a future eta: score eta in unix ms, member
                                   ``<message id>\\n<body>``; moved onto the stream when due
-    P:{q}:dead            STREAM  dead letters: fields id, body, reason, failed_at (unix s)
+    P:{q}:dead            STREAM  dead letters: fields id, body, reason, failed_at (unix s); redis_dead.py
     P:result:<task id>    LIST    one element, the encoded result, with a TTL
 
 A foreign producer publishes with ``XADD P:{q}:stream * id <id> body <json>`` (and
@@ -59,12 +59,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import msgspec
 
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats, Requeued, unknown_ids
+from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
+from hurtle.brokers.redis_dead import RedisDeadLetters
 from hurtle.brokers.redis_link import (
     BLOCK_CAP,
     GROUP,
@@ -72,7 +73,6 @@ from hurtle.brokers.redis_link import (
     Link,
     RedisURL,
     entry_order,
-    is_entry_id,
     script_source,
 )
 from hurtle.brokers.redis_locate import RedisLocate
@@ -85,7 +85,6 @@ _HOUSEKEEP_MIN = 0.05  # seconds: the shortest interval of either
 _PROMOTE_BATCH = 1000  # delayed messages moved per script call
 _RECLAIM_BATCH = 1000  # expired entries reclaimed per script call
 _FORGET_CONSUMERS_MS = 3_600_000  # a consumer idle this long, holding nothing, is deleted
-_REQUEUE_BATCH = 1000
 
 _json = msgspec.json.Encoder()
 
@@ -109,7 +108,7 @@ def oldest_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]
     return order
 
 
-class RedisBroker(RedisResults, RedisLocate, Broker):
+class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
     blocking_fetch = True
     locates_messages = True  # by a scan in chunks: redis_locate.py
@@ -395,10 +394,6 @@ class RedisBroker(RedisResults, RedisLocate, Broker):
 
     # -- looking and cleaning up -------------------------------------------------
 
-    async def _known_queues(self, conn: Conn) -> list[str]:
-        members = cast("set[bytes]", await conn.client.smembers(self.keys.queues))
-        return sorted(q.decode() for q in members)
-
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
         async def collect(conn: Conn) -> list[QueueStats]:
             names = list(queues) if queues is not None else await self._known_queues(conn)
@@ -416,97 +411,6 @@ class RedisBroker(RedisResults, RedisLocate, Broker):
         purged = await self._link.call(lambda conn: conn.script("purge", keys, [GROUP, self.lease_ms]))
         return int(purged)
 
-    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        async def collect(conn: Conn) -> list[tuple[tuple[int, int], DeadLetter]]:
-            names = [queue] if queue is not None else await self._known_queues(conn)
-            pipe = conn.client.pipeline(transaction=False)
-            for name in names:
-                pipe.xrevrange(self.keys.dead(name), count=limit)
-            found = []
-            for name, entries in zip(names, await pipe.execute(), strict=True):
-                for entry_id, fields in entries:
-                    found.append((entry_order(entry_id), _dead_letter(name, entry_id, fields)))
-            return found
-
-        found = await self._link.call(collect)
-        found.sort(key=lambda pair: pair[0], reverse=True)
-        return [letter for _, letter in found[:limit]]
-
-    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
-        if ids is not None:
-            return (await self.requeue_dead_by_id(ids)).count
-
-        async def move(conn: Conn) -> int:
-            moved = 0
-            for name in await self._known_queues(conn):
-                while count := len(await self._requeue(conn, name, [])):
-                    moved += count
-            return moved
-
-        return await self._link.call(move)
-
-    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
-        # Kept across the link's retries: what moved before a lost connection stays moved.
-        moved: list[tuple[str, str]] = []
-
-        async def move(conn: Conn) -> None:
-            by_queue: dict[str, list[str]] = {}
-            for named in ids:
-                name, _, entry_id = named.rpartition(":")
-                if name and is_entry_id(entry_id):
-                    by_queue.setdefault(name, []).append(entry_id)
-            for name, entry_ids in by_queue.items():
-                moved.extend(await self._requeue(conn, name, entry_ids))
-            # The rest are task ids (or name nothing): a dead stream is not indexed
-            # by message id, so each queue's is read through.
-            rest = set(unknown_ids(ids, moved))
-            for name in await self._known_queues(conn) if rest else ():
-                entry_ids = await self._dead_entries_of(conn, name, rest)
-                if entry_ids:
-                    moved.extend(await self._requeue(conn, name, entry_ids))
-
-        await self._link.call(move)
-        return Requeued(len(moved), unknown_ids(ids, moved))
-
-    async def _requeue(self, conn: Conn, queue: str, entry_ids: list[str]) -> list[tuple[str, str]]:
-        """Move the named dead letters of ``queue`` (without names: the oldest batch);
-        return each one's (dead letter id, message id)."""
-        keys = [self.keys.dead(queue), self.keys.stream(queue)]
-        args = [len(entry_ids), *entry_ids] if entry_ids else [_REQUEUE_BATCH]
-        flat = cast("list[bytes]", await conn.script("requeue", keys, args))
-        return [
-            (f"{queue}:{entry_id.decode()}", message_id.decode(errors="replace"))
-            for entry_id, message_id in zip(flat[::2], flat[1::2], strict=True)
-        ]
-
-    async def _dead_entries_of(self, conn: Conn, queue: str, message_ids: set[str]) -> list[str]:
-        """The entry ids of ``queue``'s dead letters whose message id is one of ``message_ids``."""
-        found, start = [], "-"
-        while True:
-            entries = cast(
-                "list[tuple[bytes, dict[bytes, bytes]]]",
-                await conn.client.xrange(self.keys.dead(queue), min=start, count=_REQUEUE_BATCH),
-            )
-            for entry_id, fields in entries:
-                if fields.get(b"id", b"").decode(errors="replace") in message_ids:
-                    found.append(entry_id.decode())
-            if len(entries) < _REQUEUE_BATCH:
-                return found
-            start = "(" + entries[-1][0].decode()
-
-    async def purge_dead(self, queue: str | None = None) -> int:
-        async def purge(conn: Conn) -> int:
-            names = [queue] if queue is not None else await self._known_queues(conn)
-            pipe = conn.client.pipeline(transaction=True)
-            for name in names:
-                pipe.xlen(self.keys.dead(name))
-                pipe.delete(self.keys.dead(name))
-            replies = await pipe.execute()
-            return sum(int(n) for n in replies[::2])
-
-        return await self._link.call(purge)
-
-
 def _clean_id(message_id: str) -> str:
     # The delayed set splits "<id>\n<body>" at the first newline.
     return message_id.replace("\n", " ")
@@ -519,14 +423,3 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
 
 def _as_dict(fields: list[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
     return fields if isinstance(fields, dict) else _pairs(fields)
-
-
-def _dead_letter(queue: str, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
-    return DeadLetter(
-        id=f"{queue}:{entry_id.decode()}",
-        queue=queue,
-        body=fields.get(b"body", b""),
-        reason=fields.get(b"reason", b"").decode(errors="replace"),
-        failed_at=float(fields.get(b"failed_at", b"0") or 0),
-        message_id=fields.get(b"id", b"").decode(errors="replace"),
-    )
