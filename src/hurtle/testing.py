@@ -59,9 +59,10 @@ async def drain_async(
         concurrency=concurrency,
         threads=threads,
         burst=True,
+        burst_timeout=timeout,
         fetch_timeout=fetch_timeout,
     )
-    consumer = await run_consumer(app, config, timeout)
+    consumer = await run_consumer(app, config)
     if timeout is not None:  # a burst run ends with nothing left unless the timeout stopped it
         left = await _pending(app, config.queues)
         if left:
@@ -69,18 +70,13 @@ async def drain_async(
     return consumer.counters
 
 
-async def run_consumer(app: App, config: WorkerConfig, timeout: float | None = None) -> Consumer:
+async def run_consumer(app: App, config: WorkerConfig) -> Consumer:
     """Run the real consumer on the running loop until it stops (in burst mode:
-    until its queues are empty, or ``timeout`` passes); return it for its
-    ``exit_code`` and ``counters``."""
+    until its queues are empty, or its ``burst_timeout`` passes); return it for
+    its ``exit_code`` and ``counters``."""
     async with worker_connection(app) as connection:
         consumer = Consumer(app, connection, config)
-        timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, consumer.stop)
-        try:
-            await consumer.run()
-        finally:
-            if timer is not None:
-                timer.cancel()
+        await consumer.run()
         return consumer
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 
 import click
 
-from hurtle.brokers import from_url
+from hurtle.brokers import Broker, from_url
 from hurtle.cli.common import check_reachable, fail, load_app, run
 from hurtle.errors import HurtleError
 from hurtle.settings import ENV_APP, ENV_BROKER
@@ -34,6 +35,9 @@ def _queues(value: str | None) -> list[str] | None:
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=100, show_default=True,
               help="Async tasks at once per process.")
 @click.option("--burst", is_flag=True, help="Exit 0 once every queue is empty and nothing is in flight.")
+@click.option("--burst-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="With --burst: stop after SECONDS even if tasks are still queued or delayed"
+              " (they stay in the broker; exit 1).")
 @click.option("--max-tasks-per-child", type=click.IntRange(min=1), help="Replace a process after N tasks.")
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds to finish tasks in flight after SIGTERM.")
@@ -49,6 +53,7 @@ def worker(
     threads: int,
     concurrency: int,
     burst: bool,
+    burst_timeout: float | None,
     max_tasks_per_child: int | None,
     grace: float,
     max_disconnect: float,
@@ -65,6 +70,8 @@ def worker(
         chosen = _queues(queues)
     except click.BadParameter as exc:
         fail(f"--queues: {exc.message}")
+    if burst_timeout is not None and not burst:
+        fail("--burst-timeout bounds a --burst run: pass --burst too")
     if broker_url:
         os.environ[ENV_BROKER] = broker_url
     app = load_app(app_spec)
@@ -82,6 +89,7 @@ def worker(
         concurrency=concurrency,
         threads=threads,
         burst=burst,
+        burst_timeout=burst_timeout,
         max_tasks_per_child=max_tasks_per_child,
         grace=grace,
         max_disconnect=max_disconnect,
@@ -93,4 +101,17 @@ def worker(
         logging.getLogger("hurtle.supervisor").info("reloading: starting again with fresh code")
         logging.shutdown()
         os.execv(sys.executable, [sys.executable, "-m", "hurtle", *sys.argv[1:]])
+    if code == 0 and burst_timeout is not None:
+        left = run(_pending(from_url(app.broker_url), config.queues))
+        if left:
+            click.echo(f"hurtle worker: {left} task(s) still queued or delayed after the"
+                       f" {burst_timeout:g}s burst timeout", err=True)
+            code = 1
     raise SystemExit(code)
+
+
+async def _pending(broker: Broker, queues: Sequence[str]) -> int:
+    try:
+        return sum(s.pending for s in await broker.stats(queues))
+    finally:
+        await broker.close()

@@ -47,6 +47,9 @@ class WorkerConfig:
     concurrency: int = 100  # async tasks at once, per process
     threads: int = 8  # sync tasks at once, per process
     burst: bool = False
+    #: With ``burst``: stop after this many seconds even if tasks are left (delayed
+    #: ones included: a burst run waits for them), so a CI run cannot hang on them.
+    burst_timeout: float | None = None
     max_tasks_per_child: int | None = None
     grace: float = 30.0
     fetch_timeout: float = 1.0  # seconds a fetch blocks when queues are empty
@@ -113,9 +116,13 @@ class Consumer:
             asyncio.create_task(self._flusher(), name="hurtle-flusher"),
             asyncio.create_task(self._heartbeat(), name="hurtle-heartbeat"),
         ]
+        limit = self.config.burst_timeout if self.config.burst else None
+        timer = None if limit is None else asyncio.get_running_loop().call_later(limit, self._burst_over)
         try:
             await self._fetch_loop()
         finally:
+            if timer is not None:
+                timer.cancel()
             await self._drain()
             for helper in helpers:
                 helper.cancel()
@@ -130,6 +137,12 @@ class Consumer:
             self.exit_code = exit_code
         self.async_slots.wake()
         self.thread_slots.wake()
+
+    def _burst_over(self) -> None:
+        if not self._stopping:
+            log.warning("burst timeout (%gs): stopping; tasks not started stay in the broker",
+                        self.config.burst_timeout)
+            self.stop(EXIT_OK)
 
     @property
     def stopping(self) -> bool:
