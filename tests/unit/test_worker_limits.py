@@ -95,6 +95,25 @@ async def test_max_tasks_per_child_makes_the_consumer_stop_with_exit_recycle(
     assert (await counts(app)).ready == 3, "the rest waits for the next process"
 
 
+async def test_max_tasks_per_child_caps_each_fetch_at_the_budget_left(
+    app: App, worker: RunWorker
+) -> None:
+    # Given 50 async tasks, and a consumer with room for 100 but a budget of 10
+    started: list[int] = []
+
+    @app.task
+    async def note(i: int) -> None:
+        started.append(i)
+
+    note.send_many([(i,) for i in range(50)])
+    consumer = await worker(app, concurrency=100, max_tasks_per_child=10)
+
+    # Then it runs exactly 10, and leaves the rest for the next process
+    assert consumer.exit_code == EXIT_RECYCLE
+    assert sorted(started) == list(range(10))
+    assert (await counts(app)).ready == 40
+
+
 async def test_a_message_delivered_more_than_max_deliveries_is_dead_lettered_unrun(
     make_app: MakeApp, worker: RunWorker
 ) -> None:

@@ -91,6 +91,8 @@ class Consumer:
         # so the worker exits soon after its last task.
         self._fetch_timeout = min(config.fetch_timeout, 0.05) if config.burst else config.fetch_timeout
         self._stopping = False
+        self._stop_requested = asyncio.Event()
+        self._started = 0  # messages taken by this process: what --max-tasks-per-child counts
         self._in_flight: dict[int, Delivery] = {}
         self._running: set[asyncio.Task[None]] = set()  # settling and rejecting work
         #: The async jobs started and not yet settled, by ``id(delivery)``: what a
@@ -135,6 +137,7 @@ class Consumer:
         if not self._stopping:
             self._stopping = True
             self.exit_code = exit_code
+            self._stop_requested.set()
         self.async_slots.wake()
         self.thread_slots.wake()
 
@@ -158,6 +161,9 @@ class Consumer:
             free = await self._room()
             if self._stopping:
                 break
+            if free == 0:  # the task budget is spent: the last task to finish stops us
+                await self._stop_requested.wait()
+                break
             try:
                 deliveries = await self.broker.fetch(self.queues, free, self._fetch_timeout)
                 done = not deliveries and self.config.burst and await self._nothing_left()
@@ -178,6 +184,10 @@ class Consumer:
             free.append(await self.async_slots.wait_for_room())
         if False in self._kinds:
             free.append(await self.thread_slots.wait_for_room())
+        limit = self.config.max_tasks_per_child
+        if limit is not None:
+            # The budget caps each fetch: a process runs at most ``limit`` tasks.
+            free.append(limit - self._started)
         return max(0, min(free))
 
     async def _nothing_left(self) -> bool:
@@ -190,6 +200,7 @@ class Consumer:
         """Start a fetch's deliveries; their slots are taken once, for all of them
         (nothing runs before this returns: the tasks start on the loop's next turn)."""
         loop = asyncio.get_running_loop()
+        self._started += len(deliveries)
         async_started = sync_started = 0
         for delivery in deliveries:
             prepared = self.dispatcher.prepare(delivery)
@@ -315,9 +326,12 @@ class Consumer:
 
     def _after_task(self) -> None:
         limit = self.config.max_tasks_per_child
-        reached = limit is not None and self.counters.finished >= limit
-        if self.thread_executor.needs_recycle or reached:
+        spent = limit is not None and self._started >= limit and self._idle()
+        if self.thread_executor.needs_recycle or spent:
             self.stop(EXIT_RECYCLE)
+
+    def _idle(self) -> bool:
+        return self.async_slots.busy == 0 and self.thread_slots.busy == 0
 
     # -- outcomes → broker calls ---------------------------------------------
 
