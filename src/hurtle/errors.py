@@ -11,8 +11,10 @@
 
     BaseException
     └── TimeLimitExceeded         raised inside a task whose time limit passed;
-                                  a BaseException so ``except Exception`` in user
-                                  code cannot swallow it
+        │                         a BaseException so ``except Exception`` in user
+        │                         code cannot swallow it
+        └── EventLoopBlocked      raised inside an async task that held its
+                                  process's event loop past the limit
 
 ``TimeoutError`` (the builtin) is raised by ``Handle.result`` when no result came
 in time.
@@ -61,3 +63,8 @@ class Retry(Exception):
 
 class TimeLimitExceeded(BaseException):
     """The task ran past its time limit."""
+
+
+class EventLoopBlocked(TimeLimitExceeded):
+    """The async task blocked its process's event loop past the limit; the message
+    says for how long and where."""

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 import hurtle
-from tests.integration.conftest import Workers, lines, run_counts, stats, wait_until
+from hurtle.envelope import decode
+from tests.integration.conftest import Workers, dead_letters, lines, run_counts, stats, wait_until
 
 #: Runs a SIGKILL may repeat: what the killed processes held in flight plus the acks
 #: they had not flushed yet (-t 8 per process, acks coalesced per loop turn).
@@ -82,3 +83,33 @@ def a_task_that_kills_its_process_is_dead_lettered(
         handle.result(timeout=5)
     assert good.result(timeout=5) == 5
     assert stats(url).dead == 1
+
+
+INNOCENT = [f"innocent{i}" for i in range(5)]
+
+
+def a_blocked_loop_is_charged_to_the_task_that_blocks_it_alone(
+    load_workerapp: Callable[..., Any], workers: Workers, marks: Path, url: str
+) -> None:
+    """Five well-behaved async tasks and one that calls ``time.sleep(15)``, fetched
+    together by one process whose leases last 6 s: the blocker is named with its
+    id while it blocks and dead-lettered; the five finish, each run once."""
+    workerapp = load_workerapp(visibility=6)
+    innocent = workerapp.patient.send_many([(key,) for key in INNOCENT])
+    blocker = workerapp.block_the_loop_for.send(15)
+    assert workers.start("-p", "1", "--burst").wait(60) == 0, workers.log()
+    # The five were in flight during the block, and finished after it, each once
+    assert len(lines(marks / "started")) == 5
+    assert lines(marks / "runs")[0].startswith("blocker "), "the block came before they finished"
+    assert all(handle.result(timeout=5) > 0 for handle in innocent)
+    assert run_counts(marks) == {**dict.fromkeys(INNOCENT, 1), "blocker": 1}
+    # Only the blocker is dead-lettered, with a reason that names the blocked loop
+    with pytest.raises(hurtle.TaskFailed, match="blocked the event loop for"):
+        blocker.result(timeout=5)
+    (dead,) = dead_letters(url)
+    assert decode(dead.body).id == blocker.id and "blocked the event loop" in dead.reason
+    # The log named it, with its id, while it blocked
+    named = f"{workerapp.block_the_loop_for.name}[{blocker.id}] is blocking the event loop"
+    log = workers.log()
+    assert named in log, log
+    assert log.index(named) < log.index("dead-lettered"), log

@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     wait_until,
 )
 from tests.integration.scenarios import (
+    a_blocked_loop_is_charged_to_the_task_that_blocks_it_alone,
     a_killed_process_is_replaced_and_loses_nothing,
     a_task_that_kills_its_process_is_dead_lettered,
 )
@@ -177,6 +178,12 @@ def test_a_task_that_kills_its_process_is_dead_lettered_after_max_deliveries_on_
 ) -> None:
     # A classic queue only flags a redelivery; the count survives each crash in a header.
     a_task_that_kills_its_process_is_dead_lettered(load_workerapp, workers, marks, amqp_url)
+
+
+def test_a_blocked_loop_is_charged_to_the_task_that_blocks_it_alone_on_rabbitmq(
+    amqp_url: str, load_workerapp: Callable[..., Any], workers: Workers, marks: Path
+) -> None:
+    a_blocked_loop_is_charged_to_the_task_that_blocks_it_alone(load_workerapp, workers, marks, amqp_url)
 
 
 # -- faults ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.scenarios import (
     DUPLICATES_MAX,
+    a_blocked_loop_is_charged_to_the_task_that_blocks_it_alone,
     a_killed_process_is_replaced_and_loses_nothing,
     a_task_that_kills_its_process_is_dead_lettered,
     every_task_ran,
@@ -132,6 +133,12 @@ def test_a_failing_task_is_dead_lettered_and_the_dlq_commands_work_on_redis(
     purged = hurtle_cli("dlq", "purge", "--yes", "--broker", redis_url)
     assert purged.returncode == 0 and "deleted 1" in purged.stdout, purged.stderr
     assert "no dead letters" in hurtle_cli("dlq", "list", "--broker", redis_url).stdout
+
+
+def test_a_blocked_loop_is_charged_to_the_task_that_blocks_it_alone_on_redis(
+    redis_url: str, load_workerapp: Callable[..., Any], workers: Workers, marks: Path
+) -> None:
+    a_blocked_loop_is_charged_to_the_task_that_blocks_it_alone(load_workerapp, workers, marks, redis_url)
 
 
 def test_a_task_that_kills_its_process_is_dead_lettered_after_max_deliveries_on_redis(

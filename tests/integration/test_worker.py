@@ -164,18 +164,6 @@ def test_a_task_that_kills_its_process_is_dead_lettered_after_max_deliveries(
     a_task_that_kills_its_process_is_dead_lettered(load_workerapp, workers, marks, url, visibility=0.5)
 
 
-def test_a_worker_whose_event_loop_is_blocked_is_killed_and_the_task_dead_lettered(
-    load_workerapp: Any, workers: Workers, marks: Path
-) -> None:
-    workerapp = load_workerapp(visibility=1, max_deliveries=1)
-    blocker = workerapp.block_the_loop.send()
-    assert workers.start("-p", "1", "--burst").wait(60) == 0, workers.log()
-    assert "its event loop has not run" in workers.log()
-    assert len(lines(marks / "runs")) == 1
-    with pytest.raises(hurtle.TaskFailed, match="max_deliveries"):
-        blocker.result(timeout=5)
-
-
 def test_preload_runs_once_before_fork_and_worker_start_once_per_process(
     workerapp: Any, workers: Workers, marks: Path
 ) -> None:

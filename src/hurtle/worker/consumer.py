@@ -26,11 +26,12 @@ from hurtle.brokers import Delivery, Message
 from hurtle.client import Connection
 from hurtle.context import set_current
 from hurtle.envelope import Envelope, Result, encode, encode_result
-from hurtle.errors import TimeLimitExceeded
+from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
 from hurtle.retry import DEFAULT_BACKOFF
 from hurtle.worker.broker_outage import BrokerOutage
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
+from hurtle.worker.loop_watch import run_job
 from hurtle.worker.outcome import DeadLetter, Failed, Outcome, Succeeded
 from hurtle.worker.slots import Slots
 
@@ -96,7 +97,7 @@ class Consumer:
         self._in_flight: dict[int, Delivery] = {}
         self._running: set[asyncio.Task[None]] = set()  # settling and rejecting work
         #: The async jobs started and not yet settled, by ``id(delivery)``: what a
-        #: drain cancels, and what the blocked-loop warning names.
+        #: drain cancels.
         self._async_runs: dict[int, tuple[asyncio.Task[None], Job]] = {}
         self._drained = False
         self._acks: list[Delivery] = []
@@ -150,10 +151,6 @@ class Consumer:
     @property
     def stopping(self) -> bool:
         return self._stopping
-
-    def running_async(self) -> list[str]:
-        """Names of the async tasks running now (for the blocked-loop warning)."""
-        return [job.task.name for _, job in self._async_runs.values()]
 
     async def _fetch_loop(self) -> None:
         outage = BrokerOutage(self.config.max_disconnect)
@@ -264,11 +261,11 @@ class Consumer:
             set_current(job)
             try:
                 if timeout is None:
-                    outcome: Outcome = Succeeded(await task.fn(*envelope.args, **envelope.kwargs))
+                    outcome: Outcome = Succeeded(await run_job(job))
                 else:
-                    outcome = await self.async_executor.run(
-                        task.name, task.fn, envelope.args, envelope.kwargs, timeout
-                    )
+                    outcome = await self.async_executor.run(task.name, run_job, [job], {}, timeout)
+            except EventLoopBlocked as exc:
+                outcome = DeadLetter(str(exc))
             except (Exception, TimeLimitExceeded) as exc:
                 outcome = failure(exc)
             finished = time.time()

@@ -24,8 +24,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from hurtle.context import set_current
-from hurtle.errors import Retry, TimeLimitExceeded
-from hurtle.worker.outcome import Failed, Outcome, Succeeded
+from hurtle.errors import EventLoopBlocked, Retry, TimeLimitExceeded
+from hurtle.worker.outcome import DeadLetter, Failed, Outcome, Succeeded
 
 
 def failure(exc: BaseException) -> Failed:
@@ -72,6 +72,8 @@ class AsyncExecutor:
             return time_limit_failure(name, timeout)
         try:
             return Succeeded(task.result())
+        except EventLoopBlocked as exc:
+            return DeadLetter(str(exc))
         except (Exception, TimeLimitExceeded) as exc:
             return failure(exc)
 

@@ -19,6 +19,7 @@ from typing import Any
 from hurtle.app import App
 from hurtle.client import Connection
 from hurtle.worker.consumer import Consumer, WorkerConfig
+from hurtle.worker.loop_watch import LoopWatcher, block_limit
 from hurtle.worker.watchdog import Heartbeats
 
 log = logging.getLogger("hurtle.worker")
@@ -51,9 +52,15 @@ def run_process(
             log.exception("on_worker_start hook %s failed; this process stops", _name(hook))
             return EXIT_HOOK_FAILED
     loop = new_event_loop()
+    watcher = None
+    if heartbeats is not None:  # a supervised process: find what blocks its loop
+        watcher = LoopWatcher(heartbeats, slot, block_limit(app.visibility_timeout))
+        watcher.start()
     try:
         return loop.run_until_complete(_serve(app, config, handle_signals, heartbeats, slot))
     finally:
+        if watcher is not None:
+            watcher.stop()
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         for hook in app.worker_stop_hooks:
@@ -73,7 +80,7 @@ async def _serve(
             _install_signals(consumer)
             watchers.append(asyncio.create_task(_watch_parent(consumer)))
         if heartbeats is not None:
-            watchers.append(asyncio.create_task(heartbeats.keep_stamping(slot, consumer.running_async)))
+            watchers.append(asyncio.create_task(heartbeats.keep_stamping(slot)))
         log.info("worker %s started", consumer.name)  # what it runs: the supervisor's start block
         try:
             return await consumer.run()

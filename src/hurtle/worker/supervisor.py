@@ -52,6 +52,8 @@ class Supervisor:
         self.processes = processes
         #: Kill a process whose event loop has not turned for this long. By then
         #: its leases have expired anyway: its tasks are already being redelivered.
+        #: (A task that blocks the loop is interrupted sooner, in the process:
+        #: ``loop_watch.block_limit``; this is for what no signal interrupts.)
         default_limit = max(_STALL_FLOOR, app.visibility_timeout)
         self.stall_limit = stall_limit if stall_limit is not None else default_limit
         self.heartbeats = Heartbeats(processes)
@@ -178,8 +180,9 @@ class Supervisor:
             stalled = self.heartbeats.age(child.slot)
             if stalled > self.stall_limit:
                 log.error(
-                    "worker %d: its event loop has not run for %.0fs (a task blocks the loop or holds"
-                    " the GIL); killing it, its tasks will be delivered again",
+                    "worker %d: its event loop has not run for %.0fs (held by a call that could not"
+                    " be interrupted, such as C code holding the GIL); killing it, its tasks will be"
+                    " delivered again",
                     child.pid, stalled,
                 )
                 with contextlib.suppress(ProcessLookupError):

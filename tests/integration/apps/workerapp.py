@@ -90,8 +90,26 @@ def kill_my_process() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@app.task(retries=0)
-async def block_the_loop() -> None:
+@app.task
+async def block_the_loop_for(seconds: float) -> None:
     """The classic mistake: a blocking call inside an async task."""
     _append("runs", f"blocker {os.getpid()}")
+    time.sleep(seconds)
+
+
+@app.task(retries=0)
+async def block_the_loop_deaf_to_signals() -> None:
+    """A block nothing can interrupt, as a C call that holds the GIL would be."""
+    _append("runs", f"blocker {os.getpid()}")
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))
     time.sleep(3600)
+
+
+@app.task
+async def patient(key: str) -> int:
+    """A well-behaved async task, in flight long enough to be beside a blocker."""
+    _append("started", key)
+    await asyncio.sleep(1.0)
+    _append("runs", f"{key} {os.getpid()}")
+    return os.getpid()
+
