@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import hurtle
-from tests.integration.conftest import Workers, lines, wait_until
+from tests.integration.conftest import Workers, lines, run_counts, wait_until
 from tests.integration.scenarios import a_task_that_kills_its_process_is_dead_lettered
 
 pytestmark = pytest.mark.slow
@@ -136,12 +136,23 @@ def test_a_killed_worker_process_is_replaced_and_its_tasks_run_again_nothing_los
     print(f"duplicates after SIGKILL: {duplicates}")
 
 
-def test_max_tasks_per_child_replaces_processes(workerapp: Any, workers: Workers) -> None:
-    handles = workerapp.pid.send_many([() for _ in range(50)])
-    worker = workers.start("-p", "1", "-t", "1", "--max-tasks-per-child", "10", "--burst")
-    assert worker.wait(60) == 0
-    pids = {h.result(timeout=5) for h in handles}
-    assert len(pids) >= 5, workers.log()
+@pytest.mark.parametrize(
+    ("task", "room"),
+    [("record_async", ["-c", "100"]), ("record", ["-t", "8"])],
+    ids=["async", "sync"],
+)
+def test_max_tasks_per_child_is_exact_and_every_task_still_runs(
+    workerapp: Any, workers: Workers, marks: Path, task: str, room: list[str]
+) -> None:
+    # Given 50 tasks, and processes with room for many at once but a budget of 10
+    keys = [f"k{i}" for i in range(50)]
+    handles = getattr(workerapp, task).send_many([(key,) for key in keys])
+    worker = workers.start("-p", "1", *room, "--max-tasks-per-child", "10", "--burst")
+    assert worker.wait(60) == 0, workers.log()
+    # Then every task ran once, and each process ran exactly 10
+    assert run_counts(marks) == dict.fromkeys(keys, 1)
+    per_process = Counter(handle.result(timeout=5) for handle in handles)
+    assert sorted(per_process.values()) == [10] * 5, per_process
 
 
 def test_a_stuck_sync_task_is_failed_at_its_time_limit_and_its_process_replaced(

@@ -113,3 +113,10 @@ async def patient(key: str) -> int:
     _append("runs", f"{key} {os.getpid()}")
     return os.getpid()
 
+
+@app.task
+async def record_async(key: str) -> int:
+    """``record`` for the event loop: note each run, return the process id."""
+    _append("runs", f"{key} {os.getpid()}")
+    await asyncio.sleep(0.01)
+    return os.getpid()
