@@ -45,7 +45,7 @@ if [[ ! -x $venv/bin/pip ]]; then
 fi
 
 # uv itself, pinned, into the venv; `sync --inexact` below leaves it there.
-if [[ $("$venv/bin/uv" --version 2>/dev/null) != "uv $UV_VERSION"* ]]; then
+if [[ $("$venv/bin/uv" --version 2>/dev/null) != "uv $UV_VERSION "* ]]; then
     "$venv/bin/python" -m pip install -q "uv==$UV_VERSION"
 fi
 uv=$venv/bin/uv
