@@ -122,6 +122,16 @@ def test_a_worker_pointed_at_a_dead_redis_says_so_in_one_line_and_exits_2() -> N
     assert out.stderr.strip().count("\n") == 0 and "unreachable" in out.stderr
 
 
+def test_a_worker_given_a_misspelt_url_option_names_it_in_one_line_and_exits_2() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "hurtle", "worker", "workerapp", "--broker", "redis://127.0.0.1:6379/0?prefx=app1"],
+        capture_output=True, text=True, timeout=60, check=False,
+        cwd=APPS,
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "unknown option 'prefx'" in out.stderr
+
+
 async def test_fetching_from_several_queues_leases_only_max_count_the_oldest(
     opened: Callable[..., Any],
 ) -> None:
