@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
 # Run the whole test suite: venv + install, services, ruff, mypy, pytest.
 # Extra arguments go to pytest, e.g. `scripts/test.sh -k redis -x`.
+#
+# `scripts/test.sh --latest [pytest arguments]` runs the same checks in
+# .venv-latest, against the newest release of every dependency instead of
+# uv.lock's: drift found on purpose, before a fresh install finds it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/venv.sh dev,redis,amqp,bench
+venv=.venv
+if [[ ${1:-} == --latest ]]; then
+    shift
+    venv=.venv-latest
+    bash scripts/venv.sh --latest dev,redis,amqp,bench
+    echo "== testing against the newest releases:"
+    "$venv/bin/uv" pip list --python "$venv/bin/python" 2>/dev/null | grep -iE '^(redis|hiredis|aiormq|aio-pika|msgspec|click|rich|uvloop|pytest|mypy|ruff) '
+else
+    bash scripts/venv.sh dev,redis,amqp,bench
+fi
 
 bash scripts/services.sh
 
 echo "== ruff"
-.venv/bin/ruff check src tests
+"$venv/bin/ruff" check src tests
 echo "== mypy"
-.venv/bin/mypy
+"$venv/bin/mypy"
 echo "== pytest"
 rc=0
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@" || rc=$?
+"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" || rc=$?
 if ((rc == 5)); then
     echo "test.sh: pytest collected no tests; that is a failure here" >&2
 fi

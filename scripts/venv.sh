@@ -1,17 +1,38 @@
 #!/usr/bin/env bash
 # Make .venv (installing Debian's python3-venv first if root and it is missing)
-# and install hurtle into it, editable, with the extras given as $1.
+# and install hurtle into it, editable, with the extras given as $1 (default
+# uvloop), at exactly the versions uv.lock records: what main was tested with.
+#
+# `venv.sh --latest EXTRAS` makes .venv-latest instead, with the newest release
+# of every dependency that pyproject.toml allows, the lock left aside: how
+# `scripts/test.sh --latest` finds what a fresh install next month would break.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The uv that wrote uv.lock; a newer one may write the lock anew.
+UV_VERSION=0.13.9
+
+latest=false
+if [[ ${1:-} == --latest ]]; then
+    latest=true
+    shift
+fi
+extras=${1:-uvloop}
+venv=.venv
+if $latest; then
+    venv=.venv-latest
+fi
+
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# uv installs into the venv's own Python and never downloads another.
+export UV_PYTHON_DOWNLOADS=never
 
 # A failed `python3 -m venv` (no ensurepip on Debian without python3-venv)
 # leaves a venv without pip behind, so "missing" means "no pip".
-if [[ ! -x .venv/bin/pip ]]; then
-    rm -rf .venv
-    if ! python3 -m venv .venv; then
-        rm -rf .venv
+if [[ ! -x $venv/bin/pip ]]; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv"; then
+        rm -rf "$venv"
         if [[ $(id -u) != 0 ]]; then
             echo "venv.sh: 'python3 -m venv' failed; install python3-venv (sudo apt-get install python3-venv) and rerun" >&2
             exit 2
@@ -19,18 +40,35 @@ if [[ ! -x .venv/bin/pip ]]; then
         echo "== installing python3-venv" >&2
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-        python3 -m venv .venv
+        python3 -m venv "$venv"
     fi
 fi
 
-# Editable installs from pyproject.toml alone (PEP 660) need pip >= 21.3.
-if ! .venv/bin/python -c 'import pip, sys
-sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (21, 3))'; then
-    .venv/bin/python -m pip install -q --upgrade pip
+# uv itself, pinned, into the venv; `sync --inexact` below leaves it there.
+if [[ $("$venv/bin/uv" --version 2>/dev/null) != "uv $UV_VERSION "* ]]; then
+    "$venv/bin/python" -m pip install -q "uv==$UV_VERSION"
 fi
-.venv/bin/pip install -q -e ".[${1:-uvloop}]"
+uv=$venv/bin/uv
 
-# pip byte-compiles what it installs from a wheel, but not an editable install's
-# source: compile it here, or every process that may not write bytecode
-# (PYTHONDONTWRITEBYTECODE) compiles hurtle again at start-up (0.1 s a worker).
-.venv/bin/python -m compileall -q src >/dev/null
+if $latest; then
+    "$uv" pip install -q --python "$venv/bin/python" --upgrade --compile-bytecode -e ".[$extras]"
+else
+    extra_flags=()
+    IFS=, read -ra names <<<"$extras"
+    for name in "${names[@]}"; do
+        extra_flags+=(--extra "$name")
+    done
+    # --locked: a pyproject.toml changed without `uv lock` is an error, not a silent
+    # resolve. --inexact: what another set of extras installed stays (the demo's
+    # venv.sh and the tests' share .venv).
+    if ! UV_PROJECT_ENVIRONMENT=$venv "$uv" sync -q --locked --inexact --compile-bytecode "${extra_flags[@]}"; then
+        echo "venv.sh: installing from uv.lock failed; if pyproject.toml changed, run '$uv lock' and commit uv.lock" >&2
+        exit 1
+    fi
+fi
+
+# Wheels are byte-compiled as they are installed (--compile-bytecode), but not an
+# editable install's source: compile it here, or every process that may not
+# write bytecode (PYTHONDONTWRITEBYTECODE) compiles hurtle again at start-up
+# (0.1 s a worker).
+"$venv/bin/python" -m compileall -q src >/dev/null

@@ -118,9 +118,10 @@ def free_ports(count: int) -> list[int]:
 
 
 class RedisServer:
-    """A private ``redis-server`` on 127.0.0.1, durable (AOF, fsync always) in ``directory``."""
+    """A private ``redis-server`` on 127.0.0.1, durable (AOF, fsync always) in ``directory``;
+    listening on ``unix_socket`` as well when given one."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, unix_socket: Path | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             _unavailable("redis-server is not installed")
@@ -128,6 +129,7 @@ class RedisServer:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.unix_socket = unix_socket
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -139,6 +141,8 @@ class RedisServer:
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "yes",
         ]
+        if self.unix_socket is not None:
+            command += ["--unixsocket", str(self.unix_socket), "--unixsocketperm", "700"]
         log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - the server's stdout
         self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         log.close()

@@ -120,3 +120,14 @@ def test_a_user_error_at_the_cli_is_one_line_and_exit_code_2(args: list[str]) ->
     assert out.returncode == 2, out
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["dlq", "list"]])
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0?prefx=app1", "amqp://guest:guest@127.0.0.1:5672/?prefx=app1"]
+)
+def test_a_misspelt_url_option_is_one_line_naming_it_and_exit_2(command: list[str], url: str) -> None:
+    out = hurtle_cli(*command, "--broker", url)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "unknown option 'prefx'" in out.stderr and "did you mean 'prefix'" in out.stderr

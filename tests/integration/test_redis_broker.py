@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hurtle.brokers import Broker, Message, from_url
 from hurtle.brokers.redis import RedisBroker
+from hurtle.brokers.redis_link import RedisURL
 from hurtle.errors import BrokerError, ConfigurationError
 from tests.integration.conftest import APPS
-from tests.redis_server import free_port, unique_redis_url
+from tests.redis_server import RedisServer, free_port, unique_redis_url
 
 
 @pytest.fixture
@@ -47,6 +50,33 @@ def test_from_url_makes_a_redis_broker_without_connecting(url: str) -> None:
     broker = from_url(url)
     assert isinstance(broker, RedisBroker)
     assert "secret" not in broker._link.url.where
+
+
+def test_a_unix_url_reaches_redis_py_with_its_three_slashes() -> None:
+    # Newer redis-py refuses "unix:/run/redis.sock", which urlunsplit makes of an empty host.
+    parsed = RedisURL.parse("unix:///run/redis.sock?db=1&prefix=app1")
+    assert parsed.client_url == "unix:///run/redis.sock?db=1"
+    assert parsed.where == "unix:///run/redis.sock/1"
+
+
+async def test_a_broker_on_a_unix_socket_sends_and_receives(tmp_path: Path) -> None:
+    # A socket's path has at most 107 bytes: a short directory of its own, not tmp_path.
+    with tempfile.TemporaryDirectory(prefix="hurtle-") as short:
+        socket_path = Path(short) / "redis.sock"
+        server = RedisServer(tmp_path / "redis", unix_socket=socket_path)
+        server.start()
+        try:
+            broker = from_url(f"unix://{socket_path}?db=1&prefix=over-a-socket")
+            try:
+                await broker.enqueue(one("q", b"hello"))
+                (delivery,) = await broker.fetch(["q"], 1, timeout=5.0)
+                assert delivery.body == b"hello"
+                await broker.ack([delivery])
+                assert [s.pending for s in await broker.stats(["q"])] == [0]
+            finally:
+                await broker.close()
+        finally:
+            server.stop()
 
 
 @pytest.mark.parametrize(
@@ -90,6 +120,16 @@ def test_a_worker_pointed_at_a_dead_redis_says_so_in_one_line_and_exits_2() -> N
     )
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().count("\n") == 0 and "unreachable" in out.stderr
+
+
+def test_a_worker_given_a_misspelt_url_option_names_it_in_one_line_and_exits_2() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "hurtle", "worker", "workerapp", "--broker", "redis://127.0.0.1:6379/0?prefx=app1"],
+        capture_output=True, text=True, timeout=60, check=False,
+        cwd=APPS,
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "unknown option 'prefx'" in out.stderr
 
 
 async def test_fetching_from_several_queues_leases_only_max_count_the_oldest(

@@ -187,7 +187,7 @@ def test_a_cluster_url_makes_a_cluster_broker_without_connecting() -> None:
         ("redis+cluster://localhost:7000/1", "database 0 only"),
         ("redis+cluster://localhost:7000?db=2", "database 0 only"),
         ("redis+cluster://:7000", "name a node"),
-        ("redis+cluster://localhost:7000?timeout=1", "takes no timeout"),
+        ("redis+cluster://localhost:7000?timeout=1", "unknown option 'timeout' in the Redis Cluster URL"),
         ("redis+cluster://localhost:7000?prefix={x}", "without braces"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from urllib.parse import urlsplit
 
 from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats, Requeued
@@ -44,6 +45,10 @@ def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:
         except ImportError as exc:
             if (exc.name or "").partition(".")[0] not in ("aio_pika", "aiormq", "pamqp"):
                 raise
+            if sys.version_info < (3, 11):  # where the amqp extra installs nothing
+                raise ConfigurationError(
+                    f"broker URL {url!r}: the RabbitMQ broker needs Python 3.11 or later (aiormq 7.2)"
+                ) from None
             raise ConfigurationError(
                 f"broker URL {url!r} needs the aio-pika package: pip install 'hurtle[amqp]'"
             ) from None

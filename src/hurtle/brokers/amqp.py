@@ -1,8 +1,9 @@
 """RabbitMQ broker (AMQP 0-9-1): ``amqp://`` and ``amqps://``.
 
 URL: ``amqp://user:password@host:5672/vhost?prefix=hurtle&queue_type=classic&confirm=true
-&reconnect_timeout=30`` (``queue_type=quorum``, optionally ``delivery_limit=N``); other
-query parameters (``heartbeat``, ``name``, ``cafile``, ...) go to aiormq. Names of
+&reconnect_timeout=30`` (``queue_type=quorum``, optionally ``delivery_limit=N``); the
+options aiormq reads (``heartbeat``, ``name``, ``cafile``, ...: ``amqp_link.AIORMQ_OPTIONS``)
+go to it, and any other is a ``ConfigurationError``. Names of
 queues and exchanges: ``amqp_link.Names``; delays: ``amqp_topology``; dead letters:
 ``amqp_dead``.
 
@@ -45,7 +46,7 @@ from pamqp.common import FieldTable
 
 from hurtle.brokers.amqp_dead import AMQPDeadLetters
 from hurtle.brokers.amqp_fetch import Puller, Receipt, uncounted
-from hurtle.brokers.amqp_link import AMQPURL, HURTLE_AT, Conn, Link
+from hurtle.brokers.amqp_link import AMQPURL, HURTLE_AT, OPTIONS, Conn, Link
 from hurtle.brokers.amqp_publish import publish_all
 from hurtle.brokers.amqp_topology import Topology, delay_headers, delay_units, is_unroutable
 from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
@@ -65,6 +66,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
     # A RabbitMQ queue can be read only from its head, and reading takes the
     # message: there is no look by task id (locate() finds nothing).
     locates_messages = False
+    url_options = OPTIONS
 
     def __init__(
         self, url: str = "amqp://guest:guest@127.0.0.1:5672/", *, visibility_timeout: float = 30.0

@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiormq
 from aiormq.abc import DeliveredMessage
@@ -38,6 +38,7 @@ from pamqp import commands as spec
 from pamqp.common import FieldTable
 
 from hurtle.brokers.outage import Outage
+from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import BrokerError, ConfigurationError
 
 T = TypeVar("T")
@@ -48,7 +49,14 @@ DEFAULT_PREFIX = "hurtle"
 DEFAULT_RECONNECT_TIMEOUT = 30.0  # seconds an operation keeps reconnecting before BrokerError
 QUEUE_TYPES = ("classic", "quorum")
 _CONNECT_TIMEOUT = 5.0  # seconds; a silent host (no RST) is given up on after this
-_HURTLE_PARAMS = ("prefix", "queue_type", "confirm", "reconnect_timeout", "delivery_limit")
+OPTIONS = ("prefix", "queue_type", "confirm", "reconnect_timeout", "delivery_limit")  # hurtle's own
+# What aiormq reads from a URL's query (its Connection, ``url.query.get``): it has no
+# list of them to ask, and ignores any other, so hurtle keeps one. A test holds it
+# to the installed aiormq's source.
+AIORMQ_OPTIONS = (
+    "auth", "cadata", "cafile", "capath", "certfile", "heartbeat", "keyfile", "name", "no_verify_ssl",
+    "timeout",
+)
 _NOT_TRANSIENT = (
     aiormq.exceptions.AuthenticationError,
     aiormq.exceptions.ProbableAuthenticationError,
@@ -101,9 +109,9 @@ class Names:
 
 @dataclass(frozen=True)
 class AMQPURL:
-    """A hurtle AMQP URL: aiormq's URL plus hurtle's own query parameters."""
+    """A hurtle AMQP URL: aiormq's URL plus hurtle's own query options."""
 
-    client_url: str  # what aiormq gets: the URL without hurtle's parameters
+    client_url: str  # what aiormq gets: the URL without hurtle's options
     where: str  # for logs and errors: no password
     names: Names
     queue_type: str
@@ -114,9 +122,10 @@ class AMQPURL:
     @classmethod
     def parse(cls, url: str) -> AMQPURL:
         parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {k: v for k, v in query if k in _HURTLE_PARAMS}
-        client_url = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours])))
+        query = query_options(parts)
+        refuse_unknown("AMQP", (k for k, _ in query), {"hurtle": OPTIONS, "aiormq": AIORMQ_OPTIONS})
+        ours = {k: v for k, v in query if k in OPTIONS}
+        client_url = rebuild(parts, urlencode([(k, v) for k, v in query if k not in ours]))
         prefix = ours.get("prefix", DEFAULT_PREFIX)
         queue_type = ours.get("queue_type", "classic")
         if not prefix or any(c.isspace() for c in prefix):

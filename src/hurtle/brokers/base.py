@@ -106,6 +106,9 @@ class Broker(abc.ABC):
     #: True when locate() can find a message by its task id. False where a queue
     #: cannot be searched (RabbitMQ): there locate() returns ``{}``.
     locates_messages: ClassVar[bool] = False
+    #: hurtle's own options in this broker's URL query (``?prefix=...``). Any other
+    #: option is one its client library takes, or the URL is a ``ConfigurationError``.
+    url_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, url: str, *, visibility_timeout: float) -> None:
         self.url = url

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from hurtle.brokers.base import (
     Broker,
@@ -24,6 +25,7 @@ from hurtle.brokers.base import (
     Requeued,
     unknown_ids,
 )
+from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.results import ResultStore
 
 _POLL_CAP = 0.05  # seconds: delayed messages and expired leases are found by then
@@ -84,6 +86,7 @@ class MemoryBroker(Broker, ResultStore):
 
     def __init__(self, url: str = "memory://", *, visibility_timeout: float = 30.0) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)
+        refuse_unknown("memory", (k for k, _ in query_options(urlsplit(url))), {"hurtle": self.url_options})
         self._store = _store_for(url)
 
     async def enqueue(self, messages: Sequence[Message]) -> None:

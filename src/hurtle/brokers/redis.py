@@ -1,11 +1,12 @@
 """Redis broker and result store, on Streams and consumer groups: ``redis://``, ``rediss://``, ``unix://``.
 
 URL: ``redis://[[user]:password@]host:6379/DB?prefix=hurtle&reconnect_timeout=30``
-(``unix:///path/redis.sock?db=0``); other query parameters go to redis-py.
+(``unix:///path/redis.sock?db=0``); other query options go to redis-py, and one
+it does not take (``redis_link.client_options``) is a ``ConfigurationError``.
 A Redis Cluster: ``redis+cluster://[[user]:password@]host:6379?prefix=hurtle`` (TLS:
 ``rediss+cluster://``), naming any one node; the client asks it for the others.
-Database 0 only, no ``unix://``; a query parameter redis-py's ``RedisCluster``
-does not take is a ``ConfigurationError``. See ``redis_cluster.py``.
+Database 0 only, no ``unix://``; the query options are those of redis-py's
+``RedisCluster``. See ``redis_cluster.py``.
 
 Key schema (``P`` is the prefix; ``{q}`` the queue name as a Cluster hash tag, so
 every key of a queue, and so every script, lives on one slot)::
@@ -69,6 +70,7 @@ from hurtle.brokers.redis_dead import RedisDeadLetters
 from hurtle.brokers.redis_link import (
     BLOCK_CAP,
     GROUP,
+    OPTIONS,
     Conn,
     Link,
     RedisURL,
@@ -112,6 +114,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
     blocking_fetch = True
     locates_messages = True  # by a scan in chunks: redis_locate.py
+    url_options = OPTIONS
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, visibility_timeout: float = 30.0) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)

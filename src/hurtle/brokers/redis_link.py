@@ -28,16 +28,18 @@ import secrets
 import socket
 import sys
 import time
+import types
+import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeVar, Union
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline as SinglePipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, Connection, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -60,6 +62,7 @@ except ImportError:  # redis-py runs without it, packing in Python
     _hiredis_pack = None  # type: ignore[assignment]
 
 from hurtle.brokers.outage import Outage
+from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import BrokerError, ConfigurationError
 
 T = TypeVar("T")
@@ -78,14 +81,12 @@ _SCRIPTS = (
     "enqueue", "peek", "ack", "extend", "release", "dead_letter", "retry", "housekeep",
     "stats", "purge", "requeue", "store", "purge_dead", "locate_stream", "locate_delayed",
 )
-_HURTLE_PARAMS = ("prefix", "reconnect_timeout")
+OPTIONS = ("prefix", "reconnect_timeout")  # hurtle's own query options; the others go to redis-py
 _NOT_TRANSIENT = (AuthenticationError, AuthorizationError)  # a wrong password will not heal
 # Worth reconnecting for: a lost connection, or a cluster failing over (no node
 # serves a slot for a moment; CLUSTERDOWN) - redis-py refreshes its slot map meanwhile.
 _TRANSIENT = (ConnectionError, TimeoutError, ClusterDownError, SlotNotCoveredError)
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-# What RedisCluster takes from a URL's query (it has no **kwargs: a typo would fail later).
-_CLUSTER_PARAMS = frozenset(inspect.signature(RedisCluster.__init__).parameters) - {"self"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class Keys:
 class RedisURL:
     """A hurtle Redis URL: redis-py's URL plus hurtle's own query parameters."""
 
-    client_url: str  # what redis-py gets: the URL without hurtle's parameters
+    client_url: str  # what redis-py gets: the URL without hurtle's options
     where: str  # for logs and errors: no password
     keys: Keys
     reconnect_timeout: float
@@ -126,12 +127,10 @@ class RedisURL:
     def parse(cls, url: str) -> RedisURL:
         parts = urlsplit(url)
         cluster = parts.scheme in CLUSTER_SCHEMES
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {k: v for k, v in query if k in _HURTLE_PARAMS}
-        client_parts = parts._replace(query=urlencode([(k, v) for k, v in query if k not in ours]))
-        if cluster:
-            client_parts = client_parts._replace(scheme=parts.scheme.removesuffix("+cluster"))
-        client_url = urlunsplit(client_parts)
+        query = query_options(parts)
+        ours = {k: v for k, v in query if k in OPTIONS}
+        theirs = urlencode([(k, v) for k, v in query if k not in ours])
+        client_url = rebuild(parts, theirs, scheme=parts.scheme.removesuffix("+cluster"))
         prefix = ours.get("prefix", DEFAULT_PREFIX)
         if not prefix or "{" in prefix or "}" in prefix:
             raise ConfigurationError(f"bad Redis URL {url!r}: prefix must be non-empty, without braces")
@@ -140,6 +139,11 @@ class RedisURL:
             kwargs = parse_url(client_url)
         except ValueError as exc:
             raise ConfigurationError(f"bad Redis URL {url!r}: {exc}") from None
+        connection_class: type = RedisCluster if cluster else kwargs.get("connection_class", Connection)
+        refuse_unknown(
+            "Redis Cluster" if cluster else "Redis", (k for k, _ in query),
+            {"hurtle": OPTIONS, "redis-py": client_options(connection_class)},
+        )
         path = parts.path.strip("/")
         if parts.scheme != "unix" and path and not path.isdigit():
             raise ConfigurationError(f"bad Redis URL {url!r}: the path is a database number, like /0")
@@ -161,10 +165,42 @@ def _check_cluster_url(url: str, kwargs: Mapping[str, object]) -> None:
         raise ConfigurationError(f"bad Redis URL {url!r}: a Redis Cluster has database 0 only")
     if not kwargs.get("host"):
         raise ConfigurationError(f"bad Redis URL {url!r}: name a node, like redis+cluster://host:6379")
-    unknown = sorted(set(kwargs) - _CLUSTER_PARAMS - {"connection_class"})
-    if unknown:
-        names = ", ".join(unknown)
-        raise ConfigurationError(f"bad Redis URL {url!r}: a Redis Cluster client takes no {names}")
+
+
+@functools.cache
+def client_options(client_class: type) -> frozenset[str]:
+    """The query options redis-py takes from a URL whose connections are ``client_class``
+    (or that makes a ``RedisCluster``): the keywords of its constructors that redis-py's
+    URL parser can fill. It converts the options it knows (``URL_QUERY_ARGUMENT_PARSERS``)
+    and hands on any other as text, so a keyword that takes no text is no URL option:
+    an unknown one was a ``TypeError`` at the first connection, deep in redis-py."""
+    constructors = [c.__dict__["__init__"] for c in client_class.__mro__ if "__init__" in c.__dict__]
+    if client_class is not RedisCluster:  # whose own keywords take a cluster URL's options
+        constructors.append(ConnectionPool.__init__)  # max_connections
+    names = set()
+    for constructor in constructors:
+        for name, parameter in _signature(constructor).parameters.items():
+            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or name == "self":
+                continue
+            if name in URL_QUERY_ARGUMENT_PARSERS or _takes_text(parameter.annotation):
+                names.add(name)
+    return frozenset(names)
+
+
+def _signature(function: Callable[..., Any]) -> inspect.Signature:
+    try:  # a module with postponed annotations has them as source text
+        return inspect.signature(function, eval_str=True)
+    except Exception:  # a name the module imports only for type checkers
+        return inspect.signature(function)
+
+
+def _takes_text(annotation: Any) -> bool:
+    """``str``, or a union with ``str`` in it (not ``tuple[str, int]``: no text fits that)."""
+    if annotation is str:
+        return True
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return any(_takes_text(arg) for arg in typing.get_args(annotation))
+    return False
 
 
 @functools.cache

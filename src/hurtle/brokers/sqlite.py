@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from hurtle.brokers.base import (
     Broker,
@@ -36,6 +37,7 @@ from hurtle.brokers.base import (
     unknown_ids,
 )
 from hurtle.brokers.sqlite_batch import SQLThread
+from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.errors import ConfigurationError
 from hurtle.results import ResultStore
 
@@ -76,8 +78,10 @@ _LOCATE_BATCH = 500
 
 
 def path_from_url(url: str) -> str:
-    """``sqlite:///a.db`` is ``a.db`` (relative); ``sqlite:////tmp/a.db`` is absolute."""
+    """``sqlite:///a.db`` is ``a.db`` (relative); ``sqlite:////tmp/a.db`` is absolute.
+    A ``?`` begins the query (the broker takes no options), not a file name."""
     prefix = "sqlite://"
+    url = url.partition("?")[0]
     if not url.startswith(prefix) or len(url) <= len(prefix) + 1 or url[len(prefix)] != "/":
         raise ConfigurationError(
             f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
@@ -93,6 +97,7 @@ class SQLiteBroker(Broker, ResultStore):
         self, url: str = "sqlite:///hurtle.db", *, visibility_timeout: float = 30.0
     ) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)
+        refuse_unknown("SQLite", (k for k, _ in query_options(urlsplit(url))), {"hurtle": self.url_options})
         self.path = path_from_url(url)
         self._sql = SQLThread(self._open, self.path)
         self._next_sweep = 0.0
