@@ -78,7 +78,8 @@ async def test_requeue_dead_by_id_takes_task_ids_as_well_as_dead_letter_ids(brok
 
     requeued = await broker.requeue_dead_by_id([by_task_id, by_dead_id.id])
 
-    assert requeued == Requeued(2, ())
+    assert requeued == Requeued(2, (), requeued.task_ids)
+    assert sorted(requeued.task_ids) == sorted([by_task_id, by_dead_id.message_id])
     assert await take_bodies(broker, "q", 2) == [b"by dead id", b"by task id"]
     assert [d.message_id for d in await broker.dead_letters()] == [keep]
 
@@ -91,7 +92,7 @@ async def test_requeue_dead_by_id_names_the_ids_that_matched_no_dead_letter(brok
 
     requeued = await broker.requeue_dead_by_id([strangers[0], sent, *strangers[1:]])
 
-    assert requeued == Requeued(1, tuple(strangers))
+    assert requeued == Requeued(1, tuple(strangers), (sent,))
     assert bodies(await broker.fetch(["q"], 10, 0)) == [b"back"]
     assert await broker.dead_letters() == []
     assert (await broker.requeue_dead_by_id([sent, letter.id])).unknown == (sent, letter.id)
@@ -101,7 +102,7 @@ async def test_a_dead_letter_named_twice_goes_back_once(broker: Broker) -> None:
     (sent,) = await dead_letter_each(broker, "q", b"once")
     (letter,) = await broker.dead_letters()
 
-    assert await broker.requeue_dead_by_id([letter.id, sent, sent]) == Requeued(1, ())
+    assert await broker.requeue_dead_by_id([letter.id, sent, sent]) == Requeued(1, (), (sent,))
 
     assert bodies(await broker.fetch(["q"], 10, 0)) == [b"once"]
     assert await broker.dead_letters() == []

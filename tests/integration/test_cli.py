@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import hurtle
+import hurtle.testing
 from hurtle.brokers import Message
 from hurtle.brokers.sqlite import SQLiteBroker
 from hurtle.envelope import encode, make_envelope
@@ -75,6 +77,29 @@ def test_dlq_requeue_takes_a_task_id_as_well_as_a_dead_letter_id(url: str) -> No
     assert "requeued 2 message(s)" in out.stdout
     assert dead_letters(url) == []
     assert stats(url, "mail").ready == 1 and stats(url, "default").ready == 2
+
+
+def test_dlq_requeue_forgets_the_stored_failure_so_the_sender_waits_for_the_new_run(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/broker.db"
+    app = hurtle.App(url)
+
+    @app.task(retries=0)
+    def flaky() -> None:
+        raise ValueError("partner down")
+
+    handle = flaky.send()
+    hurtle.testing.drain(app)
+    assert handle.status() == "failed"
+
+    out = hurtle_cli("dlq", "requeue", handle.id, "--broker", url)
+
+    assert out.returncode == 0, out.stderr
+    assert handle.status() == "queued"
+    with pytest.raises(TimeoutError):
+        handle.result(timeout=0.1)
+    app.close()
 
 
 def test_dlq_requeue_names_the_ids_it_did_not_find_and_exits_1(url: str) -> None:

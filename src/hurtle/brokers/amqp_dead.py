@@ -121,7 +121,7 @@ class AMQPDeadLetters:
                 moved.extend(await self._requeue(conn, name, lambda letter: letter.message_id in rest))
 
         await self._link.call(move)
-        return Requeued(len(moved), unknown_ids(ids, moved))
+        return Requeued.of(ids, moved)
 
     async def _requeue(
         self, conn: Conn, queue: str, chosen: Callable[[DeadLetter], bool]

@@ -82,11 +82,18 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class Requeued:
-    """What ``requeue_dead_by_id`` did: how many dead letters went back, and the
-    ids, in the order given, that named none of them."""
+    """What ``requeue_dead_by_id`` did: how many dead letters went back, the ids,
+    in the order given, that named none of them, and the task ids that went back
+    (whose stored failure a caller may now forget: the task will run again)."""
 
     count: int
     unknown: tuple[str, ...] = ()
+    task_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, ids: Iterable[str], moved: Sequence[tuple[str, str]]) -> Requeued:
+        """From the ids asked for and the (dead letter id, message id) pairs moved."""
+        return cls(len(moved), unknown_ids(ids, moved), tuple(dict.fromkeys(m for _, m in moved if m)))
 
 
 def unknown_ids(ids: Iterable[str], requeued: Iterable[tuple[str, str]]) -> tuple[str, ...]:

@@ -23,7 +23,6 @@ from hurtle.brokers.base import (
     Message,
     QueueStats,
     Requeued,
-    unknown_ids,
 )
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.results import ResultStore
@@ -262,7 +261,7 @@ class MemoryBroker(Broker, ResultStore):
             by_message = {i for i in named if i not in dead}
             moved = self._requeue([k for k, d in dead.items() if k in named or d.message_id in by_message])
         self._store.wake_all()
-        return Requeued(len(moved), unknown_ids(ids, ((d.id, d.message_id) for d in moved)))
+        return Requeued.of(ids, [(d.id, d.message_id) for d in moved])
 
     def _requeue(self, keys: list[str]) -> list[DeadLetter]:
         now = time.time()

@@ -78,7 +78,7 @@ class RedisDeadLetters:
                     moved.extend(await self._requeue(conn, name, entry_ids))
 
         await self._link.call(move)
-        return Requeued(len(moved), unknown_ids(ids, moved))
+        return Requeued.of(ids, moved)
 
     async def _requeue(self, conn: Conn, queue: str, entry_ids: list[str]) -> list[tuple[str, str]]:
         """Move the named dead letters of ``queue`` (without names: the oldest batch);

@@ -34,7 +34,6 @@ from hurtle.brokers.base import (
     Message,
     QueueStats,
     Requeued,
-    unknown_ids,
 )
 from hurtle.brokers.sqlite_batch import SQLThread
 from hurtle.brokers.url_options import query_options, refuse_unknown
@@ -218,7 +217,7 @@ class SQLiteBroker(Broker, ResultStore):
 
     async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
         moved = await self._write(_requeue_dead, list(ids), time.time())
-        return Requeued(len(moved), unknown_ids(ids, moved))
+        return Requeued.of(ids, moved)
 
     async def purge_dead(self, queue: str | None = None) -> int:
         return await self._write(_purge_dead, queue)

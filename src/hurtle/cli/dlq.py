@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from hurtle.brokers import DeadLetter
+from hurtle.brokers.base import Requeued
 from hurtle.cli.common import app_option, broker_option, on_connection, open_connection, where_to_read
+from hurtle.client import Connection
 from hurtle.envelope import DecodeError, decode
 from hurtle.settings import display_url
 
@@ -64,7 +67,7 @@ def requeue(app_spec: str | None, broker_url: str | None, ids: tuple[str, ...], 
         count = on_connection(connection, lambda c: c.broker.requeue_dead())
         click.echo(f"requeued {count} message(s)")
         return
-    requeued = on_connection(connection, lambda c: c.broker.requeue_dead_by_id(ids))
+    requeued = on_connection(connection, lambda c: _requeue_and_forget(c, ids))
     click.echo(f"requeued {requeued.count} message(s)")
     if requeued.unknown:
         unknown = ", ".join(requeued.unknown)
@@ -97,3 +100,12 @@ def _task_of(letter: DeadLetter) -> str:
 
 def _when(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp).isoformat(sep=" ", timespec="seconds")
+
+
+async def _requeue_and_forget(connection: Connection, ids: Sequence[str]) -> Requeued:
+    """Requeue, then forget the failures stored for the requeued tasks: their
+    senders' ``result()`` and ``status()`` wait for the new run, not the old failure."""
+    requeued = await connection.broker.requeue_dead_by_id(ids)
+    if connection.results is not None and requeued.task_ids:
+        await connection.results.forget(list(requeued.task_ids))
+    return requeued
