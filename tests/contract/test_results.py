@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Sequence
+
+import pytest
 
 from hurtle.results import ResultStore
 
-from .support import CLOCK_SLACK, Brokers, eventually
+from .support import CLOCK_SLACK, WAIT_LIMIT, Brokers, eventually
 
 LONG_TTL = 3600.0
+MANY = 1000  # waiters at once: ten times redis-py's default pool
 
 
 async def test_a_stored_result_is_read_back_by_task_id(results: ResultStore) -> None:
@@ -66,3 +71,66 @@ async def test_wait_gives_up_with_none_after_its_timeout(results: ResultStore) -
 
     assert await results.wait("never-stored", 0.2) is None
     assert time.monotonic() - started >= 0.2 - CLOCK_SLACK
+
+
+async def test_a_thousand_waiters_gathered_at_once_all_get_their_results_with_no_warning(
+    results: ResultStore, brokers: Brokers, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = (await brokers.open()).result_store()
+    assert writer is not None
+    ids = [f"t{i}" for i in range(MANY)]
+    await writer.store([(i, i.encode()) for i in ids[:100]], LONG_TTL)  # finished before anyone waits
+    caplog.set_level(logging.WARNING)
+
+    waiting = asyncio.gather(*(results.wait(i, WAIT_LIMIT) for i in ids))
+    for start in range(100, MANY, 100):  # the rest while they wait, in batches, as a worker flushes
+        await writer.store([(i, i.encode()) for i in ids[start : start + 100]], LONG_TTL)
+
+    assert await waiting == [i.encode() for i in ids]
+    assert [record.getMessage() for record in caplog.records] == []
+
+
+async def test_many_waiters_are_looked_up_together_not_each_on_its_own(
+    results: ResultStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = 0
+    get, get_many = results.get, results.get_many
+
+    async def counted_get(task_id: str) -> bytes | None:
+        nonlocal lookups
+        lookups += 1
+        return await get(task_id)
+
+    async def counted_get_many(task_ids: Sequence[str]) -> dict[str, bytes]:
+        nonlocal lookups
+        lookups += 1
+        return await get_many(task_ids)
+
+    monkeypatch.setattr(results, "get", counted_get)
+    monkeypatch.setattr(results, "get_many", counted_get_many)
+
+    assert await asyncio.gather(*(results.wait(f"never-{i}", 0.3) for i in range(MANY))) == [None] * MANY
+    # A poller looks every 1 ms doubling to 50 ms: about 10 lookups in 0.3 s for
+    # all of them (a store that notifies needs none), never one per waiter.
+    assert lookups < 50
+
+
+async def test_waiters_that_time_out_or_are_cancelled_leave_nothing_behind_and_the_rest_get_theirs(
+    results: ResultStore, brokers: Brokers
+) -> None:
+    writer = (await brokers.open()).result_store()
+    assert writer is not None
+    running_before = asyncio.all_tasks()
+    cancelled = [asyncio.create_task(results.wait(f"c{i}", WAIT_LIMIT)) for i in range(10)]
+    impatient = [asyncio.create_task(results.wait(f"i{i}", 0.1)) for i in range(10)]
+    patient = [asyncio.create_task(results.wait(f"p{i}", WAIT_LIMIT)) for i in range(10)]
+
+    assert await asyncio.gather(*impatient) == [None] * 10
+    for task in cancelled:
+        task.cancel()
+    outcomes = await asyncio.gather(*cancelled, return_exceptions=True)
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    await writer.store([(f"p{i}", b"done") for i in range(10)], LONG_TTL)
+
+    assert await asyncio.gather(*patient) == [b"done"] * 10
+    assert asyncio.all_tasks() == running_before  # no one waits: nothing of the store's runs

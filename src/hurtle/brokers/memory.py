@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -25,7 +26,7 @@ from hurtle.brokers.base import (
     Requeued,
 )
 from hurtle.brokers.url_options import query_options, refuse_unknown
-from hurtle.results import ResultStore
+from hurtle.results import PollingWaiters, ResultStore, Waiters
 
 _POLL_CAP = 0.05  # seconds: delayed messages and expired leases are found by then
 
@@ -51,6 +52,8 @@ class _Store:
         self.dead: dict[str, DeadLetter] = {}
         self.results: dict[str, tuple[bytes, float]] = {}
         self.waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        # Result hubs of every loop, poked when a result is stored (weak: a hub goes with its broker).
+        self.result_waiters: weakref.WeakSet[PollingWaiters] = weakref.WeakSet()
 
     def add(self, message: Message, now: float) -> None:
         self.queues.add(message.queue)
@@ -285,13 +288,25 @@ class MemoryBroker(Broker, ResultStore):
         with self._store.lock:
             for task_id, record in results:
                 self._store.results[task_id] = (record, expires_at)
+            hubs = list(self._store.result_waiters)
+        for hub in hubs:
+            hub.poke()
 
     async def get(self, task_id: str) -> bytes | None:
+        return (await self.get_many([task_id])).get(task_id)
+
+    async def get_many(self, task_ids: Sequence[str]) -> dict[str, bytes]:
+        now = time.time()
         with self._store.lock:
-            found = self._store.results.get(task_id)
-        if found is None or found[1] < time.time():
-            return None
-        return found[0]
+            found = [(task_id, self._store.results.get(task_id)) for task_id in task_ids]
+        return {task_id: item[0] for task_id, item in found if item is not None and item[1] >= now}
+
+    def make_waiters(self) -> Waiters:
+        """Polling, and woken by ``store`` of any broker object on the same store."""
+        waiters = PollingWaiters(self)
+        with self._store.lock:
+            self._store.result_waiters.add(waiters)
+        return waiters
 
     async def forget(self, task_ids: Sequence[str]) -> None:
         with self._store.lock:
@@ -299,4 +314,5 @@ class MemoryBroker(Broker, ResultStore):
                 self._store.results.pop(task_id, None)
 
     async def close(self) -> None:
-        """Nothing to close: the store lives as long as the process."""
+        """Only the waiters' hub: the store lives as long as the process."""
+        await self.close_waiters()

@@ -139,6 +139,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         await self._link.call(lambda conn: conn.client.ping(), patience=0.0)
 
     async def close(self) -> None:
+        await self.close_waiters()
         await self._link.close()
 
     # -- sending ---------------------------------------------------------------

@@ -105,16 +105,6 @@ class RedisClusterBroker(RedisBroker):
         replies = await _first_with_entries([_Read(client, node, command) for node, command in plans])
         return [t for reply in replies for t in self._parse_read(conn, queues, reply)]
 
-    async def store(self, results: Sequence[tuple[str, bytes]], ttl: float) -> None:
-        """One ``store.lua`` call per result, pipelined; each replaces its result whole."""
-        if not results:
-            return
-        ttl_ms = max(1, int(ttl * 1000))
-        calls = [([self.keys.result(task_id)], [record, ttl_ms]) for task_id, record in results]
-        await self._link.call(
-            lambda conn: conn.scripts_in(conn.client.pipeline(transaction=False), "store", calls)
-        )
-
     async def purge_dead(self, queue: str | None = None) -> int:
         async def purge(conn: Conn) -> int:
             names = [queue] if queue is not None else await self._known_queues(conn)

@@ -1,22 +1,22 @@
 """Results in Redis: one list key per task id holding one element, with a TTL.
 
-A waiter blocks on ``BLMOVE key key LEFT LEFT``: when the element comes, Redis
-moves it onto the same list (nothing is consumed, so every waiter sees it and
-the TTL stays) and answers at once. No polling; each blocking call holds one
-pooled connection while it waits, apart from the connections of other calls.
+Storing is ``store.lua`` once per result, pipelined (the flusher's batch in one
+round trip; on a cluster each result key is a slot of its own, so no MULTI): it
+replaces the list whole, sets its TTL and publishes the result to whoever waits
+for it. Waiting is ``redis_waiters.py``: one subscribed connection for every
+waiter of the store.
+
+A client that waits with ``BLMOVE key key LEFT LEFT`` (hurtle before the
+subscription) still works: the key is the same list.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import time
 from collections.abc import Sequence
-from typing import cast
 
-from hurtle.brokers.redis_link import BLOCK_CAP, Conn, Keys, Link
-from hurtle.errors import BrokerError
-from hurtle.results import ResultStore
+from hurtle.brokers.redis_link import Keys, Link
+from hurtle.brokers.redis_waiters import PUBLISH_MAX_BYTES, RedisWaiters, can_subscribe, lindex, lindex_many
+from hurtle.results import PollingWaiters, ResultStore, Waiters
 
 
 class RedisResults(ResultStore):
@@ -29,60 +29,31 @@ class RedisResults(ResultStore):
         return self
 
     async def store(self, results: Sequence[tuple[str, bytes]], ttl: float) -> None:
-        """One MULTI/EXEC round trip; a rerun's result replaces the old one whole."""
+        """One round trip; each result replaces the old one whole and is published."""
         if not results:
             return
         ttl_ms = max(1, int(ttl * 1000))
-
-        async def write(conn: Conn) -> None:
-            pipe = conn.client.pipeline(transaction=True)
-            for task_id, record in results:
-                key = self.keys.result(task_id)
-                pipe.delete(key)
-                pipe.rpush(key, record)
-                pipe.pexpire(key, ttl_ms)
-            await pipe.execute()
-
-        await self._link.call(write)
+        calls = [
+            ([self.keys.result(task_id)], [record, ttl_ms, PUBLISH_MAX_BYTES]) for task_id, record in results
+        ]
+        await self._link.call(
+            lambda conn: conn.scripts_in(conn.client.pipeline(transaction=False), "store", calls)
+        )
 
     async def get(self, task_id: str) -> bytes | None:
         key = self.keys.result(task_id)
-        return await self._link.call(lambda conn: _lindex(conn, key))
+        return await self._link.call(lambda conn: lindex(conn, key))
 
-    async def wait(self, task_id: str, timeout: float | None) -> bytes | None:
-        """Block (``BLMOVE``, at most ``BLOCK_CAP`` seconds a call) until the result
-        comes or ``timeout`` passes; a lost connection is retried until then."""
-        key = self.keys.result(task_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = BLOCK_CAP if deadline is None else min(BLOCK_CAP, deadline - time.monotonic())
-            if remaining < 0.001:  # BLMOVE's timeout 0 means "forever": look once instead
-                return await self.get(task_id)
-            try:
-                blmove = functools.partial(_blmove, key=key, seconds=remaining)
-                record = await self._link.call(blmove, patience=remaining)
-            except BrokerError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-                await asyncio.sleep(0.05)  # the link backed off already; try again within the wait
-                continue
-            if record is not None:
-                return record
+    async def get_many(self, task_ids: Sequence[str]) -> dict[str, bytes]:
+        ids = list(task_ids)
+        return await self._link.call(lambda conn: lindex_many(conn, self.keys, ids))
+
+    def make_waiters(self) -> Waiters:
+        if not can_subscribe():
+            return PollingWaiters(self)
+        return RedisWaiters(self._link, self.keys)
 
     async def forget(self, task_ids: Sequence[str]) -> None:
         if task_ids:
             keys = [self.keys.result(task_id) for task_id in task_ids]
             await self._link.call(lambda conn: conn.client.delete(*keys))
-
-
-# The client is made with decode_responses=False: replies are bytes, never str.
-
-
-async def _lindex(conn: Conn, key: str) -> bytes | None:
-    return cast("bytes | None", await conn.client.lindex(key, 0))
-
-
-async def _blmove(conn: Conn, key: str, seconds: float) -> bytes | None:
-    # BLMOVE takes fractional seconds (Redis >= 6); redis-py's hint says int.
-    reply = await conn.client.blmove(key, key, seconds, "LEFT", "LEFT")  # type: ignore[arg-type]
-    return cast("bytes | None", reply)

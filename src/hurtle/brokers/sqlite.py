@@ -74,6 +74,7 @@ _POLL_MAX = 0.02  # idle polling cap: a new message waits at most this long
 _SWEEP_EVERY = 60.0  # seconds between deletions of expired results
 # Task ids per locate query: SQLite allows 999 bound values at least.
 _LOCATE_BATCH = 500
+_IDS_PER_QUERY = 500  # ids per IN (...) of the result waiters' lookup, for the same reason
 
 
 def path_from_url(url: str) -> str:
@@ -140,6 +141,7 @@ class SQLiteBroker(Broker, ResultStore):
         await self._read(_nothing)
 
     async def close(self) -> None:
+        await self.close_waiters()
         self._sql.close(asyncio.get_running_loop())
 
     # -- messages --------------------------------------------------------
@@ -238,6 +240,10 @@ class SQLiteBroker(Broker, ResultStore):
 
     async def get(self, task_id: str) -> bytes | None:
         return await self._read(_get_result, task_id, time.time())
+
+    async def get_many(self, task_ids: Sequence[str]) -> dict[str, bytes]:
+        """One read for every id: the waiters' poller asks for all of them at once."""
+        return await self._read(_get_results, list(task_ids), time.time())
 
     async def forget(self, task_ids: Sequence[str]) -> None:
         await self._write(_forget_results, list(task_ids))
@@ -436,6 +442,19 @@ def _get_result(conn: sqlite3.Connection, task_id: str, now: float) -> bytes | N
         "SELECT body FROM hurtle_results WHERE id = ? AND expires_at > ?", (task_id, now)
     ).fetchone()
     return None if row is None else _as_bytes(row[0])
+
+
+def _get_results(conn: sqlite3.Connection, task_ids: list[str], now: float) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for start in range(0, len(task_ids), _IDS_PER_QUERY):
+        chunk = task_ids[start : start + _IDS_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT id, body FROM hurtle_results WHERE id IN ({marks}) AND expires_at > ?",
+            (*chunk, now),
+        )
+        found.update((task_id, _as_bytes(body)) for task_id, body in rows)
+    return found
 
 
 def _forget_results(conn: sqlite3.Connection, task_ids: list[str]) -> None:
