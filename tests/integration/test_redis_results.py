@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -194,3 +196,36 @@ async def test_without_hiredis_the_waiters_poll_together(
 
     assert await waiting == [b"done"] * 200
     assert isinstance(results._waiters, PollingWaiters)
+
+
+def test_a_script_that_waited_with_the_sync_api_exits_without_a_word() -> None:
+    # The sync API's loop runs on a daemon thread and is never closed: anything the
+    # waiters left running would be reported as destroyed when the script ends.
+    script = f"""
+import asyncio, threading
+import hurtle
+from hurtle.brokers import from_url
+
+app = hurtle.App({unique_redis_url()!r})
+
+@app.task
+def seven() -> int:
+    return 7
+
+late, done = seven.send(), seven.send()
+try:
+    late.result(timeout=0.2)
+except TimeoutError:
+    pass
+
+async def store_result() -> None:
+    broker = from_url(app.broker_url)
+    record = b'{{"v":1,"id":"%s","status":"succeeded","value":7}}' % done.id.encode()
+    await broker.result_store().store([(done.id, record)], 60)
+    await broker.close()
+
+threading.Timer(0.05, lambda: asyncio.run(store_result())).start()
+assert done.result(timeout=10) == 7
+"""
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (finished.returncode, finished.stderr) == (0, "")

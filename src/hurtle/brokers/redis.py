@@ -19,6 +19,9 @@ every key of a queue, and so every script, lives on one slot)::
                                   ``<message id>\\n<body>``; moved onto the stream when due
     P:{q}:dead            STREAM  dead letters: fields id, body, reason, failed_at (unix s); redis_dead.py
     P:result:<task id>    LIST    one element, the encoded result, with a TTL
+    P:result:<task id>    CHANNEL (pub/sub, named like the key) a message when the result
+                                  is stored: the record itself up to 4 KiB, else empty
+                                  ("read the key")
 
 A foreign producer publishes with ``XADD P:{q}:stream * id <id> body <json>`` (and
 ``SADD P:queues q``). hurtle's own scripts give entries ids from the server clock
@@ -44,10 +47,9 @@ killed worker cannot leave one behind).
 Fencing: ack, extend, retry, dead-letter and release act only while the receipt's
 consumer still holds the entry with the same delivery count, as SQLite matches
 (seq, deliveries). Acknowledging is ``XACK`` + ``XDEL`` in one script, so the
-stream holds only waiting and leased entries. Results: ``wait`` blocks with
-``BLMOVE key key`` (the element moves onto itself: nothing is consumed, so every
-waiter sees it), never polling; each blocking call holds a pooled connection of
-its own.
+stream holds only waiting and leased entries. Results: ``store.lua`` writes the
+list and publishes on its channel; every waiter of a store shares one connection
+subscribed to the channels it awaits (``redis_waiters.py``), never polling.
 
 Cluster: every script's keys are one queue's (``{q}``: one slot), or one result
 key (``store.lua``), so each runs whole on the node serving that slot. What

@@ -63,6 +63,8 @@ class Subscriber(asyncio.Protocol):
         self.waiters = waiters
         self.lost: Exception | None = None  # why the connection ended; None while it lives
         self._parser = hiredis.Reader()
+        # redis-py made the connection (TLS, AUTH, CLIENT SETNAME); from here on its
+        # transport delivers to this protocol, and redis-py's reader is never used.
         self._transport: asyncio.Transport = connection._writer.transport
         self._transport.set_protocol(self)
 
