@@ -22,7 +22,8 @@ that slot. Across queues:
   once, as everywhere).
 - ``P:queues`` has no tag: a slot of its own; it is added to in the send's pipeline.
 - results: each result key hashes to a slot of its own; a batch is one
-  ``store.lua`` call per key, pipelined, not one MULTI/EXEC.
+  ``store.lua`` call per key, pipelined, as on one server. Its PUBLISH reaches
+  every node of the cluster, so the waiters subscribe on any one node.
 - purging dead letters: one ``purge_dead.lua`` call per queue, pipelined.
 
 Order across queues: message ids come from each node's clock (lib.lua ``add``),
