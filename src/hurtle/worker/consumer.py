@@ -3,9 +3,7 @@
 Reading order: ``run`` → ``_fetch_loop`` → ``_start`` → ``_run_async`` (a
 coroutine per async task) or ``_run_sync`` → ``_sync_done`` (a thread-pool call
 per sync task) → ``_settle_now`` (a success) or ``_settle``. Acknowledgements
-and results are coalesced: every task finished while the previous batch was
-being written goes out in the next one, so a busy worker makes a round trip
-per batch, not per task.
+and results are coalesced, and written in batches, by a ``SettleBuffer``.
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
 from hurtle.worker.loop_watch import run_job
 from hurtle.worker.outcome import DeadLetter, Failed, Outcome, Succeeded
+from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
 from hurtle.worker.slots import Slots
 
 log = logging.getLogger("hurtle.worker")
@@ -55,6 +54,9 @@ class WorkerConfig:
     grace: float = 30.0
     fetch_timeout: float = 1.0  # seconds a fetch blocks when queues are empty
     max_disconnect: float = 60.0  # seconds without the broker before the worker exits non-zero
+    #: Finished tasks whose results and acks wait to be written, past which the
+    #: process fetches nothing more (None: 4 per slot, at least 256).
+    max_unsettled: int | None = None
 
 
 @dataclass
@@ -100,10 +102,13 @@ class Consumer:
         #: drain cancels.
         self._async_runs: dict[int, tuple[asyncio.Task[None], Job]] = {}
         self._drained = False
-        self._acks: list[Delivery] = []
-        self._results: list[tuple[str, bytes]] = []
-        self._flush_wanted = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
+        self._buffer = SettleBuffer(self.broker, self.results, app.result_ttl, self._in_flight)
+        # The buffer's own lists and event: ``_succeed`` adds to them directly (the hot path).
+        self._acks, self._results = self._buffer.acks, self._buffer.results
+        self._flush_wanted = self._buffer.wanted
+        slots = slots_of(self._kinds, config.concurrency, config.threads)
+        self._max_held = held_limit(slots, config.max_unsettled)
+        self._resume_at = (self._max_held + slots) // 2  # fetch again once half the backlog is written
 
     def _task_kinds(self) -> set[bool]:
         """Which kinds (async True, sync False) the consumed queues hold, so a
@@ -116,7 +121,7 @@ class Consumer:
     async def run(self) -> int:
         """Consume until stopped (or, in burst mode, until there is nothing left)."""
         helpers = [
-            asyncio.create_task(self._flusher(), name="hurtle-flusher"),
+            asyncio.create_task(self._buffer.run(), name="hurtle-flusher"),
             asyncio.create_task(self._heartbeat(), name="hurtle-heartbeat"),
         ]
         limit = self.config.burst_timeout if self.config.burst else None
@@ -139,6 +144,7 @@ class Consumer:
             self._stopping = True
             self.exit_code = exit_code
             self._stop_requested.set()
+        self._buffer.written.set()
         self.async_slots.wake()
         self.thread_slots.wake()
 
@@ -161,6 +167,13 @@ class Consumer:
             if free == 0:  # the task budget is spent: the last task to finish stops us
                 await self._stop_requested.wait()
                 break
+            if len(self._in_flight) + free > self._max_held:  # the fast path's one compare
+                free = self._max_held - len(self._in_flight)
+                if free <= 0:
+                    await self._buffer.hold_back(
+                        self._resume_at, lambda: self._stopping, lambda: self._ask_broker(outage)
+                    )
+                    continue
             try:
                 deliveries = await self.broker.fetch(self.queues, free, self._fetch_timeout)
                 done = not deliveries and self.config.burst and await self._nothing_left()
@@ -173,6 +186,16 @@ class Consumer:
                 self._start(deliveries)
             if done:
                 self.stop(EXIT_OK)
+
+    async def _ask_broker(self, outage: BrokerOutage) -> None:
+        """While fetching is held back, notice an outage of the broker's own as a fetch would."""
+        try:
+            await self.broker.stats(self.queues)
+        except Exception as exc:
+            if not await outage.failed(exc):
+                self.stop(EXIT_BROKER_LOST)
+            return
+        outage.ended()
 
     async def _room(self) -> int:
         """Wait for free slots of the kinds the queues hold; how many to fetch."""
@@ -436,38 +459,6 @@ class Consumer:
 
     # -- background duties -----------------------------------------------------
 
-    async def _flusher(self) -> None:
-        while True:
-            await self._flush_wanted.wait()
-            self._flush_wanted.clear()
-            # Let a fetch that the same finished tasks made room for go out first:
-            # the broker answers it before it writes the acks, so the next tasks
-            # start while the acks are written.
-            await asyncio.sleep(0)
-            try:
-                await self._flush()
-            except Exception:
-                log.exception("writing acks and results failed; retrying in 1s")
-                self._flush_wanted.set()
-                await asyncio.sleep(1.0)
-
-    async def _flush(self) -> None:
-        """Results first, then acks: a crash between reruns the task, whose new
-        result overwrites the old one (at least once, never a lost result)."""
-        async with self._flush_lock:  # the drain must not release what is being acked
-            acks, results = self._acks, self._results
-            self._acks, self._results = [], []
-            try:
-                if results and self.results is not None:
-                    await self.results.store(results, self.app.result_ttl)
-                    results = []
-                await self.broker.ack(acks)
-            except BaseException:
-                self._acks[:0], self._results[:0] = acks, results
-                raise
-            for delivery in acks:
-                self._in_flight.pop(id(delivery), None)
-
     async def _heartbeat(self) -> None:
         """Keep leases alive however long tasks run (DESIGN: delivery semantics)."""
         interval = self.app.visibility_timeout / 3
@@ -497,7 +488,7 @@ class Consumer:
                     await asyncio.wait(running, timeout=1.0)
         self._drained = True  # a sync call that still returns is not settled any more
         try:
-            await self._flush()
+            await self._buffer.flush()
             leftover = list(self._in_flight.values())
             if leftover:
                 log.warning("giving %d unfinished message(s) back to the queue", len(leftover))
