@@ -19,17 +19,7 @@ import pytest
 
 from hurtle.worker.settle_buffer import held_limit
 from tests.amqp_server import unique_amqp_url
-from tests.integration.conftest import (  # noqa: F401 - fixtures, used by name
-    Workers,
-    lines,
-    load_workerapp,
-    marks,
-    run_counts,
-    stats,
-    wait_until,
-    worker_env,
-    workers,
-)
+from tests.integration.conftest import Workers, lines, run_counts, stats, wait_until
 from tests.redis_server import RedisServer, unique_redis_url
 
 pytestmark = pytest.mark.slow
@@ -90,7 +80,7 @@ def test_a_worker_whose_result_store_is_down_stops_fetching_at_its_bound_and_los
     use_urls(url, f"{result_redis.url}?reconnect_timeout=1")
     workerapp = load_workerapp(visibility=LEASE)
     worker = workers.start("-p", "1", "-c", "4", "-t", "4")
-    assert workerapp.add.send(1, 2).result(timeout=30) == 3
+    wait_until(lambda: "hurtle.worker: worker" in workers.log(), "the worker process to start")
     # When the result store goes down and 400 tasks are sent
     result_redis.stop(kill=True)
     keys = [f"k{i}" for i in range(400)]
