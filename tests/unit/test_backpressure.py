@@ -180,8 +180,9 @@ async def test_a_broker_lost_while_fetching_is_held_back_ends_the_worker_as_an_o
 
 
 async def test_a_worker_held_back_stops_at_once_when_asked(
-    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="hurtle.worker")
     # Given a worker held back by a result store that refuses writes, tried every 5 s
     monkeypatch.setattr(settle_buffer, "RETRY_EVERY", 5.0)
     app = make_app()
@@ -205,6 +206,7 @@ async def test_a_worker_held_back_stops_at_once_when_asked(
     assert time.monotonic() - asked < 2.5, "stopping waited for the next try to write"
     stats = await counts(app)
     assert (stats.ready, stats.in_flight) == (40, 10)
+    assert not said(caplog, RESUMED), "stopping is not resuming"
 
 
 def test_a_process_may_hold_its_slots_and_four_finished_tasks_a_slot_at_least_256() -> None:

@@ -132,7 +132,7 @@ class SettleBuffer:
                 await asyncio.wait_for(self.written.wait(), RETRY_EVERY)
             except asyncio.TimeoutError:
                 await meanwhile()
-        if said:
+        if said and not stopping():
             log.warning("results written again: fetching resumed after %.1fs", time.monotonic() - since)
 
 
