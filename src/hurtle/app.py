@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
 from hurtle import settings
+from hurtle.arguments import check_call_nesting
 from hurtle.brokers import Message
 from hurtle.client import Clients, Connection, make_connection
 from hurtle.envelope import Envelope, encode, make_envelope
@@ -191,7 +192,8 @@ class App:
 
     def _by_name(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
         task = self.tasks.get(name)
-        if task is None:  # its code is elsewhere: only JSON itself can be checked (at encode)
+        if task is None:  # its code is elsewhere: only JSON itself (at encode) and depth can be checked
+            check_call_nesting(name, args, kwargs)
             return make_envelope(name, args, kwargs, queue=self.default_queue)
         task.types.check_call(args, kwargs)
         return make_envelope(name, args, kwargs, queue=task.opts.queue, timeout=task.opts.timeout)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -111,21 +112,27 @@ def encode(envelope: Envelope, secret_key: bytes | None = None) -> bytes:
 
     Raises ``TypeError`` naming the value when an argument is not JSON-encodable.
     """
-    try:
-        body = _encoder.encode(envelope)
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise TypeError(f"task {envelope.task!r}: arguments are not JSON-encodable: {exc}") from None
+    body = _encode(envelope)
     if secret_key is None:
         return body
     if SIGNATURE_HEADER in envelope.headers:
         # A retry of a signed message: sign the new body, not the old signature.
         headers = {k: v for k, v in envelope.headers.items() if k != SIGNATURE_HEADER}
         envelope = msgspec.structs.replace(envelope, headers=headers)
-        body = _encoder.encode(envelope)
+        body = _encode(envelope)
     signed = msgspec.structs.replace(
         envelope, headers={**envelope.headers, SIGNATURE_HEADER: _sign(body, secret_key)}
     )
-    return _encoder.encode(signed)
+    return _encode(signed)
+
+
+def _encode(envelope: Envelope) -> bytes:
+    try:
+        return _encoder.encode(envelope)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise TypeError(f"task {envelope.task!r}: arguments are not JSON-encodable: {exc}") from None
+    except RecursionError:
+        raise TypeError(f"task {envelope.task!r}: arguments nest too deeply to encode") from None
 
 
 def decode(body: bytes, secret_key: bytes | None = None) -> Envelope:
@@ -134,6 +141,8 @@ def decode(body: bytes, secret_key: bytes | None = None) -> Envelope:
         envelope = _envelope_decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise DecodeError(f"undecodable message: {exc}") from None
+    except RecursionError:
+        raise DecodeError("undecodable message: nested too deeply for the decoder to follow") from None
     if envelope.v > PROTOCOL_VERSION:
         raise DecodeError(f"message protocol version {envelope.v} is newer than {PROTOCOL_VERSION}")
     if secret_key is not None:
@@ -145,13 +154,21 @@ def _sign(unsigned_body: bytes, secret_key: bytes) -> str:
     return hmac.new(secret_key, unsigned_body, hashlib.sha256).hexdigest()
 
 
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+
+
 def _verify(envelope: Envelope, secret_key: bytes) -> None:
     """The signature covers the body as encoded without the signature header."""
     signature = envelope.headers.get(SIGNATURE_HEADER)
     if signature is None:
         raise DecodeError("unsigned message refused: the app has a secret_key")
+    if not _SIGNATURE.fullmatch(signature):  # (compare_digest raises on non-ASCII text)
+        raise DecodeError("bad signature (not 64 lowercase hex digits): message refused")
     headers = {k: v for k, v in envelope.headers.items() if k != SIGNATURE_HEADER}
-    unsigned = _encoder.encode(msgspec.structs.replace(envelope, headers=headers))
+    try:
+        unsigned = _encoder.encode(msgspec.structs.replace(envelope, headers=headers))
+    except RecursionError:
+        raise DecodeError("bad signature: message refused") from None
     if not hmac.compare_digest(signature, _sign(unsigned, secret_key)):
         raise DecodeError("bad signature: message refused")
 
@@ -161,6 +178,8 @@ def encode_result(result: Result) -> bytes:
         return _encoder.encode(result)
     except (TypeError, msgspec.EncodeError) as exc:
         raise TypeError(f"task result is not JSON-encodable: {exc}") from None
+    except RecursionError:
+        raise TypeError("task result nests too deeply to encode") from None
 
 
 def decode_result(body: bytes) -> Result:

@@ -95,6 +95,54 @@ def test_an_undecodable_message_over_max_deliveries_is_still_dead_lettered(
     assert envelope is None
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id":"x1","task":"maths.add","args":[' + b"[" * 5000 + b"]" * 5000 + b"]}",
+        b'{"id":"x1","task":"maths.add","headers":{"hurtle-sig":"\xc3\xa9"}}',
+    ],
+    ids=["nested-too-deep", "non-ascii-signature"],
+)
+@pytest.mark.parametrize("deliveries", [1, 9])
+def test_a_message_that_once_crashed_the_worker_is_dead_lettered_however_often_delivered(
+    app: App, body: bytes, deliveries: int
+) -> None:
+    app.task(name="maths.add")(add)
+    dispatcher = Dispatcher(app.tasks, max_deliveries=3, secret_key=KEY)
+
+    reason, envelope = dead_letter(dispatcher.prepare(delivery(body, deliveries)))
+
+    assert reason.startswith("delivered 9 times" if deliveries == 9 else ("undecodable", "bad signature"))
+    assert envelope is None
+
+
+def test_a_defect_no_check_foresaw_dead_letters_that_message_alone(
+    dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    types = dispatcher.tasks["maths.add"].types
+
+    def broken(args: list[Any], kwargs: dict[str, Any]) -> Any:
+        raise RuntimeError("a bug in a conversion")
+
+    monkeypatch.setattr(types, "convert_call", broken)
+
+    reason, envelope = dead_letter(dispatcher.prepare(delivery(message("maths.add", 1, 2))))
+
+    assert reason == "could not prepare the message: RuntimeError: a bug in a conversion"
+    assert envelope is not None and envelope.id == "x1", "so that its sender hears it failed"
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0])
+def test_a_message_with_a_time_limit_that_is_not_positive_is_dead_lettered(
+    dispatcher: Dispatcher, timeout: float
+) -> None:
+    body = encode(Envelope(id="x1", task="maths.add", args=[1, 2], timeout=timeout))
+
+    reason, _ = dead_letter(dispatcher.prepare(delivery(body)))
+
+    assert reason == f"timeout must be a positive number of seconds, not {timeout!r}"
+
+
 def test_with_a_secret_key_only_signed_messages_become_jobs(app: App) -> None:
     app.task(name="maths.add")(add)
     dispatcher = Dispatcher(app.tasks, max_deliveries=3, secret_key=KEY)
@@ -105,3 +153,4 @@ def test_with_a_secret_key_only_signed_messages_become_jobs(app: App) -> None:
     assert reason == "unsigned message refused: the app has a secret_key"
     reason, _ = dead_letter(dispatcher.prepare(delivery(encode(envelope, b"other key"))))
     assert reason == "bad signature: message refused"
+

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import hurtle
 from hurtle import App, Envelope, TaskFailed
-from hurtle.brokers import Message
+from hurtle.brokers import Delivery, Message
 from hurtle.envelope import encode
+from hurtle.worker import consumer as consumer_module
 from hurtle.worker.consumer import EXIT_OK
+from hurtle.worker.dispatcher import Dispatcher
 
 from .support import MakeApp, RunWorker, broker_of, dead_letters
 
@@ -117,3 +121,60 @@ async def test_with_a_secret_key_a_failed_task_is_retried(make_app: MakeApp, wor
 
     assert runs == [1, 1]
     assert handle.result(timeout=5.0) == "ok"
+
+
+async def test_a_message_whose_preparation_raises_is_dead_lettered_and_its_batch_runs(
+    app: App, worker: RunWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[int] = []
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        runs.append(x)
+        return x + y
+
+    prepare = Dispatcher.prepare
+
+    def crashing(self: Dispatcher, delivery: Delivery) -> Any:
+        if delivery.body == b"boom":
+            raise RecursionError("a bug that escaped prepare")
+        return prepare(self, delivery)
+
+    monkeypatch.setattr(Dispatcher, "prepare", crashing)
+    first = add.send(1, 1)
+    await broker_of(app).enqueue([raw("m1", b"boom")])
+    last = add.send(2, 2)
+
+    consumer = await worker(app)
+
+    assert (first.result(timeout=5.0), last.result(timeout=5.0)) == (2, 4)
+    assert runs == [1, 2]
+    (letter,) = await dead_letters(app)
+    assert letter.reason == "could not prepare the message: RecursionError: a bug that escaped prepare"
+    assert consumer.exit_code == EXIT_OK
+
+
+async def test_a_retry_that_cannot_be_encoded_is_dead_lettered_not_run_again(
+    app: App, worker: RunWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[int] = []
+
+    @app.task(retries=3, backoff=hurtle.Constant(0.01))
+    def flaky() -> None:
+        runs.append(1)
+        raise ConnectionError("blip")
+
+    handle = flaky.send()
+
+    def unencodable(envelope: Envelope, secret_key: bytes | None = None) -> bytes:
+        raise TypeError("arguments nest too deeply to encode")
+
+    monkeypatch.setattr(consumer_module, "encode", unencodable)
+    consumer = await worker(app)
+
+    assert runs == [1]
+    with pytest.raises(TaskFailed, match="could not retry: arguments nest too deeply"):
+        handle.result(timeout=5.0)
+    (letter,) = await dead_letters(app)
+    assert letter.reason == "ConnectionError: blip; could not retry: arguments nest too deeply to encode"
+    assert consumer.counters.dead_lettered == 1

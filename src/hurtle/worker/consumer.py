@@ -223,7 +223,10 @@ class Consumer:
         self._started += len(deliveries)
         async_started = sync_started = 0
         for delivery in deliveries:
-            prepared = self.dispatcher.prepare(delivery)
+            try:
+                prepared = self.dispatcher.prepare(delivery)
+            except Exception as exc:  # prepare answers every defect itself; this guards the batch
+                prepared = DeadLetter(f"could not prepare the message: {type(exc).__name__}: {exc}"), None
             key = id(delivery)
             self._in_flight[key] = delivery
             if not isinstance(prepared, Job):
@@ -426,7 +429,12 @@ class Consumer:
         backoff = job.task.opts.backoff or DEFAULT_BACKOFF
         delay = outcome.delay if outcome.delay is not None else backoff.compute(attempt)
         retry = msgspec.structs.replace(envelope, attempt=attempt, eta=finished + delay)
-        body = encode(retry, self.app.secret_key)
+        try:
+            body = encode(retry, self.app.secret_key)
+        except TypeError as exc:  # arguments that came in but cannot go out again (nested too deep)
+            reason = f"{outcome.error}; could not retry: {exc}"
+            await self._dead_letter(job.delivery, envelope, reason, started)
+            return
         await self.broker.retry(job.delivery, Message(retry.id, retry.queue, body, retry.eta))
         self._in_flight.pop(id(job.delivery), None)
         self.counters.retried += 1
