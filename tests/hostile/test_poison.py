@@ -180,3 +180,32 @@ async def test_a_result_nested_too_deeply_fails_its_task_without_a_retry(
     with pytest.raises(TaskFailed, match="nests deeper than"):
         handle.result(timeout=5.0)
     assert consumer.exit_code == EXIT_OK
+
+
+# -- point 5: a retry returns to the queue the message came from --------------------------
+
+
+async def test_a_foreign_task_without_a_queue_field_is_retried_on_the_queue_it_came_from(
+    make_app: MakeApp, raw_broker: Broker, worker: RunWorker
+) -> None:
+    app = make_app()
+    runs: list[int] = []
+
+    @app.task(name="hostile.flaky", queue="io", retries=1, backoff=hurtle.Constant(0.01))
+    def flaky() -> str:
+        runs.append(1)
+        if len(runs) == 1:
+            raise ConnectionError("blip")
+        return "ok"
+
+    # docs/protocol.md: `queue` is optional and informative; the broker's queue decides.
+    body = b'{"id":"foreign-1","task":"hostile.flaky"}'
+    await raw_broker.enqueue([Message("foreign-1", "io", body)])
+
+    consumer = await worker(app, queues=["io"])
+
+    assert runs == [1, 1]
+    assert app.handle("foreign-1").result(timeout=5.0) == "ok"
+    (default,) = await raw_broker.stats(["default"])
+    assert default.pending == 0
+    assert consumer.counters.retried == 1

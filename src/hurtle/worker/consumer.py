@@ -428,14 +428,17 @@ class Consumer:
         attempt = envelope.attempt + 1
         backoff = job.task.opts.backoff or DEFAULT_BACKOFF
         delay = outcome.delay if outcome.delay is not None else backoff.compute(attempt)
-        retry = msgspec.structs.replace(envelope, attempt=attempt, eta=finished + delay)
+        # Back to the queue it came from: the body's ``queue`` is only informative,
+        # and a producer elsewhere may have left it out (docs/protocol.md).
+        queue = job.delivery.queue
+        retry = msgspec.structs.replace(envelope, queue=queue, attempt=attempt, eta=finished + delay)
         try:
             body = encode(retry, self.app.secret_key)
         except TypeError as exc:  # arguments that came in but cannot go out again (nested too deep)
             reason = f"{outcome.error}; could not retry: {exc}"
             await self._dead_letter(job.delivery, envelope, reason, started)
             return
-        await self.broker.retry(job.delivery, Message(retry.id, retry.queue, body, retry.eta))
+        await self.broker.retry(job.delivery, Message(retry.id, queue, body, retry.eta))
         self._in_flight.pop(id(job.delivery), None)
         self.counters.retried += 1
         log.warning(
