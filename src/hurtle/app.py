@@ -55,6 +55,7 @@ class App:
         results: str | None = None,
         visibility_timeout: float = settings.VISIBILITY_TIMEOUT,
         secret_key: str | bytes | None = None,
+        signature_max_age: float | None = None,
         result_ttl: float = settings.RESULT_TTL,
         max_deliveries: int = settings.MAX_DELIVERIES,
         max_message_bytes: int = settings.MAX_MESSAGE_BYTES,
@@ -65,10 +66,17 @@ class App:
             raise ConfigurationError(f"visibility_timeout must be > 0 seconds, not {visibility_timeout!r}")
         if max_deliveries < 1:
             raise ConfigurationError(f"max_deliveries must be >= 1, not {max_deliveries!r}")
+        if signature_max_age is not None and (secret_key is None or not signature_max_age > 0):
+            raise ConfigurationError(
+                f"signature_max_age must be > 0 seconds, with a secret_key, not {signature_max_age!r}"
+            )
         self.broker_url = settings.broker_url_from_env(broker)
         self.results_url = settings.results_url_from_env(results)
         self.visibility_timeout = float(visibility_timeout)
         self.secret_key = secret_key.encode() if isinstance(secret_key, str) else secret_key
+        #: With a secret key: a worker refuses a signed message due (its eta, else when
+        #: it was sent) more than this many seconds from now, a replay of an old one.
+        self.signature_max_age = None if signature_max_age is None else float(signature_max_age)
         self.result_ttl = float(result_ttl)
         self.max_deliveries = max_deliveries
         self.max_message_bytes = max_message_bytes

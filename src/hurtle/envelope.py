@@ -112,17 +112,13 @@ def encode(envelope: Envelope, secret_key: bytes | None = None) -> bytes:
 
     Raises ``TypeError`` naming the value when an argument is not JSON-encodable.
     """
-    body = _encode(envelope)
     if secret_key is None:
-        return body
-    if SIGNATURE_HEADER in envelope.headers:
-        # A retry of a signed message: sign the new body, not the old signature.
-        headers = {k: v for k, v in envelope.headers.items() if k != SIGNATURE_HEADER}
-        envelope = msgspec.structs.replace(envelope, headers=headers)
-        body = _encode(envelope)
-    signed = msgspec.structs.replace(
-        envelope, headers={**envelope.headers, SIGNATURE_HEADER: _sign(body, secret_key)}
-    )
+        return _encode(envelope)
+    # The signature covers these exact bytes with the header empty; filling it in
+    # changes nothing else (docs/protocol.md, "Signed messages"). A retry's old
+    # signature is overwritten in place.
+    signed = msgspec.structs.replace(envelope, headers={**envelope.headers, SIGNATURE_HEADER: ""})
+    signed.headers[SIGNATURE_HEADER] = _sign(_encode(signed), secret_key)
     return _encode(signed)
 
 
@@ -135,8 +131,13 @@ def _encode(envelope: Envelope) -> bytes:
         raise TypeError(f"task {envelope.task!r}: arguments nest too deeply to encode") from None
 
 
-def decode(body: bytes, secret_key: bytes | None = None) -> Envelope:
-    """Decode and validate; raise ``DecodeError`` with the reason on any defect."""
+def decode(body: bytes, secret_key: bytes | None = None, *, max_age: float | None = None) -> Envelope:
+    """Decode and validate; raise ``DecodeError`` with the reason on any defect.
+
+    With ``secret_key``, only a message signed with it passes; with ``max_age``
+    too, only one due (its ``eta``, else its ``enqueued_at``) within that many
+    seconds of now, so an old signed message replayed into a queue is refused.
+    """
     try:
         envelope = _envelope_decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -146,7 +147,9 @@ def decode(body: bytes, secret_key: bytes | None = None) -> Envelope:
     if envelope.v > PROTOCOL_VERSION:
         raise DecodeError(f"message protocol version {envelope.v} is newer than {PROTOCOL_VERSION}")
     if secret_key is not None:
-        _verify(envelope, secret_key)
+        _verify(body, envelope, secret_key)
+        if max_age is not None:
+            _check_age(envelope, max_age)
     return envelope
 
 
@@ -157,20 +160,43 @@ def _sign(unsigned_body: bytes, secret_key: bytes) -> str:
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
-def _verify(envelope: Envelope, secret_key: bytes) -> None:
-    """The signature covers the body as encoded without the signature header."""
+def _verify(body: bytes, envelope: Envelope, secret_key: bytes) -> None:
+    """The signature covers the body exactly as received, its one ``"<signature>"``
+    written as ``""``: nothing is re-encoded, so any JSON encoder's output checks."""
     signature = envelope.headers.get(SIGNATURE_HEADER)
     if signature is None:
         raise DecodeError("unsigned message refused: the app has a secret_key")
     if not _SIGNATURE.fullmatch(signature):  # (compare_digest raises on non-ASCII text)
         raise DecodeError("bad signature (not 64 lowercase hex digits): message refused")
+    quoted = f'"{signature}"'.encode()
+    if body.count(quoted) == 1 and hmac.compare_digest(
+        signature, _sign(body.replace(quoted, b'""'), secret_key)
+    ):
+        return
+    if hmac.compare_digest(signature, _sign(_legacy_unsigned(envelope), secret_key)):
+        return
+    raise DecodeError("bad signature: message refused")
+
+
+def _legacy_unsigned(envelope: Envelope) -> bytes:
+    """What hurtle signed before the form above: the message re-encoded without the
+    header. Still accepted, so messages sent before an upgrade are not refused."""
     headers = {k: v for k, v in envelope.headers.items() if k != SIGNATURE_HEADER}
     try:
-        unsigned = _encoder.encode(msgspec.structs.replace(envelope, headers=headers))
+        return _encoder.encode(msgspec.structs.replace(envelope, headers=headers))
     except RecursionError:
         raise DecodeError("bad signature: message refused") from None
-    if not hmac.compare_digest(signature, _sign(unsigned, secret_key)):
-        raise DecodeError("bad signature: message refused")
+
+
+def _check_age(envelope: Envelope, max_age: float) -> None:
+    due = envelope.eta if envelope.eta is not None else envelope.enqueued_at
+    age = time.time() - due
+    if not abs(age) <= max_age:
+        when = f"{age:.0f}s ago" if age >= 0 else f"{-age:.0f}s from now"
+        raise DecodeError(
+            f"signed message refused as a possible replay: due {when},"
+            f" beyond signature_max_age={max_age:g}s"
+        )
 
 
 def encode_result(result: Result) -> bytes:

@@ -4,6 +4,10 @@ exactly once."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -180,6 +184,46 @@ async def test_a_result_nested_too_deeply_fails_its_task_without_a_retry(
     with pytest.raises(TaskFailed, match="nests deeper than"):
         handle.result(timeout=5.0)
     assert consumer.exit_code == EXIT_OK
+
+
+# -- signing: any producer's JSON checks; an old signed message is not run again ------------
+
+
+async def test_a_message_signed_by_a_producer_in_another_language_runs(
+    make_app: MakeApp, raw_broker: Broker, worker: RunWorker
+) -> None:
+    app = make_app(secret_key=KEY, signature_max_age=300.0)
+    innocent = Innocent(app)
+    # As JSON.stringify writes it: no spaces, UTF-8 as is, 1e20 spelt out in digits.
+    message: dict[str, Any] = {"id": "js-1", "task": innocent.task.name, "args": ["héllo ✓", 10**20],
+                               "enqueued_at": time.time(), "headers": {SIGNATURE_HEADER: ""}}
+
+    def dumps(value: Any) -> bytes:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+    signature = hmac.new(KEY.encode(), dumps(message), hashlib.sha256).hexdigest()
+    message["headers"] = {SIGNATURE_HEADER: signature}
+    await raw_broker.enqueue([Message("js-1", "default", dumps(message))])
+
+    consumer = await worker(app)
+
+    assert innocent.runs == ["héllo ✓"]
+    assert consumer.counters.dead_lettered == 0
+
+
+async def test_an_old_signed_message_written_again_into_the_queue_is_dead_lettered(
+    make_app: MakeApp, raw_broker: Broker, worker: RunWorker
+) -> None:
+    app = make_app(secret_key=KEY, signature_max_age=300.0)
+    innocent = Innocent(app)
+    old = make_envelope(innocent.task.name, ["replayed"], {}, queue="default", now=time.time() - 3600)
+    await raw_broker.enqueue([Message(old.id, "default", encode(old, app.secret_key)), innocent.message()])
+
+    await worker(app)
+
+    assert innocent.runs == ["innocent"]
+    (letter,) = await dead_letters(raw_broker)
+    assert letter.reason.startswith("signed message refused as a possible replay: due 3600s ago")
 
 
 # -- point 5: a retry returns to the queue the message came from --------------------------

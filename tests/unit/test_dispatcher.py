@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from hurtle import App, Envelope
 from hurtle.brokers import Delivery
-from hurtle.envelope import encode
+from hurtle.envelope import encode, make_envelope
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.outcome import DeadLetter
 
@@ -154,3 +155,14 @@ def test_with_a_secret_key_only_signed_messages_become_jobs(app: App) -> None:
     reason, _ = dead_letter(dispatcher.prepare(delivery(encode(envelope, b"other key"))))
     assert reason == "bad signature: message refused"
 
+
+def test_with_a_signature_max_age_an_old_signed_message_is_dead_lettered(app: App) -> None:
+    app.task(name="maths.add")(add)
+    dispatcher = Dispatcher(app.tasks, max_deliveries=3, secret_key=KEY, signature_max_age=60.0)
+    fresh = make_envelope("maths.add", [1, 2], {}, queue="default")
+    replayed = make_envelope("maths.add", [1, 2], {}, queue="default", now=time.time() - 3600)
+
+    assert isinstance(dispatcher.prepare(delivery(encode(fresh, KEY))), Job)
+    reason, envelope = dead_letter(dispatcher.prepare(delivery(encode(replayed, KEY))))
+    assert reason.startswith("signed message refused as a possible replay: due 3600s ago")
+    assert envelope is None

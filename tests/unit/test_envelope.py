@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
+import msgspec
 import pytest
 
 from hurtle import PROTOCOL_VERSION, Envelope
@@ -21,6 +26,7 @@ from hurtle.envelope import (
 )
 
 KEY = b"a secret key"
+Dumps = Callable[[Any], str]
 
 
 def full_envelope() -> Envelope:
@@ -150,12 +156,123 @@ def test_a_tampered_signed_message_is_refused(field: str, value: object) -> None
         decode(json.dumps(body).encode(), KEY)
 
 
-def test_a_signature_does_not_depend_on_json_formatting() -> None:
-    body = json.loads(encode(full_envelope(), KEY))
+def sign_like_another_language(message: dict[str, Any], key: bytes, dumps: Dumps) -> bytes:
+    """docs/protocol.md's recipe, with nothing but a JSON encoder and HMAC."""
+    message["headers"] = {**message.get("headers", {}), SIGNATURE_HEADER: ""}
+    unsigned = dumps(message).encode()
+    message["headers"][SIGNATURE_HEADER] = hmac.new(key, unsigned, hashlib.sha256).hexdigest()
+    return dumps(message).encode()
 
-    reformatted = json.dumps(body, indent=2).encode()
 
-    assert decode(reformatted, KEY).args == full_envelope().args
+def go_dumps(message: Any) -> str:
+    """Go's encoding/json: sorted keys, no spaces, UTF-8 as is, <>& escaped."""
+    text = json.dumps(message, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+FOREIGN = {
+    # JSON.stringify: no spaces, UTF-8 as is, 1e20 written out as 100000000000000000000.
+    "javascript": (lambda m: json.dumps(m, ensure_ascii=False, separators=(",", ":")),
+                   ["héllo ✓", 10**20, 0.5]),
+    # Python's defaults: ", " and ": ", non-ASCII escaped, 1e20 as 1e+20.
+    "python": (json.dumps, ["héllo ✓", 1e20, 1e-07]),
+    "go": (go_dumps, ["<b>héllo</b> & ✓", 1e20, 0.5]),
+}
+
+
+@pytest.mark.parametrize("language", FOREIGN)
+def test_a_message_signed_in_another_language_with_its_own_json_encoder_is_accepted(
+    language: str,
+) -> None:
+    dumps, args = FOREIGN[language]
+    message = {"id": "x1", "task": "tasks.add", "args": args, "kwargs": {"ключ": "值"},
+               "enqueued_at": time.time(), "headers": {"trace": "é"}}
+
+    decoded = decode(sign_like_another_language(message, KEY, dumps), KEY)
+
+    assert (decoded.args, decoded.kwargs, decoded.headers["trace"]) == (args, {"ключ": "值"}, "é")
+
+
+def test_a_message_signed_in_another_language_then_changed_is_refused() -> None:
+    body = sign_like_another_language({"id": "x1", "task": "tasks.add", "args": [1e20]}, KEY, json.dumps)
+
+    with pytest.raises(DecodeError, match="bad signature"):
+        decode(body.replace(b"1e+20", b"2e+20"), KEY)
+
+
+def test_a_message_signed_the_former_way_is_still_accepted() -> None:
+    """hurtle used to sign the message re-encoded without the header: what was sent
+    before an upgrade still runs after it."""
+    envelope = full_envelope()
+    former = hmac.new(KEY, msgspec.json.encode(envelope), hashlib.sha256).hexdigest()
+    envelope.headers[SIGNATURE_HEADER] = former
+
+    assert decode(msgspec.json.encode(envelope), KEY).args == full_envelope().args
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["é" * 64, "\x00" * 64, "A" * 64, "0" * 63, "0" * 65, "", "0x" + "0" * 62],
+    ids=["non-ascii", "nul", "uppercase", "short", "long", "empty", "prefixed"],
+)
+def test_a_signature_that_is_not_64_lowercase_hex_digits_is_refused(signature: str) -> None:
+    envelope = full_envelope()
+    envelope.headers[SIGNATURE_HEADER] = signature
+
+    with pytest.raises(DecodeError, match="bad signature"):
+        decode(encode(envelope), KEY)
+
+
+def test_a_signature_moved_into_the_arguments_is_refused() -> None:
+    body = encode(Envelope(id="x1", task="tasks.add", args=["", ""]), KEY)
+    signature = json.loads(body)["headers"][SIGNATURE_HEADER]
+    moved = body.replace(f'"{signature}"'.encode(), b'""').replace(b'["",', f'["{signature}",'.encode())
+
+    with pytest.raises(DecodeError, match="bad signature"):
+        decode(moved, KEY)
+
+
+# -- how old a signed message may be ----------------------------------------------------
+
+
+def signed(seconds_ago: float, *, delay: float | None = None) -> bytes:
+    sent = make_envelope("tasks.add", [1], {}, queue="q", delay=delay, now=time.time() - seconds_ago)
+    return encode(sent, KEY)
+
+
+def test_a_signed_message_within_max_age_is_accepted() -> None:
+    assert decode(signed(seconds_ago=10.0), KEY, max_age=300.0).args == [1]
+
+
+def test_an_old_signed_message_is_refused_as_a_replay() -> None:
+    with pytest.raises(DecodeError, match=r"possible replay: due 60\ds ago, beyond signature_max_age=300s"):
+        decode(signed(seconds_ago=600.0), KEY, max_age=300.0)
+
+
+def test_a_signed_message_from_the_future_is_refused() -> None:
+    with pytest.raises(DecodeError, match=r"possible replay: due 60\ds from now"):
+        decode(signed(seconds_ago=-600.0), KEY, max_age=300.0)
+
+
+def test_a_delayed_signed_message_ages_from_its_eta() -> None:
+    """Sent an hour ago with an hour's delay: it is due now, not an hour old."""
+    assert decode(signed(seconds_ago=3600.0, delay=3600.0), KEY, max_age=300.0).args == [1]
+
+
+def test_a_signed_message_without_enqueued_at_is_refused_when_ages_count() -> None:
+    body = sign_like_another_language({"id": "x1", "task": "tasks.add"}, KEY, json.dumps)
+
+    assert decode(body, KEY).id == "x1"
+    with pytest.raises(DecodeError, match="possible replay"):
+        decode(body, KEY, max_age=300.0)
+
+
+def test_max_age_needs_no_signature_to_be_read_first() -> None:
+    """An unsigned or forged message is refused for its signature, not its age."""
+    with pytest.raises(DecodeError, match="unsigned message refused"):
+        decode(encode(Envelope(id="x1", task="tasks.add")), KEY, max_age=300.0)
+    with pytest.raises(DecodeError, match="bad signature"):
+        decode(encode(Envelope(id="x1", task="tasks.add"), b"other key"), KEY, max_age=300.0)
 
 
 def test_a_decoded_signed_message_can_be_signed_again() -> None:

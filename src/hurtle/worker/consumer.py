@@ -81,7 +81,8 @@ class Consumer:
         self.queues = list(config.queues)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.dispatcher = Dispatcher(
-            app.tasks, max_deliveries=app.max_deliveries, secret_key=app.secret_key
+            app.tasks, max_deliveries=app.max_deliveries, secret_key=app.secret_key,
+            signature_max_age=app.signature_max_age,
         )
         self.async_slots = Slots(config.concurrency)
         self.thread_slots = Slots(config.threads, refill=1)

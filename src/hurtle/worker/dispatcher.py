@@ -42,11 +42,17 @@ class Job:
 
 class Dispatcher:
     def __init__(
-        self, tasks: dict[str, Task[Any, Any]], *, max_deliveries: int, secret_key: bytes | None
+        self,
+        tasks: dict[str, Task[Any, Any]],
+        *,
+        max_deliveries: int,
+        secret_key: bytes | None,
+        signature_max_age: float | None = None,
     ) -> None:
         self.tasks = tasks
         self.max_deliveries = max_deliveries
         self.secret_key = secret_key
+        self.signature_max_age = signature_max_age
 
     def prepare(self, delivery: Delivery) -> Job | tuple[DeadLetter, Envelope | None]:
         """A Job, or why the message must be dead-lettered (with what was decoded).
@@ -67,7 +73,7 @@ class Dispatcher:
             )
             return DeadLetter(reason), self._try_decode(delivery.body)
         try:
-            envelope = decode(delivery.body, self.secret_key)
+            envelope = decode(delivery.body, self.secret_key, max_age=self.signature_max_age)
         except DecodeError as exc:
             return DeadLetter(str(exc)), None
         task = self.tasks.get(envelope.task)
