@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import hurtle
 from hurtle import App, TaskFailed
@@ -23,6 +25,8 @@ from hurtle.worker.consumer import EXIT_OK
 from tests.amqp_server import amqp_url
 from tests.conftest import RunWorker
 from tests.contract.conftest import memory_url, sqlite_url
+from tests.hostile.poison_bodies import KEY as FUZZ_KEY
+from tests.hostile.poison_bodies import Batch, batches
 from tests.redis_server import redis_url
 
 KEY = "s3cret"
@@ -184,6 +188,28 @@ async def test_a_result_nested_too_deeply_fails_its_task_without_a_retry(
     with pytest.raises(TaskFailed, match="nests deeper than"):
         handle.result(timeout=5.0)
     assert consumer.exit_code == EXIT_OK
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    database=None,
+    derandomize=True,  # the same examples on every run: the suite stays deterministic
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large],
+)
+@given(data=st.data(), signed=st.booleans())
+async def test_a_worker_dead_letters_every_generated_poison_and_runs_each_innocent_once(
+    make_app: MakeApp, raw_broker: Broker, worker: RunWorker, data: st.DataObject, signed: bool
+) -> None:
+    bad, innocents = data.draw(batches(signed))
+    app = make_app(secret_key=FUZZ_KEY if signed else None)
+    batch = Batch(app, f"fuzz-{uuid.uuid4().hex}", bad, innocents)
+    await batch.write(raw_broker)
+
+    consumer = await worker(app, queues=[batch.queue])
+
+    await batch.check(consumer, raw_broker)
 
 
 # -- signing: any producer's JSON checks; an old signed message is not run again ------------
