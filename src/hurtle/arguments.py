@@ -110,11 +110,15 @@ class TaskTypes:
     def _check(self, value: Any, annotation: Any, what: str) -> None:
         check_nesting(value, f"{self.name}: {what}")
         try:
+            self._round_trip(value, annotation, what)
+        except RecursionError:  # nesting through objects the walk does not enter (dataclasses...)
+            raise Refused(f"{self.name}: {what} {_TOO_DEEP}") from None
+
+    def _round_trip(self, value: Any, annotation: Any, what: str) -> None:
+        try:
             encoded = _encoder.encode(value)
         except (TypeError, msgspec.EncodeError) as exc:
             raise Refused(f"{self.name}: {what} is not JSON-encodable: {exc}") from None
-        except RecursionError:  # nesting through objects the walk does not enter
-            raise Refused(f"{self.name}: {what} {_TOO_DEEP}") from None
         try:
             back = _convert(_decoder.decode(encoded), annotation)
         except msgspec.ValidationError as exc:

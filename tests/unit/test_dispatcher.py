@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -164,5 +165,5 @@ def test_with_a_signature_max_age_an_old_signed_message_is_dead_lettered(app: Ap
 
     assert isinstance(dispatcher.prepare(delivery(encode(fresh, KEY))), Job)
     reason, envelope = dead_letter(dispatcher.prepare(delivery(encode(replayed, KEY))))
-    assert reason.startswith("signed message refused as a possible replay: due 3600s ago")
+    assert re.match(r"signed message refused as a possible replay: due 36\d\ds ago", reason)
     assert envelope is None
