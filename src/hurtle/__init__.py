@@ -25,6 +25,7 @@ from hurtle.errors import (
 from hurtle.retry import Backoff, Constant, Exponential
 from hurtle.task import Handle, Task
 from hurtle.task_status import TaskStatus
+from hurtle.urls import SecretURL
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -40,6 +41,7 @@ __all__ = [
     "MessageTooLarge",
     "ResultExpired",
     "Retry",
+    "SecretURL",
     "Task",
     "TaskContext",
     "TaskFailed",

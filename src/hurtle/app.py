@@ -19,6 +19,7 @@ from hurtle.envelope import Envelope, encode, make_envelope
 from hurtle.errors import ConfigurationError, MessageTooLarge
 from hurtle.retry import Backoff
 from hurtle.task import Handle, Task, TaskOptions
+from hurtle.urls import SecretURL
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,8 +46,12 @@ class App:
 
     ``broker`` is a URL (default: ``$HURTLE_BROKER``, else ``sqlite:///hurtle.db``);
     ``results`` a result store URL (default: ``$HURTLE_RESULTS``, else the
-    broker's own store).
+    broker's own store). Both are held as ``SecretURL``: printed without their
+    passwords, equal to the strings given.
     """
+
+    _broker_url: SecretURL
+    _results_url: SecretURL | None
 
     def __init__(
         self,
@@ -94,6 +99,24 @@ class App:
 
     def __repr__(self) -> str:
         return f"<hurtle.App {self.broker_url} tasks={len(self.tasks)}>"
+
+    @property
+    def broker_url(self) -> SecretURL:
+        """The broker's URL; ``str()`` and ``repr()`` show it without its password."""
+        return self._broker_url
+
+    @broker_url.setter
+    def broker_url(self, url: str | SecretURL) -> None:
+        self._broker_url = SecretURL(url)
+
+    @property
+    def results_url(self) -> SecretURL | None:
+        """The result store's URL, None for the broker's own store; printed without its password."""
+        return self._results_url
+
+    @results_url.setter
+    def results_url(self, url: str | SecretURL | None) -> None:
+        self._results_url = None if url is None else SecretURL(url)
 
     # -- tasks -----------------------------------------------------------
 
@@ -235,7 +258,7 @@ class App:
     def _make_connection(self) -> Connection:
         return make_connection(self.broker_url, self.results_url, self.visibility_timeout)
 
-    def use_broker(self, broker: str, *, results: str | None = None) -> None:
+    def use_broker(self, broker: str | SecretURL, *, results: str | SecretURL | None = None) -> None:
         """Send to and read from ``broker`` (and ``results``) from now on: how a test
         points an existing ``tasks.py`` at a private broker (``hurtle.testing.isolated``).
         Closes the sync API's connections; the next call opens new ones."""

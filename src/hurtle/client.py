@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from hurtle.brokers import Broker, from_url
 from hurtle.results import ResultStore
+from hurtle.urls import SecretURL
 
 T = TypeVar("T")
 
@@ -130,7 +131,9 @@ class Clients:
         portal.stop()
 
 
-def make_connection(broker_url: str, results_url: str | None, visibility_timeout: float) -> Connection:
+def make_connection(
+    broker_url: str | SecretURL, results_url: str | SecretURL | None, visibility_timeout: float
+) -> Connection:
     broker = from_url(broker_url, visibility_timeout=visibility_timeout)
     if results_url is None:
         return Connection(broker, broker.result_store())

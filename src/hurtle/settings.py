@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from hurtle.urls import display_url as display_url  # its first home: still importable from here
 
 ENV_BROKER = "HURTLE_BROKER"
 ENV_RESULTS = "HURTLE_RESULTS"
@@ -30,21 +31,3 @@ def broker_url_from_env(explicit: str | None) -> str:
 
 def results_url_from_env(explicit: str | None) -> str | None:
     return explicit or os.environ.get(ENV_RESULTS) or None
-
-
-_SECRET_PARAMS = frozenset({"password", "passwd", "pass"})
-
-
-def display_url(url: str) -> str:
-    """The URL fit to print: passwords masked, a SQLite path made absolute (a
-    relative one is relative to the current directory, which a reader can't see)."""
-    head, mark, query = url.partition("?")
-    if head.startswith("sqlite:///"):
-        head = f"sqlite:///{os.path.abspath(head[len('sqlite:///') :])}"
-    password = urlsplit(head).password
-    if password is not None:
-        head = head.replace(f":{password}@", ":***@", 1)
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if any(key.lower() in _SECRET_PARAMS for key, _ in pairs):
-        query = urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*")
-    return head + mark + query

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hurtle.urls import SecretURL, display_url
+
 
 @dataclass
 class Timings:
@@ -29,7 +31,7 @@ class RunResult:
     kind: str
     n: int
     processes: int
-    broker: str
+    broker: str | SecretURL  # printed (as_json) without its password, whichever it is
     ran: int = 0  # task runs counted by the tasks themselves
     pending: int | None = None  # left in the queue after the worker exited (None: not run)
     dead: int | None = None  # dead-lettered during the run
@@ -69,7 +71,7 @@ class RunResult:
             "kind": self.kind,
             "n": self.n,
             "processes": self.processes,
-            "broker": self.broker,
+            "broker": display_url(self.broker),
             "verified": self.verified,
             "ran": self.ran,
             "lost": None if self.pending is None else max(0, self.n - self.ran),

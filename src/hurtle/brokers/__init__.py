@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import sys
-from urllib.parse import urlsplit
 
 from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats, Requeued
 from hurtle.errors import ConfigurationError
+from hurtle.urls import SecretURL
 
 __all__ = ["Broker", "DeadLetter", "Delivery", "Location", "Message", "QueueStats", "Requeued", "from_url"]
 
 
-def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:
-    """Make the broker a URL names; raise ``ConfigurationError`` for a bad one.
+def from_url(url: str | SecretURL, *, visibility_timeout: float = 30.0) -> Broker:
+    """Make the broker a URL names; raise ``ConfigurationError`` for a bad one
+    (whose message shows the URL without its password).
 
     Imports are local so a broker's client library is only needed when used.
     """
-    scheme = urlsplit(url).scheme.lower()
+    url = SecretURL(url)
+    scheme = url.scheme
     if scheme == "sqlite":
         from hurtle.brokers.sqlite import SQLiteBroker
 
@@ -33,7 +35,7 @@ def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:
             if (exc.name or "").partition(".")[0] != "redis":
                 raise
             raise ConfigurationError(
-                f"broker URL {url!r} needs the redis package: pip install 'hurtle[redis]'"
+                f"broker URL {str(url)!r} needs the redis package: pip install 'hurtle[redis]'"
             ) from None
 
         if scheme in RedisClusterBroker.schemes:
@@ -47,10 +49,10 @@ def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:
                 raise
             if sys.version_info < (3, 11):  # where the amqp extra installs nothing
                 raise ConfigurationError(
-                    f"broker URL {url!r}: the RabbitMQ broker needs Python 3.11 or later (aiormq 7.2)"
+                    f"broker URL {str(url)!r}: the RabbitMQ broker needs Python 3.11 or later (aiormq 7.2)"
                 ) from None
             raise ConfigurationError(
-                f"broker URL {url!r} needs the aio-pika package: pip install 'hurtle[amqp]'"
+                f"broker URL {str(url)!r} needs the aio-pika package: pip install 'hurtle[amqp]'"
             ) from None
 
         return AMQPBroker(url, visibility_timeout=visibility_timeout)
@@ -59,4 +61,4 @@ def from_url(url: str, *, visibility_timeout: float = 30.0) -> Broker:
         " redis+cluster://host:6379, rediss+cluster://...,"
         " amqp://user:password@host:5672/vhost, amqps://..."
     )
-    raise ConfigurationError(f"unknown broker URL {url!r}: hurtle knows {known}")
+    raise ConfigurationError(f"unknown broker URL {str(url)!r}: hurtle knows {known}")

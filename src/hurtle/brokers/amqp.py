@@ -50,6 +50,7 @@ from hurtle.brokers.amqp_link import AMQPURL, HURTLE_AT, OPTIONS, Conn, Link
 from hurtle.brokers.amqp_publish import publish_all
 from hurtle.brokers.amqp_topology import Topology, delay_headers, delay_units, is_unroutable
 from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
+from hurtle.urls import SecretURL
 
 log = logging.getLogger("hurtle.amqp")
 
@@ -69,10 +70,10 @@ class AMQPBroker(AMQPDeadLetters, Broker):
     url_options = OPTIONS
 
     def __init__(
-        self, url: str = "amqp://guest:guest@127.0.0.1:5672/", *, visibility_timeout: float = 30.0
+        self, url: str | SecretURL = "amqp://guest:guest@127.0.0.1:5672/", *, visibility_timeout: float = 30.0
     ) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)
-        self.amqp_url = AMQPURL.parse(url)
+        self.amqp_url = AMQPURL.parse(self.url)
         self.names = self.amqp_url.names
         self._topology = Topology(self.amqp_url)
         self._puller = Puller(self.names)

@@ -40,6 +40,7 @@ from pamqp.common import FieldTable
 from hurtle.brokers.outage import Outage
 from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import BrokerError, ConfigurationError
+from hurtle.urls import SecretURL
 
 T = TypeVar("T")
 
@@ -111,7 +112,7 @@ class Names:
 class AMQPURL:
     """A hurtle AMQP URL: aiormq's URL plus hurtle's own query options."""
 
-    client_url: str  # what aiormq gets: the URL without hurtle's options
+    client_url: SecretURL  # what aiormq gets: the URL without hurtle's options
     where: str  # for logs and errors: no password
     names: Names
     queue_type: str
@@ -120,30 +121,31 @@ class AMQPURL:
     delivery_limit: int | None
 
     @classmethod
-    def parse(cls, url: str) -> AMQPURL:
-        parts = urlsplit(url)
+    def parse(cls, url: str | SecretURL) -> AMQPURL:
+        url = SecretURL(url)
+        parts = urlsplit(url.reveal())
         query = query_options(parts)
         refuse_unknown("AMQP", (k for k, _ in query), {"hurtle": OPTIONS, "aiormq": AIORMQ_OPTIONS})
         ours = {k: v for k, v in query if k in OPTIONS}
-        client_url = rebuild(parts, urlencode([(k, v) for k, v in query if k not in ours]))
+        client_url = SecretURL(rebuild(parts, urlencode([(k, v) for k, v in query if k not in ours])))
         prefix = ours.get("prefix", DEFAULT_PREFIX)
         queue_type = ours.get("queue_type", "classic")
         if not prefix or any(c.isspace() for c in prefix):
-            raise ConfigurationError(f"bad AMQP URL {url!r}: prefix must be non-empty, without spaces")
+            raise ConfigurationError(f"bad AMQP URL {str(url)!r}: prefix must be non-empty, without spaces")
         if queue_type not in QUEUE_TYPES:
-            raise ConfigurationError(f"bad AMQP URL {url!r}: queue_type is classic or quorum")
+            raise ConfigurationError(f"bad AMQP URL {str(url)!r}: queue_type is classic or quorum")
         confirm = ours.get("confirm", "true").lower()
         if confirm not in ("true", "false", "1", "0"):
-            raise ConfigurationError(f"bad AMQP URL {url!r}: confirm is true or false")
+            raise ConfigurationError(f"bad AMQP URL {str(url)!r}: confirm is true or false")
         try:
             reconnect_timeout = float(ours.get("reconnect_timeout", DEFAULT_RECONNECT_TIMEOUT))
             limit = ours.get("delivery_limit")
             delivery_limit = int(limit) if limit else None
             port = parts.port
         except ValueError as exc:
-            raise ConfigurationError(f"bad AMQP URL {url!r}: {exc}") from None
+            raise ConfigurationError(f"bad AMQP URL {str(url)!r}: {url.scrub(str(exc))}") from None
         if delivery_limit is not None and queue_type != "quorum":
-            raise ConfigurationError(f"bad AMQP URL {url!r}: delivery_limit needs queue_type=quorum")
+            raise ConfigurationError(f"bad AMQP URL {str(url)!r}: delivery_limit needs queue_type=quorum")
         default_port = 5671 if parts.scheme == "amqps" else 5672
         where = f"{parts.scheme}://{parts.hostname or 'localhost'}:{port or default_port}{parts.path or '/'}"
         return cls(
@@ -310,7 +312,8 @@ class Link:
         host = socket.gethostname()
         connection = await asyncio.wait_for(
             aiormq.connect(
-                self.url.client_url, client_properties={"connection_name": f"hurtle:{host}:{os.getpid()}"}
+                self.url.client_url.reveal(),
+                client_properties={"connection_name": f"hurtle:{host}:{os.getpid()}"},
             ),
             _CONNECT_TIMEOUT,
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from hurtle.results import ResultStore
+from hurtle.urls import SecretURL
 
 #: Where ``Broker.locate`` found a task's message: waiting (ready, delayed, or leased
 #: with its lease run out), or leased by a worker whose lease is alive.
@@ -117,8 +118,9 @@ class Broker(abc.ABC):
     #: option is one its client library takes, or the URL is a ``ConfigurationError``.
     url_options: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, url: str, *, visibility_timeout: float) -> None:
-        self.url = url
+    def __init__(self, url: str | SecretURL, *, visibility_timeout: float) -> None:
+        #: Prints without its password; ``url.reveal()`` is for the client library only.
+        self.url = SecretURL(url)
         self.visibility_timeout = visibility_timeout
 
     async def connect(self) -> None:  # noqa: B027 - optional hook

@@ -27,6 +27,7 @@ from hurtle.brokers.base import (
 )
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.results import PollingWaiters, ResultStore, Waiters
+from hurtle.urls import SecretURL
 
 _POLL_CAP = 0.05  # seconds: delayed messages and expired leases are found by then
 
@@ -86,10 +87,11 @@ class MemoryBroker(Broker, ResultStore):
     blocking_fetch = True
     locates_messages = True
 
-    def __init__(self, url: str = "memory://", *, visibility_timeout: float = 30.0) -> None:
+    def __init__(self, url: str | SecretURL = "memory://", *, visibility_timeout: float = 30.0) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)
-        refuse_unknown("memory", (k for k, _ in query_options(urlsplit(url))), {"hurtle": self.url_options})
-        self._store = _store_for(url)
+        options = query_options(urlsplit(self.url.reveal()))
+        refuse_unknown("memory", (k for k, _ in options), {"hurtle": self.url_options})
+        self._store = _store_for(self.url.reveal())
 
     async def enqueue(self, messages: Sequence[Message]) -> None:
         now = time.time()

@@ -63,7 +63,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -82,6 +81,7 @@ from hurtle.brokers.redis_link import (
 from hurtle.brokers.redis_locate import RedisLocate
 from hurtle.brokers.redis_results import RedisResults
 from hurtle.errors import ConfigurationError
+from hurtle.urls import SecretURL
 
 _HOUSEKEEP_EVERY = 1.0  # seconds between promotions of due delayed messages, at most
 _RECLAIM_EVERY = 1.0  # seconds between searches for expired leases, at most
@@ -118,12 +118,14 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
     locates_messages = True  # by a scan in chunks: redis_locate.py
     url_options = OPTIONS
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, visibility_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str | SecretURL = "redis://127.0.0.1:6379/0", *, visibility_timeout: float = 30.0
+    ) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)
-        if urlsplit(url).scheme not in self.schemes:  # a cluster URL needs the cluster class
+        if self.url.scheme not in self.schemes:  # a cluster URL needs the cluster class
             served = ", ".join(self.schemes)
-            raise ConfigurationError(f"{type(self).__name__} serves {served} URLs, not {url!r}")
-        parsed = RedisURL.parse(url)
+            raise ConfigurationError(f"{type(self).__name__} serves {served} URLs, not {str(self.url)!r}")
+        parsed = RedisURL.parse(self.url)
         self.keys = parsed.keys
         self.lease_ms = max(1, int(visibility_timeout * 1000))
         self._link = Link(parsed, self.lease_ms)

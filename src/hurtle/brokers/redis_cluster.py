@@ -53,16 +53,17 @@ from hurtle.brokers.base import Delivery, Message
 from hurtle.brokers.redis import RedisBroker
 from hurtle.brokers.redis_link import CLUSTER_SCHEMES, GROUP, Conn
 from hurtle.errors import ConfigurationError
+from hurtle.urls import SecretURL
 
 
 class RedisClusterBroker(RedisBroker):
     schemes = CLUSTER_SCHEMES
 
     def __init__(
-        self, url: str = "redis+cluster://127.0.0.1:6379", *, visibility_timeout: float = 30.0
+        self, url: str | SecretURL = "redis+cluster://127.0.0.1:6379", *, visibility_timeout: float = 30.0
     ) -> None:
         if not hasattr(ClusterNode, "release"):  # the read below takes and gives back connections
-            raise ConfigurationError(f"{url!r}: a Redis Cluster needs redis-py 6.2 or later")
+            raise ConfigurationError(f"{str(SecretURL(url))!r}: a Redis Cluster needs redis-py 6.2 or later")
         super().__init__(url, visibility_timeout=visibility_timeout)
 
     async def enqueue(self, messages: Sequence[Message]) -> None:

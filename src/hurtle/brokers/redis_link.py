@@ -64,6 +64,7 @@ except ImportError:  # redis-py runs without it, packing in Python
 from hurtle.brokers.outage import Outage
 from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import BrokerError, ConfigurationError
+from hurtle.urls import SecretURL
 
 T = TypeVar("T")
 Client = Union[aioredis.Redis, RedisCluster]  # noqa: UP007 - a runtime alias: py3.10 has no `type`
@@ -117,28 +118,29 @@ class Keys:
 class RedisURL:
     """A hurtle Redis URL: redis-py's URL plus hurtle's own query parameters."""
 
-    client_url: str  # what redis-py gets: the URL without hurtle's options
+    client_url: SecretURL  # what redis-py gets: the URL without hurtle's options
     where: str  # for logs and errors: no password
     keys: Keys
     reconnect_timeout: float
     cluster: bool = False  # redis+cluster:// or rediss+cluster://: a RedisCluster client
 
     @classmethod
-    def parse(cls, url: str) -> RedisURL:
-        parts = urlsplit(url)
+    def parse(cls, url: str | SecretURL) -> RedisURL:
+        url = SecretURL(url)
+        parts = urlsplit(url.reveal())
         cluster = parts.scheme in CLUSTER_SCHEMES
         query = query_options(parts)
         ours = {k: v for k, v in query if k in OPTIONS}
         theirs = urlencode([(k, v) for k, v in query if k not in ours])
-        client_url = rebuild(parts, theirs, scheme=parts.scheme.removesuffix("+cluster"))
+        client_url = SecretURL(rebuild(parts, theirs, scheme=parts.scheme.removesuffix("+cluster")))
         prefix = ours.get("prefix", DEFAULT_PREFIX)
         if not prefix or "{" in prefix or "}" in prefix:
-            raise ConfigurationError(f"bad Redis URL {url!r}: prefix must be non-empty, without braces")
+            raise ConfigurationError(f"bad Redis URL {str(url)!r}: prefix must be non-empty, without braces")
         try:
             reconnect_timeout = float(ours.get("reconnect_timeout", DEFAULT_RECONNECT_TIMEOUT))
-            kwargs = parse_url(client_url)
+            kwargs = parse_url(client_url.reveal())
         except ValueError as exc:
-            raise ConfigurationError(f"bad Redis URL {url!r}: {exc}") from None
+            raise ConfigurationError(f"bad Redis URL {str(url)!r}: {url.scrub(str(exc))}") from None
         connection_class: type = RedisCluster if cluster else kwargs.get("connection_class", Connection)
         refuse_unknown(
             "Redis Cluster" if cluster else "Redis", (k for k, _ in query),
@@ -146,7 +148,7 @@ class RedisURL:
         )
         path = parts.path.strip("/")
         if parts.scheme != "unix" and path and not path.isdigit():
-            raise ConfigurationError(f"bad Redis URL {url!r}: the path is a database number, like /0")
+            raise ConfigurationError(f"bad Redis URL {str(url)!r}: the path is a database number, like /0")
         if cluster:
             _check_cluster_url(url, kwargs)
             return cls(client_url, f"{parts.scheme}://{kwargs['host']}:{kwargs.get('port', 6379)}",
@@ -159,12 +161,12 @@ class RedisURL:
         return cls(client_url, where, Keys(prefix), reconnect_timeout)
 
 
-def _check_cluster_url(url: str, kwargs: Mapping[str, object]) -> None:
+def _check_cluster_url(url: SecretURL, kwargs: Mapping[str, object]) -> None:
     """A Cluster has database 0 only, TCP only, and a seed node to ask for the others."""
     if kwargs.get("db", 0) != 0:
-        raise ConfigurationError(f"bad Redis URL {url!r}: a Redis Cluster has database 0 only")
+        raise ConfigurationError(f"bad Redis URL {str(url)!r}: a Redis Cluster has database 0 only")
     if not kwargs.get("host"):
-        raise ConfigurationError(f"bad Redis URL {url!r}: name a node, like redis+cluster://host:6379")
+        raise ConfigurationError(f"bad Redis URL {str(url)!r}: name a node, like redis+cluster://host:6379")
 
 
 @functools.cache
@@ -331,7 +333,7 @@ class Link:
         consumer = f"{host}/{os.getpid()}/{secrets.token_hex(3)}/{self.lease_ms}"
         make = RedisCluster.from_url if self.url.cluster else aioredis.Redis.from_url
         client: Client = make(
-            self.url.client_url,
+            self.url.client_url.reveal(),
             socket_timeout=_SOCKET_TIMEOUT,
             socket_connect_timeout=_CONNECT_TIMEOUT,
             # One quick retry on a fresh connection (a pooled one the server closed);

@@ -39,6 +39,7 @@ from hurtle.brokers.sqlite_batch import SQLThread
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.errors import ConfigurationError
 from hurtle.results import ResultStore
+from hurtle.urls import SecretURL
 
 T = TypeVar("T")
 
@@ -77,16 +78,17 @@ _LOCATE_BATCH = 500
 _IDS_PER_QUERY = 500  # ids per IN (...) of the result waiters' lookup, for the same reason
 
 
-def path_from_url(url: str) -> str:
+def path_from_url(url: str | SecretURL) -> str:
     """``sqlite:///a.db`` is ``a.db`` (relative); ``sqlite:////tmp/a.db`` is absolute.
     A ``?`` begins the query (the broker takes no options), not a file name."""
     prefix = "sqlite://"
-    url = url.partition("?")[0]
-    if not url.startswith(prefix) or len(url) <= len(prefix) + 1 or url[len(prefix)] != "/":
+    url = SecretURL(url)
+    head = url.reveal().partition("?")[0]
+    if not head.startswith(prefix) or len(head) <= len(prefix) + 1 or head[len(prefix)] != "/":
         raise ConfigurationError(
-            f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            f"bad SQLite URL {str(url)!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
         )
-    return url[len(prefix) + 1 :]
+    return head[len(prefix) + 1 :]
 
 
 class SQLiteBroker(Broker, ResultStore):
@@ -94,11 +96,12 @@ class SQLiteBroker(Broker, ResultStore):
     locates_messages = True
 
     def __init__(
-        self, url: str = "sqlite:///hurtle.db", *, visibility_timeout: float = 30.0
+        self, url: str | SecretURL = "sqlite:///hurtle.db", *, visibility_timeout: float = 30.0
     ) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)
-        refuse_unknown("SQLite", (k for k, _ in query_options(urlsplit(url))), {"hurtle": self.url_options})
-        self.path = path_from_url(url)
+        options = query_options(urlsplit(self.url.reveal()))
+        refuse_unknown("SQLite", (k for k, _ in options), {"hurtle": self.url_options})
+        self.path = path_from_url(self.url)
         self._sql = SQLThread(self._open, self.path)
         self._next_sweep = 0.0
         # The last lease found messages: lease again at once, without a probe first.

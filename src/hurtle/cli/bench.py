@@ -22,6 +22,7 @@ from hurtle.cli import bench_report
 from hurtle.cli.bench_progress import run_progress
 from hurtle.cli.common import fail
 from hurtle.errors import HurtleError
+from hurtle.urls import display_url
 
 EXIT_UNVERIFIED = 1
 WORKLOADS = ("noop", "latency", "heavyinit", "ping")  # each a module of hurtle.bench with run()
@@ -148,10 +149,11 @@ def _peer_names(
 def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, as_json: bool) -> None:
     console = Console(stderr=as_json)
     if not as_json:
-        where = options.broker or "SQLite in a fresh temp dir per run"
+        where = display_url(options.broker) if options.broker else "SQLite in a fresh temp dir per run"
         console.print(
             f"hurtle bench {workload}: {options.n:,} tasks ({options.kind}), {options.processes} worker"
-            f" process(es), {where}, {repeat} run(s)"
+            f" process(es), {where}, {repeat} run(s)",
+            markup=False,  # a URL's brackets are not markup
         )
         described = _describe(workload, options)
         if described:

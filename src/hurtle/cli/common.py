@@ -22,9 +22,9 @@ from hurtle.settings import (
     ENV_BROKER,
     VISIBILITY_TIMEOUT,
     broker_url_from_env,
-    display_url,
     results_url_from_env,
 )
+from hurtle.urls import SecretURL
 
 T = TypeVar("T")
 
@@ -81,8 +81,8 @@ broker_option = click.option(
 class Where:
     """Where a command reads: the app's broker and result store, or what it was told."""
 
-    broker_url: str
-    results_url: str | None
+    broker_url: SecretURL
+    results_url: SecretURL | None
     visibility_timeout: float
     app_given: bool
     #: No app, no --broker, no $HURTLE_BROKER: the default, which may not be the app's.
@@ -94,10 +94,11 @@ def where_to_read(app_spec: str | None, broker_url: str | None) -> Where:
     an app, ``--broker``, else ``$HURTLE_BROKER``, else the default."""
     if app_spec:
         app = load_app(app_spec)
-        return Where(broker_url or app.broker_url, app.results_url, app.visibility_timeout, True)
-    url = broker_url_from_env(broker_url)
+        return Where(SecretURL(broker_url or app.broker_url), app.results_url, app.visibility_timeout, True)
+    url = SecretURL(broker_url_from_env(broker_url))
+    results = results_url_from_env(None)
     by_default = not broker_url and not os.environ.get(ENV_BROKER)
-    return Where(url, results_url_from_env(None), VISIBILITY_TIMEOUT, False, by_default)
+    return Where(url, SecretURL(results) if results else None, VISIBILITY_TIMEOUT, False, by_default)
 
 
 def open_connection(where: Where) -> Connection:
@@ -117,7 +118,7 @@ def open_connection(where: Where) -> Connection:
         why = "nothing has been sent to it yet" if where.app_given else no_app
         fail(f"no hurtle database at {os.path.abspath(broker.path)} ({why})")
     if where.by_default:
-        click.echo(f"reading {display_url(broker.url)} ({no_app})", err=True)
+        click.echo(f"reading {broker.url} ({no_app})", err=True)
     return connection
 
 

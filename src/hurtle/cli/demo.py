@@ -39,6 +39,7 @@ from hurtle.demo.tasks import QUEUE
 from hurtle.demo.workload import MIN_TASKS, Plan, Sent, send
 from hurtle.errors import HurtleError
 from hurtle.settings import ENV_BROKER, ENV_RESULTS
+from hurtle.urls import SecretURL
 
 EXIT_DEMO_FAILED = 1
 POLL_INTERVAL = 0.2  # seconds between progress polls: cheap for the broker, smooth enough to watch
@@ -60,7 +61,7 @@ class DemoRun:
 
     plan: Plan
     processes: int
-    broker_url: str
+    broker_url: SecretURL
     workdir: Path
 
     @property
@@ -90,7 +91,7 @@ def demo(total: int, processes: int | None, broker_url: str | None, keep: bool) 
     config = DemoRun(
         plan=Plan(total),
         processes=processes or os.cpu_count() or 1,
-        broker_url=broker_url or f"sqlite:///{workdir / 'broker.db'}",
+        broker_url=SecretURL(broker_url or f"sqlite:///{workdir / 'broker.db'}"),
         workdir=workdir,
     )
     console = Console(highlight=False)
@@ -109,9 +110,9 @@ def demo(total: int, processes: int | None, broker_url: str | None, keep: bool) 
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     if keep and broker_url is None:
-        # soft_wrap: a command to copy must not be broken over lines
-        console.print(f"look around: hurtle status --broker {config.broker_url}", soft_wrap=True)
-        console.print(f"             hurtle dlq list --broker {config.broker_url}", soft_wrap=True)
+        # soft_wrap: a command to copy must not be broken over lines; a path's brackets are no markup
+        for line in ("look around: hurtle status", "             hurtle dlq list"):
+            console.print(f"{line} --broker {config.broker_url}", soft_wrap=True, markup=False)
 
 
 def _check_url(url: str) -> None:
@@ -120,7 +121,7 @@ def _check_url(url: str) -> None:
         broker = from_url(url)
     except HurtleError as exc:
         fail(str(exc))
-    if broker.url.startswith("memory:"):
+    if broker.url.scheme == "memory":
         fail("--broker memory:// lives in one process; the demo's worker is another: use sqlite:///path.db")
 
 
@@ -131,7 +132,7 @@ async def _demo(config: DemoRun, console: Console) -> None:
         console.print(
             f"[bold]hurtle demo[/]: {config.plan.total:,} tasks, {config.processes} worker process(es)"
         )
-        console.print(f"  broker: {config.broker_url}", soft_wrap=True)
+        console.print(f"  broker: {config.broker_url}", soft_wrap=True, markup=False)
         sent = await asyncio.to_thread(_send, config)
         console.print(f"  sent {sent.count:,} tasks in {sent.seconds:.2f} s ({sent.batches} round trips)")
         summary = await _run_worker(config, broker, sent, dead_before, console)
@@ -172,11 +173,11 @@ async def _run_worker(
 ) -> Summary:
     command = [
         sys.executable, "-m", "hurtle", "worker", APP_SPEC, "--burst",
-        "-p", str(config.processes), "--broker", config.broker_url,
+        "-p", str(config.processes), "--broker", config.broker_url.reveal(),
     ]
     console.print(f"  running: hurtle worker {APP_SPEC} --burst -p {config.processes}")
     env = {k: v for k, v in os.environ.items() if k != ENV_RESULTS}
-    env[ENV_BROKER] = config.broker_url
+    env[ENV_BROKER] = config.broker_url.reveal()
     with config.log.open("wb") as log:
         started = time.time()
         # Its own session: Ctrl-C here must not reach it; the demo stops it itself.

@@ -13,17 +13,17 @@ from typing import Any
 
 from hurtle.app import App
 from hurtle.brokers import from_url
-from hurtle.settings import display_url
 from hurtle.task import Task
+from hurtle.urls import SecretURL
 from hurtle.worker.consumer import WorkerConfig
 
 
-def describe_results(broker_url: str, results_url: str | None) -> str:
+def describe_results(broker_url: str | SecretURL, results_url: str | SecretURL | None) -> str:
     """Where results are kept, fit to print."""
-    url = results_url or broker_url
+    url = SecretURL(results_url or broker_url)
     if from_url(url).result_store() is None:  # makes no connection
-        return f"not kept ({_scheme(url)} keeps no results)"
-    return display_url(results_url) if results_url else "kept by the broker"
+        return f"not kept ({url.scheme} keeps no results)"
+    return str(url) if results_url else "kept by the broker"
 
 
 def task_kind(task: Task[Any, Any], threads: int) -> str:
@@ -39,7 +39,7 @@ def start_block(app: App, config: WorkerConfig, processes: int) -> str:
     lines = [
         f"starting {processes} worker process(es) consuming {', '.join(config.queues)}"
         f" (concurrency {config.concurrency}, threads {config.threads} per process)",
-        f"  broker:  {display_url(app.broker_url)}",
+        f"  broker:  {app.broker_url}",
         f"  results: {describe_results(app.broker_url, app.results_url)}",
     ]
     if not app.tasks:
@@ -74,11 +74,8 @@ def start_warnings(app: App, queues: Sequence[str]) -> list[str]:
     store_url = app.results_url or app.broker_url
     if keeps_results and from_url(store_url).result_store() is None:
         warnings.append(
-            f"results are not kept: {_scheme(store_url)} keeps none, so Handle.result()"
+            f"results are not kept: {store_url.scheme} keeps none, so Handle.result()"
             " waits until its timeout; pass App(results=URL) or set HURTLE_RESULTS"
         )
     return warnings
 
-
-def _scheme(url: str) -> str:
-    return url.partition(":")[0]
