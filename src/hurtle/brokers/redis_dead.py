@@ -9,6 +9,7 @@ which moves each entry atomically and says which it moved.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import cast
 
@@ -119,12 +120,21 @@ class RedisDeadLetters:
         return await self._link.call(purge)
 
 
+def _timestamp(raw: bytes | None) -> float:
+    """A dead letter's ``failed_at``; NaN when it is no number (written by hand or
+    by another program), so the letter is still listed."""
+    try:
+        return float(raw or 0)
+    except ValueError:
+        return math.nan
+
+
 def _dead_letter(queue: str, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
     return DeadLetter(
         id=f"{queue}:{entry_id.decode()}",
         queue=queue,
         body=fields.get(b"body", b""),
         reason=fields.get(b"reason", b"").decode(errors="replace"),
-        failed_at=float(fields.get(b"failed_at", b"0") or 0),
+        failed_at=_timestamp(fields.get(b"failed_at")),
         message_id=fields.get(b"id", b"").decode(errors="replace"),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -119,6 +120,8 @@ def open_connection(where: Where) -> Connection:
         fail(f"no hurtle database at {os.path.abspath(broker.path)} ({why})")
     if where.by_default:
         click.echo(f"reading {broker.url} ({no_app})", err=True)
+    # aiormq logs each failed attempt to connect: the command's one error line says it.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     return connection
 
 
@@ -132,10 +135,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def on_connection(connection: Connection, action: Callable[[Connection], Awaitable[T]]) -> T:
     """Run one action for a command, closing its connection whatever happens;
-    hurtle errors become one-line user errors."""
+    hurtle errors become one-line user errors.
+
+    The broker is connected once first, without retrying: an unreachable one is
+    one line at once, where the action's own calls would reconnect with backoff
+    for the URL's ``reconnect_timeout`` (30 s) before saying so.
+    """
 
     async def act() -> T:
         try:
+            await connection.broker.connect()
             return await action(connection)
         finally:
             await connection.close()

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from hurtle.brokers import DeadLetter
+from hurtle.brokers import Broker, DeadLetter
 from hurtle.brokers.base import Requeued
 from hurtle.cli.common import app_option, broker_option, on_connection, open_connection, where_to_read
+from hurtle.cli.literal import as_text, literal, when
 from hurtle.client import Connection
-from hurtle.envelope import DecodeError, decode
-from hurtle.settings import display_url
+from hurtle.envelope import decode
 
 #: ``dlq requeue`` when some ids named no dead letter (the others were requeued);
 #: 2 stays what it is everywhere: a usage error, nothing done.
 EXIT_UNKNOWN_IDS = 1
+_REASON_WIDTH = 120  # characters of a reason's first line, without --full
 
 _queue_option = click.option("-q", "--queue", help="Only this queue's dead letters.")
 
@@ -38,15 +39,16 @@ def list_(app_spec: str | None, broker_url: str | None, queue: str | None, limit
     """List the newest dead letters with why they died."""
     where = where_to_read(app_spec, broker_url)
     letters = on_connection(open_connection(where), lambda c: c.broker.dead_letters(queue, limit))
-    shown = display_url(where.broker_url)
     if not letters:
-        click.echo(f"no dead letters on {shown}")
+        click.echo(f"no dead letters on {where.broker_url}")
         return
-    table = Table("id", "task id", "queue", "task", "failed at", "reason", title=shown)
+    # Every cell is the broker's data, whoever wrote it: printed as it is, never as markup.
+    table = Table("id", "task id", "queue", "task", "failed at", "reason", title=literal(where.broker_url))
     for letter in letters:
-        reason = letter.reason if full else letter.reason.strip().splitlines()[0][:120]
-        task, when = _task_of(letter), _when(letter.failed_at)
-        table.add_row(letter.id, letter.message_id, letter.queue, task, when, reason)
+        table.add_row(
+            literal(letter.id), literal(letter.message_id), literal(letter.queue), _task_of(letter),
+            when(letter.failed_at), _reason(letter.reason, full),
+        )
     Console().print(table)
 
 
@@ -84,27 +86,37 @@ def purge(app_spec: str | None, broker_url: str | None, queue: str | None, yes: 
     """Delete dead letters for good."""
     connection = open_connection(where_to_read(app_spec, broker_url))
     which = f"queue {queue!r}" if queue else "every queue"
-    shown = display_url(connection.broker.url)
-    if not yes and not click.confirm(f"delete the dead letters of {which} on {shown}?"):
+    if not yes and not click.confirm(f"delete the dead letters of {which} on {connection.broker.url}?"):
         return  # nothing was opened: brokers connect on first use
     count = on_connection(connection, lambda c: c.broker.purge_dead(queue))
     click.echo(f"deleted {count} dead letter(s)")
 
 
-def _task_of(letter: DeadLetter) -> str:
+def _task_of(letter: DeadLetter) -> Text:
+    """The task a dead letter's body names; any body that does not decode (not JSON,
+    nested past the decoder's depth, not bytes at all) is said to be undecodable."""
     try:
-        return decode(letter.body).task
-    except DecodeError:
-        return "(undecodable)"
+        return literal(decode(letter.body).task)
+    except Exception:
+        return Text("(undecodable)", style="italic")
 
 
-def _when(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp).isoformat(sep=" ", timespec="seconds")
+def _reason(reason: object, full: bool) -> Text:
+    """The whole reason, or its first non-blank line cut to 120 characters."""
+    text = as_text(reason)
+    if full:
+        return literal(text, lines=True)
+    first = next((line for line in text.strip().splitlines() if line.strip()), "")
+    return literal(first[:_REASON_WIDTH])
 
 
 async def _requeue_and_forget(connection: Connection, ids: Sequence[str]) -> Requeued:
     """Requeue, then forget the failures stored for the requeued tasks: their
-    senders' ``result()`` and ``status()`` wait for the new run, not the old failure."""
+    senders' ``result()`` and ``status()`` wait for the new run, not the old failure.
+    The result store is connected first: an unreachable one stops the command before
+    anything moved, not after."""
+    if isinstance(connection.results, Broker) and connection.results is not connection.broker:
+        await connection.results.connect()
     requeued = await connection.broker.requeue_dead_by_id(ids)
     if connection.results is not None and requeued.task_ids:
         await connection.results.forget(list(requeued.task_ids))

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hurtle.cli.common import app_option, broker_option, on_connection, open_connection, where_to_read
-from hurtle.settings import display_url
+from hurtle.cli.literal import literal
 from hurtle.worker.startup import describe_results
 
 
@@ -21,12 +21,16 @@ def status(app_spec: str | None, broker_url: str | None, queues: str | None) -> 
     connection = open_connection(where)
     names = [q for q in queues.split(",") if q] if queues else None
     rows = on_connection(connection, lambda c: c.broker.stats(names))
-    shown = display_url(where.broker_url)
     if not rows:
-        click.echo(f"no queues on {shown}")
+        click.echo(f"no queues on {where.broker_url}")
         return
     results = f"results: {describe_results(where.broker_url, where.results_url)}"
-    table = Table("queue", "ready", "delayed", "in flight", "dead", title=shown, caption=results)
+    # Queue names are the broker's data, whoever wrote them: printed as they are, never as markup.
+    table = Table(
+        "queue", "ready", "delayed", "in flight", "dead",
+        title=literal(where.broker_url), caption=literal(results),
+    )
     for row in rows:
-        table.add_row(row.name, str(row.ready), str(row.delayed), str(row.in_flight), str(row.dead))
+        counts = (row.ready, row.delayed, row.in_flight, row.dead)
+        table.add_row(literal(row.name), *(literal(count) for count in counts))
     Console().print(table)
