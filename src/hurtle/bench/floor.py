@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hurtle.envelope import encode, make_envelope
+from hurtle.urls import display_url
 
 GROUP = "floor"
 _IDLE = 0.3  # seconds without a message after which an AMQP consumer stops
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     scheme = urlsplit(args.url).scheme
     kind = "redis" if scheme in ("redis", "rediss", "unix") else "amqp" if scheme in ("amqp", "amqps") else ""
     if not kind:
-        parser.error(f"a redis:// or amqp:// URL, not {args.url!r}")
+        parser.error(f"a redis:// or amqp:// URL, not {display_url(args.url)!r}")
     runs: list[dict[str, float]] = []
     for index in range(args.repeat):
         plan = Plan(args.url, args.n, args.batch, args.send_batch, f"hurtle-floor-{secrets.token_hex(6)}")
