@@ -46,7 +46,8 @@ from pamqp.common import FieldTable
 
 from hurtle.brokers.amqp_dead import AMQPDeadLetters
 from hurtle.brokers.amqp_fetch import Puller, Receipt, uncounted
-from hurtle.brokers.amqp_link import AMQPURL, HURTLE_AT, OPTIONS, Conn, Link
+from hurtle.brokers.amqp_headers import HURTLE_AT
+from hurtle.brokers.amqp_link import AMQPURL, OPTIONS, Conn, Link
 from hurtle.brokers.amqp_publish import publish_all
 from hurtle.brokers.amqp_topology import Topology, delay_headers, delay_units, is_unroutable
 from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
@@ -59,6 +60,7 @@ log = logging.getLogger("hurtle.amqp")
 #: with short tasks); short enough that a worker busy below its water mark, or draining
 #: to stop, keeps messages from idle workers for no longer.
 STAND_DOWN_AFTER = 0.5
+_SHORT_STRING = 255  # bytes: AMQP's short strings (a message_id)
 
 
 class AMQPBroker(AMQPDeadLetters, Broker):
@@ -76,7 +78,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         self.amqp_url = AMQPURL.parse(self.url)
         self.names = self.amqp_url.names
         self._topology = Topology(self.amqp_url)
-        self._puller = Puller(self.names)
+        self._puller = Puller(self.names, self.publish_dead, quorum=self.amqp_url.queue_type == "quorum")
         self._link = Link(
             self.amqp_url, self._puller.received, self._topology.forget, self._puller.consumer_forgotten
         )
@@ -165,8 +167,11 @@ class AMQPBroker(AMQPDeadLetters, Broker):
             top, bits = delay_headers(message.queue, units)
             headers.update(bits)
             exchange = self.names.delay_exchange(top)
+        # message_id is a short string (255 bytes at most): a foreign producer's task id
+        # may be longer, and pamqp refused to write it (the retry never left the worker).
+        message_id = message.id if len(message.id.encode(errors="replace")) <= _SHORT_STRING else None
         properties = spec.Basic.Properties(
-            content_type="application/json", delivery_mode=2, message_id=message.id, headers=headers
+            content_type="application/json", delivery_mode=2, message_id=message_id, headers=headers
         )
         return exchange, work, top, properties
 

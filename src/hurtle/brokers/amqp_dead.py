@@ -31,16 +31,15 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
-from hurtle.brokers.amqp_link import (
+from hurtle.brokers.amqp_headers import (
     DELIVERIES,
     HURTLE_AT,
-    Conn,
-    Link,
-    Names,
+    UNREADABLE,
     copy_properties,
     own_headers,
-    publish,
+    writable,
 )
+from hurtle.brokers.amqp_link import Conn, Link, Names, publish
 from hurtle.brokers.amqp_topology import QUEUE_HEADER, Topology
 from hurtle.brokers.base import DeadLetter, Requeued, unknown_ids
 
@@ -64,11 +63,15 @@ class AMQPDeadLetters:
     async def publish_dead(
         self, conn: Conn, queue: str, body: bytes, original: spec.Basic.Properties, reason: str
     ) -> None:
-        """Publish a dead letter through the dead-letter exchange, confirmed."""
+        """Publish a dead letter through the dead-letter exchange, confirmed. A header
+        pamqp cannot write as it came (a double, say) is kept as text: the reason says which."""
         await self._topology.ensure_queue(conn, queue)
+        kept, changed = writable({k: v for k, v in own_headers(original).items() if k != UNREADABLE})
+        if changed:
+            reason += f"\n(headers rewritten to be sent again: {'; '.join(changed)})"
         if len(reason) > _REASON_LIMIT:
             reason = reason[:_REASON_LIMIT] + "\n... (cut)"
-        headers = own_headers(original) | {
+        headers = kept | {
             REASON_HEADER: reason,
             FAILED_AT_HEADER: repr(time.time()),
             DEAD_ID_HEADER: uuid.uuid4().hex,
@@ -210,7 +213,7 @@ def _text(value: object) -> str:
 def _fresh(message: DeliveredMessage) -> spec.Basic.Properties:
     """A requeued dead letter's properties: as first sent, ready now."""
     properties = message.header.properties
-    dropped = {*_DEAD_HEADERS, DELIVERIES}
+    dropped = {*_DEAD_HEADERS, DELIVERIES, UNREADABLE}
     headers = {k: v for k, v in own_headers(properties).items() if k not in dropped and not _BIT.fullmatch(k)}
     headers[HURTLE_AT] = int(time.time() * 1_000_000)
     return copy_properties(properties, headers)

@@ -33,6 +33,13 @@ those returns (``x-delivery-count``); a classic queue only flags them
 ``redelivered``, so such a message is published again with the count in the
 header ``hurtle-deliveries`` and the flagged copy acknowledged: the copy comes
 later, at the back of the queue, counted.
+
+Nothing taken is stranded. Whatever a fetch takes out of the buffer is leased,
+settled here (a count that is not a count: dead-lettered with the reason; a
+redelivery: counted), or put back at the front of the buffer before an error
+is raised. A message taken and then lost to an exception would stay unacked
+on the channel, neither buffered nor leased, holding prefetch that nothing
+ever frees.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiormq
@@ -50,15 +58,15 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from hurtle.brokers.amqp_acks import Unacked
-from hurtle.brokers.amqp_link import (
+from hurtle.brokers.amqp_headers import (
     DELIVERIES,
-    HURTLE_AT,
-    Conn,
-    Names,
     copy_properties,
-    header_int,
+    deliveries_before,
     own_headers,
+    ready_at,
+    unreadable,
 )
+from hurtle.brokers.amqp_link import Conn, Names
 from hurtle.brokers.amqp_publish import publish_all
 from hurtle.brokers.base import Delivery
 
@@ -67,10 +75,11 @@ log = logging.getLogger("hurtle.amqp")
 _GATHER_TURNS = 3  # loop turns a fetch lets pass after the first arrival, for what came with it
 _CANCEL_TIMEOUT = 2.0  # seconds to wait for a cancel-ok: a connection closing meanwhile never sends it
 _TAGS_KEPT = 4096  # consumer tags remembered (a late delivery names its queue by its tag)
-_RETURNED = "x-delivery-count"  # a quorum queue's count of returned deliveries
 _CANCELLED = (aiormq.exceptions.ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
 
 Taken = list[tuple[str, DeliveredMessage]]  # (queue, message)
+#: Publish a dead letter, confirmed: (conn, queue, body, original properties, reason).
+PublishDead = Callable[[Conn, str, bytes, spec.Basic.Properties, str], Awaitable[None]]
 
 
 @dataclass(slots=True, eq=False)
@@ -117,8 +126,10 @@ class Session:
 class Puller:
     """Consumers and the buffer behind them, for one broker object."""
 
-    def __init__(self, names: Names) -> None:
+    def __init__(self, names: Names, publish_dead: PublishDead, *, quorum: bool) -> None:
         self.names = names
+        self._publish_dead = publish_dead
+        self.quorum = quorum  # only a quorum queue's x-delivery-count is RabbitMQ's own
         self.session = Session(0, None)
         self._arrived = asyncio.Event()
         self._tag_numbers = itertools.count()
@@ -150,9 +161,12 @@ class Puller:
                             await self._cancel_standing(conn, session)
                             continue
                         taken = await self._get(conn, session, queues, room)
-                    elif await self._wait(conn, session, queues, room, deadline):
+                    elif await self._wait(conn, session, queues, room, deadline) or _full(session):
+                        # A standing consumer whose prefetch its leases fill gets nothing
+                        # more, though messages are ready: the deadline path cancels it
+                        # and gets them (a slot stayed idle as long as a task ran).
                         continue
-                taken = await self._recount(conn, session, taken)
+                taken = await self._sift(conn, session, taken)
                 if taken or time.monotonic() >= deadline:
                     break
         finally:
@@ -168,7 +182,7 @@ class Puller:
                 return []
             return [(queue, buffered.popleft()) for _ in range(min(room, len(buffered)))]
         pool = [(q, m) for q in queues for m in session.buffer.pop(q, ())]
-        pool.sort(key=lambda entry: header_int(entry[1].header.properties, HURTLE_AT))
+        pool.sort(key=lambda entry: ready_at(entry[1].header.properties))
         for queue, message in reversed(pool[room:]):
             session.buffer.setdefault(queue, deque()).appendleft(message)
         return pool[:room]
@@ -185,7 +199,7 @@ class Puller:
                 taken.append((queue, message))
                 if not message.delivery.message_count:
                     break
-        taken.sort(key=lambda entry: header_int(entry[1].header.properties, HURTLE_AT))
+        taken.sort(key=lambda entry: ready_at(entry[1].header.properties))
         return taken
 
     async def _wait(
@@ -311,16 +325,68 @@ class Puller:
         buffered.append(message)
         self._arrived.set()
 
-    async def _recount(self, conn: Conn, session: Session, taken: Taken) -> Taken:
-        """Count a classic queue's redelivery: publish it again with its count, ack the old copy."""
-        again = [(q, m) for q, m in taken if _redelivered_uncounted(m)]
-        if not again:
+    async def _sift(self, conn: Conn, session: Session, taken: Taken) -> Taken:
+        """Settle what must not be handed out; return the rest. A message whose delivery
+        headers cannot be read is dead-lettered with the reason; a classic queue's
+        redelivery is published again with its count and the old copy acked. On an
+        error, every message not settled yet goes back to the buffer first."""
+        quorum = self.quorum
+        bad = [(q, m, why) for q, m in taken if (why := unreadable(m.header.properties, quorum=quorum))]
+        if bad:
+            unfit = {message_tag(m) for _, m, _ in bad}
+            taken = [(q, m) for q, m in taken if message_tag(m) not in unfit]
+        again = [(q, m) for q, m in taken if self._redelivered_uncounted(m)]
+        if not bad and not again:
             return taken
-        _, error = await self._publish_again(conn, session, again)
-        if error is not None:  # the connection is given up: RabbitMQ puts them all back
-            raise error
-        log.info("counted %d redelivered message(s) (a worker died or a connection broke)", len(again))
-        return [(q, m) for q, m in taken if not _redelivered_uncounted(m)]
+        settled: set[int] = set()
+        try:
+            for queue, message, why in bad:
+                await self._dead_letter(conn, session, queue, message, why)
+                settled.add(message_tag(message))
+            if again:
+                failed, error = await self._publish_again(conn, session, again)
+                unconfirmed = {message_tag(m) for _, m in failed}
+                settled.update(tag for _, m in again if (tag := message_tag(m)) not in unconfirmed)
+                if error is not None:
+                    raise error
+        except BaseException:
+            left = [(q, m) for q, m, _ in bad] + taken
+            self._restore(session, [(q, m) for q, m in left if message_tag(m) not in settled])
+            raise
+        if again:
+            log.info("counted %d redelivered message(s) (a worker died or a connection broke)", len(again))
+        return [(q, m) for q, m in taken if message_tag(m) not in settled]
+
+    async def _dead_letter(
+        self, conn: Conn, session: Session, queue: str, message: DeliveredMessage, why: str
+    ) -> None:
+        """Dead-letter a message hurtle cannot count (published confirmed, then acked)."""
+        reason = f"unreadable message headers: {why}"
+        log.error("dead-lettered a message from queue %r: %s", queue, reason)
+        await self._publish_dead(conn, queue, message.body, message.header.properties, reason)
+        await session.unacked.ack(conn.sub, [message_tag(message)])
+
+    @staticmethod
+    def _restore(session: Session, taken: Taken) -> None:
+        """Put taken messages back at the front of their buffers, in their order."""
+        for queue, message in reversed(taken):
+            session.buffer.setdefault(queue, deque()).appendleft(message)
+
+    def _redelivered_uncounted(self, message: DeliveredMessage) -> bool:
+        """Flagged redelivered by a classic queue (a quorum queue counts in ``x-delivery-count``)."""
+        delivery = message.delivery
+        redelivered = isinstance(delivery, (spec.Basic.Deliver, spec.Basic.GetOk)) and delivery.redelivered
+        return bool(redelivered) and not self.quorum
+
+    def _counted(self, message: DeliveredMessage) -> spec.Basic.Properties:
+        """A message not handed out, published again: the deliveries behind it so far,
+        plus the one a classic queue's redelivered flag stands for (one whose count
+        cannot be read goes as it came: the fetch that takes it dead-letters it)."""
+        properties = message.header.properties
+        if unreadable(properties, quorum=self.quorum) is not None:
+            return copy_properties(properties, own_headers(properties))
+        counted = deliveries_before(properties, quorum=self.quorum)
+        return uncounted(properties, counted + (1 if self._redelivered_uncounted(message) else 0))
 
     async def drop_standing(self, conn: Conn) -> None:
         """Cancel the standing consumer (the next fetch makes a new one); its buffer stays."""
@@ -346,7 +412,11 @@ class Puller:
         session.buffer.clear()
         if not buffered:
             return
-        failed, error = await self._publish_again(conn, session, buffered)
+        try:
+            failed, error = await self._publish_again(conn, session, buffered)
+        except BaseException:
+            self._restore(session, buffered)  # still ours, unacked: never stranded
+            raise
         for queue, message in failed:  # still ours, unacked: a later fetch takes them, or a close
             session.buffer.setdefault(queue, deque()).append(message)
         if error is not None:
@@ -357,7 +427,8 @@ class Puller:
     ) -> tuple[Taken, BaseException | None]:
         """Publish each again (counted, see ``_counted``) and ack the copy we hold once
         RabbitMQ confirmed the new one; those not confirmed are returned, unacked."""
-        outgoing = [("", self.names.work(queue), message.body, _counted(message)) for queue, message in taken]
+        work = self.names.work
+        outgoing = [("", work(queue), message.body, self._counted(message)) for queue, message in taken]
         results = await publish_all(conn.pub, outgoing)
         outcomes = list(zip(taken, results, strict=True))
         done = [message_tag(message) for (_, message), error in outcomes if error is None]
@@ -384,7 +455,7 @@ class Puller:
 
     def _lease(self, session: Session, queue: str, message: DeliveredMessage) -> Delivery:
         properties = message.header.properties
-        deliveries = header_int(properties, DELIVERIES) + header_int(properties, _RETURNED) + 1
+        deliveries = deliveries_before(properties, quorum=self.quorum) + 1
         tag = message_tag(message)
         session.leased[tag] = queue
         consumer: str | None = None
@@ -410,16 +481,7 @@ def uncounted(properties: spec.Basic.Properties, counted: int) -> spec.Basic.Pro
     return copy_properties(properties, own_headers(properties) | {DELIVERIES: counted})
 
 
-def _redelivered_uncounted(message: DeliveredMessage) -> bool:
-    """Flagged redelivered by a classic queue (a quorum queue counts in ``x-delivery-count``)."""
-    delivery = message.delivery
-    redelivered = isinstance(delivery, (spec.Basic.Deliver, spec.Basic.GetOk)) and delivery.redelivered
-    return bool(redelivered) and _RETURNED not in (message.header.properties.headers or {})
-
-
-def _counted(message: DeliveredMessage) -> spec.Basic.Properties:
-    """A message not handed out, published again: the deliveries behind it so far,
-    plus the one a classic queue's redelivered flag stands for."""
-    properties = message.header.properties
-    counted = header_int(properties, DELIVERIES) + header_int(properties, _RETURNED)
-    return uncounted(properties, counted + (1 if _redelivered_uncounted(message) else 0))
+def _full(session: Session) -> bool:
+    """True when the standing consumer's leases fill its prefetch: RabbitMQ sends it nothing."""
+    standing = session.standing
+    return standing is not None and standing.leased >= standing.prefetch

@@ -35,8 +35,8 @@ from urllib.parse import urlencode, urlsplit
 import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
-from pamqp.common import FieldTable
 
+from hurtle.brokers.amqp_frames import SalvagingTransport
 from hurtle.brokers.outage import Outage
 from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import BrokerError, ConfigurationError
@@ -228,39 +228,6 @@ class Conn:
         return cast(aiormq.Channel, await self.connection.channel(publisher_confirms=False))
 
 
-# -- messages -------------------------------------------------------------------------
-
-HURTLE_AT = "hurtle-at"  # when the message is ready, in unix microseconds: fetch's order across queues
-DELIVERIES = "hurtle-deliveries"  # deliveries counted before this copy was published
-
-
-def own_headers(properties: spec.Basic.Properties) -> FieldTable:
-    """A message's headers without RabbitMQ's (``x-death``, ``x-delivery-count``, ...)."""
-    return {k: v for k, v in (properties.headers or {}).items() if not k.startswith("x-")}
-
-
-def copy_properties(original: spec.Basic.Properties, headers: FieldTable) -> spec.Basic.Properties:
-    """Properties to publish a message again with: persistent, with ``headers``; never
-    ``expiration`` (its TTL would run again) nor ``user_id`` (RabbitMQ refuses another user's)."""
-    return spec.Basic.Properties(
-        content_type=original.content_type, content_encoding=original.content_encoding,
-        headers=headers, delivery_mode=2, priority=original.priority,
-        correlation_id=original.correlation_id, reply_to=original.reply_to,
-        message_id=original.message_id, timestamp=original.timestamp,
-        message_type=original.message_type, app_id=original.app_id,
-    )
-
-
-def header_int(properties: spec.Basic.Properties, name: str) -> int:
-    value = (properties.headers or {}).get(name, 0)
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    try:
-        return int(value) if isinstance(value, (int, float, str)) else 0
-    except ValueError:
-        return 0
-
-
 async def publish(
     channel: aiormq.Channel, exchange: str, routing_key: str, body: bytes, properties: spec.Basic.Properties
 ) -> None:
@@ -314,6 +281,7 @@ class Link:
             aiormq.connect(
                 self.url.client_url.reveal(),
                 client_properties={"connection_name": f"hurtle:{host}:{os.getpid()}"},
+                transport_factory=SalvagingTransport(self.url.client_url.scheme),
             ),
             _CONNECT_TIMEOUT,
         )
