@@ -96,6 +96,7 @@ class App:
         from hurtle.brokers import from_url
 
         from_url(self.broker_url, visibility_timeout=self.visibility_timeout)
+        self.check_queue(default_queue)
 
     def __repr__(self) -> str:
         return f"<hurtle.App {self.broker_url} tasks={len(self.tasks)}>"
@@ -175,9 +176,19 @@ class App:
             no_retry_on=(() if retry_on is not None else settings.NO_RETRY_ON)
             if no_retry_on is None else no_retry_on,
         )
+        self.check_queue(options.queue)
         task: Task[Any, Any] = Task(self, fn, task_name, options)
         self.tasks[task_name] = task
         return task
+
+    def check_queue(self, queue: str) -> None:
+        """Raise ``ConfigurationError`` when ``queue`` cannot name a queue on this
+        app's broker (each broker class states its rules: ``queue_name_problem``)."""
+        from hurtle.brokers import broker_class
+
+        problem = broker_class(self.broker_url).queue_name_problem(self.broker_url, queue)
+        if problem is not None:
+            raise ConfigurationError(f"queue {queue!r} cannot be used with this broker: {problem}")
 
     def queues(self) -> list[str]:
         """Every queue a registered task uses, and the default queue: what a

@@ -127,6 +127,7 @@ class Task(Generic[P, R]):
         if eta is not None:
             changes["eta"] = eta_seconds(eta)
         if queue is not None:
+            self.app.check_queue(queue)
             changes["queue"] = queue
         if timeout is not None:
             changes["timeout"] = timeout

@@ -8,12 +8,20 @@ from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message,
 from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
 
-__all__ = ["Broker", "DeadLetter", "Delivery", "Location", "Message", "QueueStats", "Requeued", "from_url"]
+__all__ = [
+    "Broker", "DeadLetter", "Delivery", "Location", "Message", "QueueStats", "Requeued", "broker_class",
+    "from_url",
+]
 
 
 def from_url(url: str | SecretURL, *, visibility_timeout: float = 30.0) -> Broker:
     """Make the broker a URL names; raise ``ConfigurationError`` for a bad one
-    (whose message shows the URL without its password).
+    (whose message shows the URL without its password)."""
+    return broker_class(url)(url, visibility_timeout=visibility_timeout)
+
+
+def broker_class(url: str | SecretURL) -> type[Broker]:
+    """The class of the broker a URL names (what it declares, without making one).
 
     Imports are local so a broker's client library is only needed when used.
     """
@@ -22,11 +30,11 @@ def from_url(url: str | SecretURL, *, visibility_timeout: float = 30.0) -> Broke
     if scheme == "sqlite":
         from hurtle.brokers.sqlite import SQLiteBroker
 
-        return SQLiteBroker(url, visibility_timeout=visibility_timeout)
+        return SQLiteBroker
     if scheme == "memory":
         from hurtle.brokers.memory import MemoryBroker
 
-        return MemoryBroker(url, visibility_timeout=visibility_timeout)
+        return MemoryBroker
     if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
         try:
             from hurtle.brokers.redis import RedisBroker
@@ -38,9 +46,7 @@ def from_url(url: str | SecretURL, *, visibility_timeout: float = 30.0) -> Broke
                 f"broker URL {str(url)!r} needs the redis package: pip install 'hurtle[redis]'"
             ) from None
 
-        if scheme in RedisClusterBroker.schemes:
-            return RedisClusterBroker(url, visibility_timeout=visibility_timeout)
-        return RedisBroker(url, visibility_timeout=visibility_timeout)
+        return RedisClusterBroker if scheme in RedisClusterBroker.schemes else RedisBroker
     if scheme in ("amqp", "amqps"):
         try:
             from hurtle.brokers.amqp import AMQPBroker
@@ -55,7 +61,7 @@ def from_url(url: str | SecretURL, *, visibility_timeout: float = 30.0) -> Broke
                 f"broker URL {str(url)!r} needs the aio-pika package: pip install 'hurtle[amqp]'"
             ) from None
 
-        return AMQPBroker(url, visibility_timeout=visibility_timeout)
+        return AMQPBroker
     known = (
         "sqlite:///path.db, memory://, redis://host:6379/0, rediss://..., unix:///path.sock,"
         " redis+cluster://host:6379, rediss+cluster://...,"

@@ -49,8 +49,16 @@ from hurtle.brokers.amqp_fetch import Puller, Receipt, uncounted
 from hurtle.brokers.amqp_headers import HURTLE_AT
 from hurtle.brokers.amqp_link import AMQPURL, OPTIONS, Conn, Link
 from hurtle.brokers.amqp_publish import publish_all
-from hurtle.brokers.amqp_topology import Topology, delay_headers, delay_units, is_unroutable
+from hurtle.brokers.amqp_topology import (
+    Topology,
+    delay_headers,
+    delay_units,
+    is_unroutable,
+    name_problem,
+    prefix_problem,
+)
 from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
+from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
 
 log = logging.getLogger("hurtle.amqp")
@@ -77,6 +85,9 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         super().__init__(url, visibility_timeout=visibility_timeout)
         self.amqp_url = AMQPURL.parse(self.url)
         self.names = self.amqp_url.names
+        problem = prefix_problem(self.names)
+        if problem is not None:
+            raise ConfigurationError(f"bad AMQP URL {self.amqp_url.where}: {problem}")
         self._topology = Topology(self.amqp_url)
         self._puller = Puller(self.names, self.publish_dead, quorum=self.amqp_url.queue_type == "quorum")
         self._link = Link(
@@ -86,6 +97,12 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         self._idle: asyncio.TimerHandle | None = None  # stands the consumer down when no fetch comes
         self._standing_down: asyncio.Task[None] | None = None
         self._fetches = 0  # fetches begun: a stand-down that a fetch overtook is called off
+
+    @classmethod
+    def queue_name_problem(cls, url: str | SecretURL, queue: str) -> str | None:
+        """RabbitMQ's and pamqp's rules for every name hurtle makes from ``queue``
+        (``amqp_topology.name_problem``)."""
+        return name_problem(AMQPURL.parse(url).names, queue)
 
     async def connect(self) -> None:
         """Connect once: an unreachable RabbitMQ is a BrokerError now."""

@@ -15,6 +15,14 @@ holds it while it waits (RabbitMQ's ``consumer_timeout`` would close the channel
 Each hurtle queue has its own level queues, so ``stats`` counts its delayed
 messages and ``purge`` deletes them. Levels are declared lazily, up to the
 highest a delay needs; they always form a prefix 0..n-1.
+
+Names. RabbitMQ takes queue and exchange names of up to 255 bytes and keeps
+those starting ``amq.`` for itself; pamqp, which writes the frames, takes only
+letters, digits, spaces and ``-_.:@#,/+`` (and exchange names of up to 127).
+``name_problem`` holds a hurtle queue name to all of it, for every name made
+from it: ``AMQPBroker.queue_name_problem`` lets ``App`` refuse a bad one when a
+task is defined (pamqp's ``ValueError`` once stopped every worker, reported as
+RabbitMQ being unreachable).
 """
 
 from __future__ import annotations
@@ -24,14 +32,50 @@ import uuid
 
 import aiormq
 from pamqp import commands as spec
+from pamqp import constants
 from pamqp.common import FieldTable
 
 from hurtle.brokers.amqp_link import AMQPURL, Conn, Names, publish
+from hurtle.errors import ConfigurationError
 
 UNIT_MS = 10  # the delay unit: delays are rounded up to it
 LEVELS = 29  # the top level's TTL (10 ms * 2**28, 31 days) stays below 2**32 ms, Erlang's timer limit
 MAX_DELAY_UNITS = 2**LEVELS - 1  # 62 days
 QUEUE_HEADER = "hurtle-queue"
+NAME_BYTES = 255  # RabbitMQ's longest queue or exchange name (a short string)
+EXCHANGE_CHARS = 127  # pamqp's longest exchange name
+_QUEUE_NAME = constants.DOMAIN_REGEX["queue-name"]
+_EXCHANGE_NAME = constants.DOMAIN_REGEX["exchange-name"]
+
+
+def prefix_problem(names: Names) -> str | None:
+    """Why no name can be made under ``names.prefix``, or None."""
+    exchange = names.delay_exchange(LEVELS - 1)  # the longest exchange name made
+    if names.work("").startswith("amq."):
+        return "names starting with 'amq.' are reserved by RabbitMQ: choose another prefix"
+    if not _EXCHANGE_NAME.fullmatch(exchange):
+        return "the prefix takes letters, digits and - _ . : @ # , / + only"
+    if len(exchange) > EXCHANGE_CHARS:
+        return f"the prefix makes exchange names over {EXCHANGE_CHARS} characters ({exchange!r})"
+    return None
+
+
+def name_problem(names: Names, queue: str) -> str | None:
+    """Why hurtle cannot make its RabbitMQ queues for ``queue`` under ``names``, or None."""
+    problem = prefix_problem(names)
+    if problem is not None:
+        return problem
+    if not _QUEUE_NAME.fullmatch(queue):
+        return "a RabbitMQ queue name takes letters, digits, spaces and - _ . : @ # , / + only"
+    longest = names.delay(LEVELS - 1, queue)
+    size = len(longest.encode())
+    if size > NAME_BYTES:
+        room = NAME_BYTES - (size - len(queue.encode()))
+        return (
+            f"too long: hurtle's longest RabbitMQ name for it ({longest[:40]!r}...) would be {size} bytes,"
+            f" over RabbitMQ's {NAME_BYTES}; with prefix {names.prefix!r} a queue name takes {room}"
+        )
+    return None
 
 
 def bit_header(level: int) -> str:
@@ -83,6 +127,9 @@ class Topology:
         if queue in self._queues:
             return
         names, channel = self.names, conn.pub
+        problem = name_problem(names, queue)
+        if problem is not None:  # refused here: pamqp's ValueError is not a lost connection
+            raise ConfigurationError(f"queue {queue!r}: {problem}")
         work = names.work(queue)
         if await conn.count(work) is None:
             await self._catalogue(conn, queue)

@@ -123,6 +123,14 @@ class Broker(abc.ABC):
         self.url = SecretURL(url)
         self.visibility_timeout = visibility_timeout
 
+    @classmethod
+    def queue_name_problem(cls, url: str | SecretURL, queue: str) -> str | None:
+        """Why ``queue`` cannot name a queue on this broker at ``url``, or None.
+        ``App`` asks when a task or queue is defined, so a name the broker would
+        refuse is a ``ConfigurationError`` there, not a failure in every worker.
+        Any name will do unless a broker says otherwise."""
+        return None
+
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open connections. Idempotent; other methods call it when needed."""
 

@@ -79,6 +79,8 @@ def worker(
         app.broker_url = broker_url
     try:
         broker = from_url(app.broker_url, visibility_timeout=app.visibility_timeout)
+        for queue in chosen or app.queues():  # the broker may be --broker's, not the app's
+            app.check_queue(queue)
         if app.results_url:
             from_url(app.results_url)  # a bad one is one line now, not a crash in every process
     except HurtleError as exc:
