@@ -75,6 +75,10 @@ log = logging.getLogger("hurtle.amqp")
 _GATHER_TURNS = 3  # loop turns a fetch lets pass after the first arrival, for what came with it
 _CANCEL_TIMEOUT = 2.0  # seconds to wait for a cancel-ok: a connection closing meanwhile never sends it
 _TAGS_KEPT = 4096  # consumer tags remembered (a late delivery names its queue by its tag)
+# Seconds a fetch waits for acks to free a standing consumer its leases fill, before it
+# replaces the consumer. A worker fetches before it sends the acks of the tasks that made
+# room (they follow within a loop turn): in the hot path they free it in milliseconds.
+_FULL_WAIT = 0.2
 _CANCELLED = (aiormq.exceptions.ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
 
 Taken = list[tuple[str, DeliveredMessage]]  # (queue, message)
@@ -161,10 +165,13 @@ class Puller:
                             await self._cancel_standing(conn, session)
                             continue
                         taken = await self._get(conn, session, queues, room)
-                    elif await self._wait(conn, session, queues, room, deadline) or _full(session):
-                        # A standing consumer whose prefetch its leases fill gets nothing
-                        # more, though messages are ready: the deadline path cancels it
-                        # and gets them (a slot stayed idle as long as a task ran).
+                    elif await self._wait(conn, session, queues, room, deadline):
+                        continue
+                    elif _full(session):
+                        # Its leases fill its prefetch and no ack freed it: RabbitMQ sends
+                        # it nothing, though messages may be ready and slots are free (one
+                        # stayed idle as long as a long task ran). Replace it.
+                        await self._cancel_standing(conn, session)
                         continue
                 taken = await self._sift(conn, session, taken)
                 if taken or time.monotonic() >= deadline:
@@ -205,7 +212,8 @@ class Puller:
     async def _wait(
         self, conn: Conn, session: Session, queues: list[str], room: int, deadline: float
     ) -> bool:
-        """Consume (if not yet) and wait for the first arrival; False at the deadline."""
+        """Consume (if not yet) and wait for the first arrival; False at the deadline, or
+        when a standing consumer stayed full (``_full``) for ``_FULL_WAIT``."""
         if len(queues) > 1:
             if not session.active:
                 await self._consume(conn, session, queues, room)
@@ -216,12 +224,13 @@ class Puller:
             # old one sent before its cancel-ok is taken first).
             await self._cancel_standing(conn, session)
             return True
+        full_until = time.monotonic() + _FULL_WAIT
         while not any(session.buffer.get(q) for q in queues):
             if not conn.alive():
                 raise ConnectionError("the connection to RabbitMQ closed")
             if len(queues) == 1 and session.standing is None:
                 return True  # RabbitMQ cancelled it (its queue was deleted): the next turn consumes again
-            remaining = deadline - time.monotonic()
+            remaining = (min(deadline, full_until) if _full(session) else deadline) - time.monotonic()
             if remaining <= 0:
                 return False
             self._arrived.clear()
