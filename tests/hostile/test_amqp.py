@@ -1,11 +1,8 @@
-"""RabbitMQ against foreign producers and half-failed moves.
-
-Whatever a producer puts in a message's properties, every message ends
-acknowledged, retried or dead-lettered, its neighbours run once, and no batch
-is stranded unacknowledged (neither buffered nor leased, holding prefetch).
-A message moved (retried, dead-lettered, requeued) is acknowledged only once
-its new copy is confirmed. Queue names RabbitMQ or pamqp would refuse are
-refused when a task is defined.
+"""RabbitMQ against foreign producers: whatever a producer puts in a message's
+properties, every message ends acknowledged, retried or dead-lettered, its
+neighbours run once, and no batch is stranded unacknowledged (neither buffered
+nor leased, holding prefetch). Moves: ``test_amqp_moves.py``; queue names:
+``test_amqp_names.py``.
 
 Messages are published raw with aiormq (``amqp_wire``), bypassing hurtle's
 client; each test has a queue-name prefix of its own on the shared server.
@@ -14,17 +11,12 @@ client; each test has a queue-name prefix of its own on the shared server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import re
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,15 +24,12 @@ from hypothesis import strategies as st
 
 import hurtle
 from hurtle.brokers import DeadLetter, QueueStats
-from hurtle.brokers.amqp_topology import delay_headers, delay_units
-from hurtle.errors import BrokerError, ConfigurationError
 from hurtle.worker.consumer import Consumer
-from tests.amqp_server import private_vhost, rabbitmqctl, unique_amqp_url, with_params
+from tests.amqp_server import unique_amqp_url
 from tests.conftest import run_worker
-from tests.contract.support import Brokers, dead_letter_each, fetch_one, messages
+from tests.contract.support import Brokers, fetch_one, messages
 from tests.hostile import amqp_wire
 from tests.hostile.amqp_wire import RawProperties, Table, nested, publish_raw, raw_channel, redeliver_all
-from tests.integration.conftest import hurtle_cli, wait_until
 
 QUEUE = "q"
 MARK = "mark"  # the task every test message calls
@@ -358,160 +347,3 @@ async def test_a_short_fetch_gets_a_ready_message_past_a_standing_consumer_full_
         assert (await broker.stats([QUEUE]))[0].pending == 0
     finally:
         await brokers.close_all()
-
-
-# -- a move acknowledges the original only once its new copy is confirmed ----------------------
-
-
-@contextlib.contextmanager
-def refusing(vhost_url: str, queue: str) -> Iterator[None]:
-    """Have RabbitMQ refuse (nack) every publish to queue ``queue`` of the virtual host,
-    as a full queue does (``max-length`` 0, ``overflow: reject-publish``)."""
-    vhost = urlsplit(vhost_url).path.lstrip("/")
-    rule = json.dumps({"max-length": 0, "overflow": "reject-publish"})
-    rabbitmqctl("set_policy", "-p", vhost, "refuse", f"^{re.escape(queue)}$", rule, "--apply-to", "queues")
-    try:
-        # A policy reaches an existing queue shortly after: wait until it has.
-        wait_until(lambda: f"{queue}\trefuse" in rabbitmqctl("list_queues", "-p", vhost, "name", "policy"),
-                   f"the policy to reach {queue}")
-        yield
-    finally:
-        rabbitmqctl("clear_policy", "-p", vhost, "refuse")
-
-
-@pytest.fixture
-def vhost() -> Iterator[str]:
-    with private_vhost() as url:
-        yield url
-
-
-async def test_a_dead_letter_refused_by_rabbitmq_leaves_the_original_unacked_and_it_comes_back(
-    vhost: str, queue_type: str
-) -> None:
-    brokers = Brokers(with_params(vhost, prefix="p", queue_type=queue_type))
-    try:
-        broker = await brokers.open()
-        await broker.enqueue(messages(QUEUE, b"x"))
-        delivery = await fetch_one(broker, QUEUE)
-
-        with refusing(vhost, f"p.dead.{QUEUE}"), pytest.raises(BrokerError):
-            await broker.dead_letter(delivery, "bad")
-
-        other = await brokers.open()
-        again = await fetch_one(other, QUEUE)
-        assert (again.body, again.deliveries) == (b"x", 2)
-        assert (await other.stats([QUEUE]))[0].dead == 0
-        await other.ack([again])
-    finally:
-        await brokers.close_all()
-
-
-async def test_a_retry_refused_by_rabbitmq_leaves_the_original_unacked_and_adds_no_copy(
-    vhost: str, queue_type: str
-) -> None:
-    brokers = Brokers(with_params(vhost, prefix="p", queue_type=queue_type))
-    try:
-        broker = await brokers.open()
-        # A retry in 3000 s enters the delay cascade at the level a delay of 3600 s
-        # made (and sits in): RabbitMQ refuses what is published into it.
-        await broker.enqueue(messages(QUEUE, b"x"))
-        await broker.enqueue(messages(QUEUE, b"sitting", eta=time.time() + 3600))
-        delivery = await fetch_one(broker, QUEUE)
-        level, _ = delay_headers(QUEUE, delay_units(time.time() + 3000, time.time()))
-
-        with refusing(vhost, f"p.delay.{level}.{QUEUE}"), pytest.raises(BrokerError):
-            (retry,) = messages(QUEUE, b"attempt 1", eta=time.time() + 3000)
-            await broker.retry(delivery, retry)
-
-        other = await brokers.open()
-        again = await fetch_one(other, QUEUE)
-        assert (again.body, again.deliveries) == (b"x", 2)
-        assert (await other.stats([QUEUE]))[0].delayed == 1  # the one sitting there alone
-        await other.ack([again])
-    finally:
-        await brokers.close_all()
-
-
-# A quorum queue applies max-length after the fact (it takes one message past it), so
-# only a classic work queue refuses the requeue here; the requeue path is the same.
-@pytest.mark.parametrize("queue_type", ["classic"])
-async def test_a_requeue_refused_by_rabbitmq_keeps_the_dead_letter(vhost: str, queue_type: str) -> None:
-    brokers = Brokers(with_params(vhost, prefix="p", queue_type=queue_type))
-    try:
-        broker = await brokers.open()
-        (sent,) = await dead_letter_each(broker, QUEUE, b"x")
-
-        with refusing(vhost, f"p.q.{QUEUE}"), pytest.raises(BrokerError):
-            await broker.requeue_dead([sent])
-
-        (letter,) = await broker.dead_letters(QUEUE)
-        assert letter.body == b"x"
-        assert await broker.requeue_dead([sent]) == 1
-        assert (await fetch_one(broker, QUEUE)).body == b"x"
-    finally:
-        await brokers.close_all()
-
-
-# -- queue names -----------------------------------------------------------------------------------
-
-AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-REFUSED = {
-    "non-ASCII": ("caf\u00e9", "letters, digits"),
-    "punctuation pamqp refuses": ("jobs!", "letters, digits"),
-    "longer than RabbitMQ's names": ("x" * 240, "255"),
-}
-
-
-@pytest.mark.parametrize("name", REFUSED)
-def test_a_queue_name_rabbitmq_would_refuse_is_refused_where_it_is_defined(name: str) -> None:
-    # Before: pamqp's ValueError in every worker, which reported RabbitMQ unreachable (exit 69)
-    queue, problem = REFUSED[name]
-    app = hurtle.App(AMQP)
-
-    with pytest.raises(ConfigurationError, match=problem):
-        app.task(queue=queue)(_noop)
-    task = app.task(name="ok")(_noop)
-    with pytest.raises(ConfigurationError, match=problem):
-        task.options(queue=queue)
-    with pytest.raises(ConfigurationError, match=problem):
-        hurtle.App(AMQP, default_queue=queue)
-    # The rule is RabbitMQ's: the other brokers take the name
-    assert hurtle.App("memory://", default_queue=queue).default_queue == queue
-
-
-@pytest.mark.parametrize("queue", ["a b", "amq.jobs", "emails:high/eu-west_1", "x" * 200])
-def test_names_rabbitmq_takes_are_taken(queue: str) -> None:
-    assert hurtle.App(AMQP).task(queue=queue)(_noop).opts.queue == queue
-
-
-def test_a_prefix_under_rabbitmq_s_reserved_amq_names_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="reserved"):
-        hurtle.App(f"{AMQP}?prefix=amq")
-
-
-async def test_the_broker_refuses_a_bad_queue_name_as_a_mistake_not_an_outage() -> None:
-    brokers = Brokers(unique_amqp_url(reconnect_timeout="30"))
-    try:
-        broker = await brokers.open()
-        started = time.monotonic()
-        with pytest.raises(ConfigurationError, match="letters, digits"):
-            await broker.enqueue(messages("caf\u00e9", b"x"))
-        with pytest.raises(ConfigurationError, match="letters, digits"):
-            await broker.fetch(["caf\u00e9"], 1, 1.0)
-        assert time.monotonic() - started < 5.0  # no reconnecting for reconnect_timeout
-        await broker.enqueue(messages(QUEUE, b"fine"))  # and the connection is still good
-        assert (await fetch_one(broker, QUEUE)).body == b"fine"
-    finally:
-        await brokers.close_all()
-
-
-def test_the_worker_refuses_a_bad_queue_name_in_one_line(tmp_path: Path) -> None:
-    (tmp_path / "tasks.py").write_text("import hurtle\napp = hurtle.App('memory://')\n")
-    url = unique_amqp_url()
-    out = hurtle_cli("worker", "tasks", "--burst", "--broker", url, "-q", "caf\u00e9", cwd=tmp_path)
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0 and "letters, digits" in out.stderr, out.stderr
-
-
-def _noop() -> None:
-    """A task body."""
