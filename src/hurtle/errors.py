@@ -3,6 +3,8 @@
     HurtleError
     ├── ConfigurationError        bad URL, unknown option, missing result store
     ├── BrokerError               the broker refused or could not be reached
+    │   └── BrokerDataError       it is up, but refused this data (a malformed record,
+    │                             a key of the wrong type): not an outage
     ├── MessageTooLarge           refused at send: over ``max_message_bytes``
     ├── TaskFailed                the task raised; ``.traceback`` is the remote text
     └── ResultExpired             the result was stored once but has expired
@@ -33,6 +35,12 @@ class ConfigurationError(HurtleError):
 
 class BrokerError(HurtleError):
     """The broker could not be reached or refused an operation."""
+
+
+class BrokerDataError(BrokerError):
+    """The broker is reachable but refused an operation because of data: a record it
+    holds is malformed, a key holds the wrong type. Waiting will not mend it, and a
+    worker never counts it as time without its broker (``--max-disconnect``)."""
 
 
 class MessageTooLarge(HurtleError):

@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from hurtle.errors import BrokerError, HurtleError
+from hurtle.errors import BrokerDataError, BrokerError, HurtleError
 
 T = TypeVar("T")
 
@@ -55,6 +55,11 @@ WAL_KEEP_BYTES = 16 * 1024 * 1024  # a WAL file that grew under load is cut back
 _PAUSE_MIN = 0.00005  # seconds: first pause when the database is locked
 _PAUSE_MAX = 0.002  # seconds: longest pause between tries
 _SQLITE_BUSY = 5  # result code; extended codes (BUSY_RECOVERY, ...) share the low byte
+# Result codes that say the database cannot be used now, whatever the data: PERM,
+# BUSY, LOCKED, NOMEM, READONLY, INTERRUPT, IOERR, CORRUPT, FULL, CANTOPEN,
+# PROTOCOL, AUTH, NOTADB. Any other (a constraint, a type mismatch, a value that
+# cannot be read) is about the data, and no outage.
+_UNAVAILABLE = frozenset({3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 23, 26})
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
@@ -63,6 +68,16 @@ def is_busy(exc: sqlite3.Error) -> bool:
     if code is not None:
         return bool(code & 0xFF == _SQLITE_BUSY)
     return isinstance(exc, sqlite3.OperationalError) and "database is locked" in str(exc)
+
+
+def is_unavailable(exc: sqlite3.Error) -> bool:
+    """True when ``exc`` says the database cannot be used (an outage), not that the
+    data or a statement was wrong."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11; None for the module's own
+    if code is not None:
+        return code & 0xFF in _UNAVAILABLE
+    # sqlite3's own "Could not decode to UTF-8" is an OperationalError too
+    return isinstance(exc, sqlite3.OperationalError) and "decode" not in str(exc)
 
 
 @dataclass(slots=True)
@@ -207,8 +222,9 @@ class SQLThread:
                 conn, self._conn = self._conn, None
                 conn.close()
 
-    def _error(self, exc: BaseException) -> BrokerError:
-        error = BrokerError(f"SQLite {self._where}: {exc}")
+    def _error(self, exc: sqlite3.Error) -> BrokerError:
+        kind = BrokerError if is_unavailable(exc) else BrokerDataError
+        error = kind(f"SQLite {self._where}: {exc}")
         error.__cause__ = exc
         return error
 
