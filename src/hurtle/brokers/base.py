@@ -111,6 +111,10 @@ class Broker(abc.ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: True when fetch() can block without polling the server.
     blocking_fetch: ClassVar[bool] = False
+    #: True when other processes (and machines, for a server) reach the same queues
+    #: through their own broker object. False for ``memory://``: a worker on it could
+    #: never receive work from a producer in another process.
+    shared_across_processes: ClassVar[bool] = True
     #: True when locate() can find a message by its task id. False where a queue
     #: cannot be searched (RabbitMQ): there locate() returns ``{}``.
     locates_messages: ClassVar[bool] = False

@@ -86,6 +86,7 @@ class MemoryBroker(Broker, ResultStore):
     schemes = ("memory",)
     blocking_fetch = True
     locates_messages = True
+    shared_across_processes = False
 
     def __init__(self, url: str | SecretURL = "memory://", *, visibility_timeout: float = 30.0) -> None:
         super().__init__(url, visibility_timeout=visibility_timeout)

@@ -121,7 +121,7 @@ def _check_url(url: str) -> None:
         broker = from_url(url)
     except HurtleError as exc:
         fail(str(exc))
-    if broker.url.scheme == "memory":
+    if not broker.shared_across_processes:
         fail("--broker memory:// lives in one process; the demo's worker is another: use sqlite:///path.db")
 
 

@@ -85,6 +85,9 @@ def worker(
             from_url(app.results_url)  # a bad one is one line now, not a crash in every process
     except HurtleError as exc:
         fail(str(exc))
+    if not broker.shared_across_processes:
+        fail(f"the broker {app.broker_url} lives in one process: no other process can send this"
+             " worker tasks (use sqlite:///path.db, redis:// or amqp://)")
     run(check_reachable(broker))
     config = WorkerConfig(
         queues=chosen or app.queues(),
