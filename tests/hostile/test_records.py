@@ -9,6 +9,7 @@ run ends by itself, exit code 0.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,3 +153,109 @@ async def test_sqlite_names_that_are_not_utf8_text_stop_neither_stats_nor_other_
         await broker.close()
     assert names == {"\ufffd\x02", "\ufffd\x04"}
     assert (letter.queue, letter.reason, letter.failed_at) == ("\ufffd\x04", "\ufffd\x05", 0.0)
+
+
+# -- Redis ----------------------------------------------------------------------
+
+
+async def test_a_redis_delayed_member_without_its_newline_is_dead_lettered_and_the_queue_flows(
+    redis_app: hurtle.App, raw_redis: RawRedis, worker: RunWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    add = add_task(redis_app)
+    now = add.send(1, 1)
+    later = add.options(delay=0.2).send(2, 2)
+    # Due long ago, and no "<id>\n<body>": splitting it stopped housekeeping and lease reclaim.
+    raw_redis.client.zadd(raw_redis.keys.delayed("default"), {b"no newline here": 0})
+
+    with caplog.at_level(logging.ERROR):
+        consumer = await worker(redis_app, max_disconnect=MAX_DISCONNECT)
+
+    assert consumer.exit_code == EXIT_OK
+    assert (now.result(timeout=5), later.result(timeout=5)) == (2, 4)
+    (letter,) = await dead_letters(redis_app)
+    assert letter.body == b"no newline here"
+    assert letter.reason == "a delayed message without the newline between its id and its body"
+    assert letter.reason in caplog.text
+
+
+async def test_a_redis_delayed_member_due_at_infinity_is_dead_lettered_and_burst_ends(
+    redis_app: hurtle.App, raw_redis: RawRedis, worker: RunWorker
+) -> None:
+    add = add_task(redis_app)
+    handle = add.send(1, 2)
+    raw_redis.client.zadd(raw_redis.keys.delayed("default"), {b"m1\n{}": float("inf")})
+
+    consumer = await worker(redis_app, max_disconnect=MAX_DISCONNECT)
+
+    assert consumer.exit_code == EXIT_OK
+    assert handle.result(timeout=5) == 3
+    (letter,) = await dead_letters(redis_app)
+    assert (letter.body, letter.reason) == (b"m1\n{}", "a delayed message due at +inf: never")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"body": b"{}"}, {"id": b"m1"}, {"other": b"\xff"}, {"id": b"m1", "body": b"\xff\xfe"}],
+    ids=["no id", "no body", "neither", "not utf-8"],
+)
+async def test_a_redis_stream_entry_without_hurtles_fields_is_dead_lettered_keeping_them(
+    redis_app: hurtle.App, raw_redis: RawRedis, worker: RunWorker, fields: dict[str, bytes]
+) -> None:
+    add = add_task(redis_app)
+    first = add.send(1, 1)
+    raw_redis.client.xadd(raw_redis.keys.stream("default"), fields)
+    last = add.send(2, 2)
+
+    consumer = await worker(redis_app, max_disconnect=MAX_DISCONNECT)
+
+    assert consumer.exit_code == EXIT_OK
+    assert (first.result(timeout=5), last.result(timeout=5)) == (2, 4)
+    (letter,) = await dead_letters(redis_app)
+    assert letter.reason.startswith("undecodable message")
+    if "body" not in fields:  # what was there is kept, as JSON
+        assert all(name.encode() in letter.body for name in fields)
+
+
+async def test_a_redis_delayed_set_of_another_type_is_reported_and_the_stream_flows(
+    redis_app: hurtle.App, raw_redis: RawRedis, worker: RunWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    add = add_task(redis_app)
+    handle = add.send(1, 2)
+    raw_redis.client.set(raw_redis.keys.delayed("default"), b"not a sorted set")
+
+    with caplog.at_level(logging.ERROR):
+        consumer = await worker(redis_app, max_disconnect=MAX_DISCONNECT)
+
+    assert consumer.exit_code == EXIT_OK
+    assert handle.result(timeout=5) == 3
+    assert f"{raw_redis.keys.delayed('default')}: WRONGTYPE" in caplog.text
+
+
+async def test_a_redis_queue_whose_stream_has_another_type_is_skipped_and_reported_while_others_flow(
+    redis_app: hurtle.App, raw_redis: RawRedis, worker: RunWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    add = add_task(redis_app)
+    handle = add.send(1, 2)
+    raw_redis.client.set(raw_redis.keys.stream("broken"), b"not a stream")
+
+    with caplog.at_level(logging.ERROR):
+        consumer = await worker(redis_app, queues=["broken", "default"], max_disconnect=MAX_DISCONNECT)
+
+    assert consumer.exit_code == EXIT_OK
+    assert handle.result(timeout=5) == 3
+    assert f"queue 'broken' skipped: its key {raw_redis.keys.stream('broken')} holds a string" in caplog.text
+
+
+async def test_redis_dead_letters_another_program_wrote_are_listed_whatever_their_fields(
+    redis_app: hurtle.App, raw_redis: RawRedis
+) -> None:
+    dead = raw_redis.keys.dead("default")
+    raw_redis.client.sadd(raw_redis.keys.queues, "default")
+    raw_redis.client.xadd(dead, {"failed_at": b"yesterday", "reason": b"\xff"})
+    raw_redis.client.xadd(dead, {"id": b"m2", "body": b"{}"})
+
+    newer, older = await dead_letters(redis_app)
+
+    assert (newer.message_id, newer.body, newer.reason, newer.failed_at) == ("m2", b"{}", "", 0.0)
+    assert (older.message_id, older.body, older.reason) == ("", b"", "\ufffd")
+    assert math.isnan(older.failed_at)  # no time: said so, not made up

@@ -17,6 +17,7 @@ every key of a queue, and so every script, lives on one slot)::
                                   each worker process is one consumer.
     P:{q}:delayed         ZSET    messages with a future eta: score eta in unix ms, member
                                   ``<message id>\\n<body>``; moved onto the stream when due
+                                  (a member without the newline is dead-lettered)
     P:{q}:dead            STREAM  dead letters: fields id, body, reason, failed_at (unix s); redis_dead.py
     P:result:<task id>    LIST    one element, the encoded result, with a TTL
     P:result:<task id>    CHANNEL (pub/sub, named like the key) a message when the result
@@ -59,12 +60,15 @@ several queues, the result store's batch; ``P:queues`` is a slot of its own.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
 from hurtle.brokers.redis_dead import RedisDeadLetters
@@ -76,9 +80,11 @@ from hurtle.brokers.redis_link import (
     Link,
     RedisURL,
     entry_order,
+    is_wrong_type,
     script_source,
 )
 from hurtle.brokers.redis_locate import RedisLocate
+from hurtle.brokers.redis_records import Reports, SkippedQueues
 from hurtle.brokers.redis_results import RedisResults
 from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
@@ -91,6 +97,7 @@ _RECLAIM_BATCH = 1000  # expired entries reclaimed per script call
 _FORGET_CONSUMERS_MS = 3_600_000  # a consumer idle this long, holding nothing, is deleted
 
 _json = msgspec.json.Encoder()
+log = logging.getLogger("hurtle.redis")
 
 
 @dataclass(slots=True)
@@ -135,6 +142,8 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         self._reclaim_every = min(_RECLAIM_EVERY, max(_HOUSEKEEP_MIN, visibility_timeout / 4))
         self._housekeep_at = 0.0  # monotonic: when the next fetch promotes due messages
         self._reclaim_at = 0.0  # monotonic: when the next fetch looks for expired leases
+        self._skipped = SkippedQueues()  # queues whose stream key another program broke
+        self._reports = Reports()
 
     # -- connection ----------------------------------------------------------
 
@@ -210,6 +219,22 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         return await self._link.call(lambda conn: self._fetch(conn, names, max_count, deadline), 0.0)
 
     async def _fetch(self, conn: Conn, queues: list[str], max_count: int, deadline: float) -> list[Delivery]:
+        """``_fetch_from`` the queues that can be read: a stream key of another type
+        failed every read over it, so its queue is skipped, and the others flow."""
+        while True:
+            usable = self._skipped.usable(queues)
+            if not usable:
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+                return []
+            try:
+                return await self._fetch_from(conn, usable, max_count, deadline)
+            except ResponseError as exc:
+                if not is_wrong_type(exc) or not await self._skipped.find(conn, self.keys, usable):
+                    raise
+
+    async def _fetch_from(
+        self, conn: Conn, queues: list[str], max_count: int, deadline: float
+    ) -> list[Delivery]:
         await self._link.ensure_groups(conn, [self.keys.stream(q) for q in queues])
         while True:
             taken: list[Delivery] = []
@@ -233,13 +258,18 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         more = False
         for queue in queues:
             room = min(max_count - len(taken), _RECLAIM_BATCH) if reclaim else 0
-            due, claimed, has_more = await conn.script(
+            clock = time.time()
+            due, claimed, has_more, buried, problems = await conn.script(
                 "housekeep",
-                [self.keys.stream(queue), self.keys.delayed(queue)],
-                [GROUP, conn.consumer, repr(time.time() * 1000), _PROMOTE_BATCH, room,
-                 self.lease_ms, max(_FORGET_CONSUMERS_MS, 10 * self.lease_ms)],
+                [self.keys.stream(queue), self.keys.delayed(queue), self.keys.dead(queue)],
+                [GROUP, conn.consumer, repr(clock * 1000), _PROMOTE_BATCH, room,
+                 self.lease_ms, max(_FORGET_CONSUMERS_MS, 10 * self.lease_ms), repr(clock)],
             )
-            if due is not None:
+            for reason in buried:
+                log.error("dead-lettered a message from queue %r: %s", queue, reason.decode())
+            for problem in problems:
+                self._reports.error(f"queue {queue!r}: a step of housekeeping skipped: {problem.decode()}")
+            if due is not None and not problems:  # (a member that could not move stays due)
                 next_due = min(next_due, float(due) / 1000)
             more = more or bool(has_more) or (reclaim and room == 0)
             for entry_id, deliveries, fields in claimed:

@@ -27,7 +27,7 @@ class RedisDeadLetters:
 
     async def _known_queues(self, conn: Conn) -> list[str]:
         members = cast("set[bytes]", await conn.client.smembers(self.keys.queues))
-        return sorted(q.decode() for q in members)
+        return sorted(q.decode(errors="replace") for q in members)
 
     async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         async def collect(conn: Conn) -> list[tuple[tuple[int, int], DeadLetter]]:

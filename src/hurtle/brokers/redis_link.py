@@ -49,6 +49,8 @@ from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
     RedisClusterException,
     RedisError,
     ResponseError,
@@ -63,7 +65,7 @@ except ImportError:  # redis-py runs without it, packing in Python
 
 from hurtle.brokers.outage import Outage
 from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
-from hurtle.errors import BrokerError, ConfigurationError
+from hurtle.errors import BrokerDataError, BrokerError, ConfigurationError
 from hurtle.urls import SecretURL
 
 T = TypeVar("T")
@@ -378,7 +380,10 @@ class Link:
                     conn.groups.clear()  # the stream was deleted (or Redis lost its data)
                     regrouped = True
                     continue
-                raise BrokerError(f"Redis at {self.url.where}: {exc}") from exc
+                # Redis answered: unless it says it cannot serve now, the key or the
+                # record was wrong, and waiting for Redis will not mend it.
+                kind = BrokerError if is_unavailable(exc) else BrokerDataError
+                raise kind(f"Redis at {self.url.where}: {exc}") from exc
             except (RedisError, RedisClusterException) as exc:
                 raise BrokerError(f"Redis at {self.url.where}: {exc}") from exc
             self._outage.recovered()
@@ -449,6 +454,22 @@ def _is_nogroup(exc: ResponseError) -> bool:
     of pipeline caused error: " in front of the server's words."""
     text = str(exc)
     return text.startswith("NOGROUP") or "caused error: NOGROUP" in text
+
+
+# Error replies that say the server cannot serve now, whatever the data: out of
+# memory, a replica, a failing disk, a long script, a cluster without a majority.
+_UNAVAILABLE = re.compile(r"(?:^|: |-)(?:OOM|READONLY|MISCONF|BUSY|MASTERDOWN|TRYAGAIN|NOREPLICAS|LOADING)\b")
+
+
+def is_unavailable(exc: ResponseError) -> bool:
+    """True when an error reply says Redis cannot serve now (an outage), not that a
+    key or a record is wrong (a script's error included: "... script: ...")."""
+    return isinstance(exc, (OutOfMemoryError, ReadOnlyError)) or bool(_UNAVAILABLE.search(str(exc)))
+
+
+def is_wrong_type(exc: ResponseError) -> bool:
+    """A key holds another type than the command needs (another program wrote it)."""
+    return "WRONGTYPE" in str(exc)
 
 
 _ENTRY_ID = re.compile(r"^\d+-\d+$")

@@ -91,10 +91,19 @@ local function call_in_chunks(ids, build)
   end
 end
 
--- Split a delayed-set member "<message id>\n<body>".
+-- Split a delayed-set member "<message id>\n<body>"; nil for a member without the
+-- newline (written by another program: it is dead-lettered, never promoted).
 local function split_member(member)
   local cut = string.find(member, '\n', 1, true)
+  if cut == nil then
+    return nil, nil
+  end
   return string.sub(member, 1, cut - 1), string.sub(member, cut + 1)
+end
+
+-- True when `reply` is an error (from redis.pcall).
+local function failed(reply)
+  return type(reply) == 'table' and reply.err ~= nil
 end
 
 -- Stream ids from the server clock in microseconds: <ms>-<us within the ms * 10^6 + n>.
@@ -105,23 +114,33 @@ local clock = redis.call('TIME')
 local id_prefix = (tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)) .. '-'
 local id_seq = (tonumber(clock[2]) % 1000) * 1000000
 local id_mode = {} -- per stream: 'clock' once an add with the clock's id worked, else '*'
-local function add(stream, ...)
+local function xadd(command, stream, ...)
   id_seq = id_seq + 1
   local mode = id_mode[stream]
   if mode == 'clock' then
     -- (Lua prints these integers, all below 2^53, whole: no string.format per entry)
-    return redis.call('XADD', stream, id_prefix .. id_seq, ...)
+    return command('XADD', stream, id_prefix .. id_seq, ...)
   elseif mode == '*' then
-    return redis.call('XADD', stream, '*', ...)
+    return command('XADD', stream, '*', ...)
   end
   -- The first add to a stream tells whether its ids are already past this clock
   -- (the clock went back, or another producer's '*' ids): then '*' keeps its
   -- order. Within one script the clock's ids only grow: the rest need no check.
   local added = redis.pcall('XADD', stream, id_prefix .. id_seq, ...)
-  if type(added) == 'table' and added.err then
+  if failed(added) then
     id_mode[stream] = '*'
-    return redis.call('XADD', stream, '*', ...)
+    return command('XADD', stream, '*', ...)
   end
   id_mode[stream] = 'clock'
   return added
+end
+
+-- XADD an entry with the clock's id; an error ends the script.
+local function add(stream, ...)
+  return xadd(redis.call, stream, ...)
+end
+
+-- `add`, but an error (the key holds another type) is returned, as redis.pcall does.
+local function try_add(stream, ...)
+  return xadd(redis.pcall, stream, ...)
 end
