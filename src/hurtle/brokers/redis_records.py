@@ -56,7 +56,8 @@ class SkippedQueues:
         found = False
         for queue in queues:
             stream = keys.stream(queue)
-            kind = (await conn.client.type(stream)).decode()
+            reply = await conn.client.type(stream)
+            kind = reply.decode() if isinstance(reply, bytes) else reply
             if kind not in ("stream", "none"):
                 found = True
                 self._until[queue] = time.monotonic() + RECHECK_EVERY

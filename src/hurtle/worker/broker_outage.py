@@ -68,4 +68,4 @@ class BrokerOutage:
 
 def _backoff(failures: int) -> float:
     """Seconds before the next try after ``failures`` failures in a row."""
-    return min(5.0, 0.1 * 2 ** min(failures, 10))
+    return min(5.0, 0.1 * 2.0 ** min(failures, 10))
