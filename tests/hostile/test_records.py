@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import hurtle
-from hurtle.brokers import DeadLetter, from_url
+from hurtle.brokers import DeadLetter, Message, from_url
+from hurtle.envelope import encode, make_envelope
 from hurtle.worker.consumer import EXIT_OK
 from tests.conftest import RunWorker
 from tests.redis_server import redis_cluster_url, redis_url
@@ -259,3 +260,26 @@ async def test_redis_dead_letters_another_program_wrote_are_listed_whatever_thei
     assert (newer.message_id, newer.body, newer.reason, newer.failed_at) == ("m2", b"{}", "", 0.0)
     assert (older.message_id, older.body, older.reason) == ("", b"", "\ufffd")
     assert math.isnan(older.failed_at)  # no time: said so, not made up
+
+
+async def test_a_redis_queue_registry_of_another_type_never_fails_a_send_that_was_stored(
+    redis_app: hurtle.App, raw_redis: RawRedis, worker: RunWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    add = add_task(redis_app)
+    raw_redis.client.set(raw_redis.keys.queues, b"not a set")
+    envelopes = [make_envelope(add.name, [x, x], {}, queue=q) for x, q in [(2, "default"), (3, "other")]]
+
+    with caplog.at_level(logging.ERROR):
+        # A send told it failed, though it was stored, would be sent again.
+        one = add.send(1, 1)
+        broker = from_url(redis_app.broker_url)
+        try:  # one batch over two queues
+            await broker.enqueue([Message(e.id, e.queue, encode(e), None) for e in envelopes])
+        finally:
+            await broker.close()
+        consumer = await worker(redis_app, queues=["default", "other"], max_disconnect=MAX_DISCONNECT)
+
+    assert consumer.exit_code == EXIT_OK
+    handles = [one, *(redis_app.handle(e.id) for e in envelopes)]
+    assert [h.result(timeout=5) for h in handles] == [2, 4, 6]
+    assert f"{raw_redis.keys.queues} could not record a queue's name" in caplog.text

@@ -175,7 +175,10 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         sender's own connection, after the queue's name is recorded (in the same write)."""
         (queue,) = queues
         keys, args = self._enqueue_call(queue, batch, now)
-        await conn.script_on_lane("send", "enqueue", keys, args, before=[("SADD", self.keys.queues, queue)])
+        await conn.script_on_lane(
+            "send", "enqueue", keys, args,
+            before=[("SADD", self.keys.queues, queue)], before_failed=self._unrecorded,
+        )
 
     async def _enqueue_many_queues(
         self, conn: Conn, queues: list[str], batch: list[Message], now: float
@@ -187,7 +190,20 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         for queue in queues:
             keys, args = self._enqueue_call(queue, [m for m in batch if m.queue == queue], now)
             pipe.eval(script_source("enqueue"), len(keys), *keys, *args)
-        await pipe.execute()
+        recorded, *sent = await pipe.execute(raise_on_error=False)
+        for reply in sent:
+            if isinstance(reply, Exception):
+                raise reply
+        if isinstance(recorded, Exception):
+            self._unrecorded(recorded)
+
+    def _unrecorded(self, exc: Exception) -> None:
+        """The messages were stored, but not their queue's name: say so, never raise
+        (a sender told its send failed would send the messages again)."""
+        self._reports.error(
+            f"{self.keys.queues} could not record a queue's name ({exc}): hurtle status and"
+            " dlq commands over every queue will miss it"
+        )
 
     def _enqueue_call(self, queue: str, batch: list[Message], now: float) -> tuple[list[str], list[Any]]:
         """Keys and arguments of ``enqueue.lua`` for one queue's messages."""

@@ -82,7 +82,7 @@ class RedisClusterBroker(RedisBroker):
         pipe = conn.client.pipeline(transaction=False)
         pipe.sadd(self.keys.queues, *queues)
         calls = [self._enqueue_call(q, [m for m in batch if m.queue == q], now) for q in queues]
-        await conn.scripts_in(pipe, "enqueue", calls)
+        await conn.scripts_in(pipe, "enqueue", calls, before_failed=self._unrecorded)
 
     def _route(self, conn: Conn, key: str) -> dict[str, Any]:
         # Name the node: for XREADGROUP (its keys are "movable") redis-py would

@@ -214,6 +214,13 @@ def script_source(name: str) -> str:
     return folder.joinpath("lib.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
 
 
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+OnError = Callable[[Exception], None]
+
+
 @dataclass
 class Conn:
     """What one process uses: a client (with its pool), the scripts, a consumer name."""
@@ -246,26 +253,27 @@ class Conn:
 
     async def script_on_lane(
         self, lane: str, name: str, keys: Sequence[str], args: Sequence[Any],
-        *, before: Sequence[Sequence[Any]] = (),
+        *, before: Sequence[Sequence[Any]] = (), before_failed: OnError = _raise,
     ) -> Any:
         """``script`` through ``lane``, after the commands ``before`` (in the same write);
-        its reply. A server that lost its scripts gets them through ``script``."""
+        its reply. A server that lost its scripts gets them through ``script``. The
+        error of a command ``before`` goes to ``before_failed`` once the script ran."""
         connection = self._lane(lane)
         if connection is None:
             pipe = self.client.pipeline(transaction=False)
             for command in before:
                 pipe.execute_command(*command)
-            return (await self.scripts_in(pipe, name, [(list(keys), list(args))]))[-1]
+            return (await self.scripts_in(pipe, name, [(list(keys), list(args))], before_failed))[-1]
         evalsha = ("EVALSHA", self.scripts[name].sha, len(keys), *keys, *args)
         replies = await self._exchange_on(lane, connection, [*before, evalsha])
         *firsts, reply = replies
+        if isinstance(reply, NoScriptError):
+            reply = await self.script(name, keys, args)
+        elif isinstance(reply, ResponseError):
+            raise reply
         for first in firsts:
             if isinstance(first, ResponseError):
-                raise first
-        if isinstance(reply, NoScriptError):
-            return await self.script(name, keys, args)
-        if isinstance(reply, ResponseError):
-            raise reply
+                before_failed(first)
         return reply
 
     def _lane(self, lane: str) -> Any:
@@ -293,11 +301,14 @@ class Conn:
         await self.client.aclose()
 
     async def scripts_in(
-        self, pipe: Pipeline, name: str, calls: Sequence[tuple[list[str], list[Any]]]
+        self, pipe: Pipeline, name: str, calls: Sequence[tuple[list[str], list[Any]]],
+        before_failed: OnError = _raise,
     ) -> list[Any]:
         """Add one ``EVALSHA`` of script ``name`` per (keys, args) to ``pipe``, run it, and
         return every reply (the pipe's own commands first). A call a restarted server
         answers NOSCRIPT did nothing: it runs again through ``script``, which loads it.
+        The error of a script is raised; that of one of the pipe's own commands, once
+        the scripts ran, goes to ``before_failed``.
 
         ``execute_command("EVALSHA")``, not ``pipe.evalsha``: redis-py's cluster pipeline
         refuses the method (not the command), which it routes by the script's keys."""
@@ -308,9 +319,12 @@ class Conn:
         for index, (keys, args) in enumerate(calls, first):
             if isinstance(replies[index], NoScriptError):
                 replies[index] = await self.script(name, keys, args)
-        for reply in replies:
+        for reply in replies[first:]:
             if isinstance(reply, Exception):
                 raise reply
+        for reply in replies[:first]:
+            if isinstance(reply, Exception):
+                before_failed(reply)
         return replies
 
 
