@@ -1,5 +1,6 @@
 -- Put dead letters back on their queue's stream: the ones named, or else the
--- oldest `limit`. KEYS[1] dead stream, KEYS[2] stream; ARGV limit, entry ids...
+-- oldest `limit`. Each is added to the stream before it is deleted from the dead
+-- letters (see dead_letter.lua). KEYS[1] dead stream, KEYS[2] stream; ARGV limit, entry ids...
 -- Returns, flat, each moved dead letter's entry id and message id.
 local dead, stream = KEYS[1], KEYS[2]
 local entries = {}
