@@ -61,10 +61,14 @@ def test_the_error_suggests_the_option_meant_and_lists_the_known_ones(url: str, 
         assert re.search(rf"\b{name}\b", str(caught.value))
 
 
-@pytest.mark.parametrize("url", ["sqlite:///hurtle-urls.db", "memory://urls"])
-def test_a_broker_that_takes_no_options_says_so(url: str) -> None:
+def test_a_broker_that_takes_no_options_says_so() -> None:
     with pytest.raises(ConfigurationError, match="takes no options"):
-        from_url(with_query(url, "prefix=app1"))
+        from_url(with_query("memory://urls", "prefix=app1"))
+
+
+def test_the_sqlite_broker_names_its_one_option() -> None:
+    with pytest.raises(ConfigurationError, match="unknown option 'prefix'.*hurtle takes mode$"):
+        from_url(with_query("sqlite:///hurtle-urls.db", "prefix=app1"))
 
 
 @pytest.mark.parametrize(
