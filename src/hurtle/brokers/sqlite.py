@@ -59,6 +59,9 @@ _POLL_MAX = 0.02  # idle polling cap: a new message waits at most this long
 _SWEEP_EVERY = 60.0  # seconds between deletions of expired results
 # Task ids per locate query: SQLite allows 999 bound values at least.
 _LOCATE_BATCH = 500
+# Seconds between looks for rows whose visible_at is not a number: 5 us a look
+# would be 2-4% of a lease and ack, at every lease.
+_BURY_EVERY = 1.0
 DEFAULT_MODE = 0o600  # a new database file: its owner reads and writes it, nobody else
 
 
@@ -126,6 +129,7 @@ class SQLiteBroker(Broker, ResultStore):
         self._next_sweep = 0.0
         # The last lease found messages: lease again at once, without a probe first.
         self._busy = False
+        self._bury_at = 0.0  # monotonic: when a fetch next looks for rows to dead-letter
 
     # -- plumbing -------------------------------------------------------
 
@@ -182,11 +186,16 @@ class SQLiteBroker(Broker, ResultStore):
         deadline = time.monotonic() + timeout
         interval = _POLL_MIN
         while True:
+            bury = time.monotonic() >= self._bury_at
             # A read first when idle: polling must not take the write lock every time.
-            if self._busy or await self._read(sql.probe, names, time.time()):
-                taken, buried = await self._write(sql.lease, names, max_count, self.visibility_timeout)
+            if self._busy or await self._read(sql.probe, names, time.time(), bury):
+                taken, buried = await self._write(
+                    sql.lease, names, max_count, self.visibility_timeout, bury
+                )
                 for queue, reason in buried:
                     log.error("dead-lettered a message from queue %r: %s", queue, reason)
+                if bury:  # a full batch: there may be more to dead-letter at once
+                    self._bury_at = 0.0 if len(buried) == sql.BURY_BATCH else time.monotonic() + _BURY_EVERY
                 self._busy = bool(taken)
                 if taken:
                     return taken

@@ -10,7 +10,7 @@ Rows may come from another program, whatever the schema says: SQLite keeps any
 value in any column. So every body is read as bytes (``CAST(body AS BLOB)``: TEXT
 that is not UTF-8 made the lease query fail, and every worker with it), text is
 decoded leniently (``SQLiteBroker._open``), and a row whose ``visible_at`` is not
-a number is dead-lettered by the next lease of its queue: TEXT and BLOB compare
+a number is dead-lettered by a lease of its queue (within a second): TEXT and BLOB compare
 greater than any number, so such a row never came due, and a ``--burst`` worker
 waited for it forever.
 """
@@ -74,24 +74,25 @@ def enqueue(conn: sqlite3.Connection, messages: Sequence[Message], now: float) -
     )
 
 
-def probe(conn: sqlite3.Connection, queues: tuple[str, ...], now: float) -> bool:
-    """True when a lease of ``queues`` has work: a ready row, or one to dead-letter."""
+def probe(conn: sqlite3.Connection, queues: tuple[str, ...], now: float, bury: bool) -> bool:
+    """True when a lease of ``queues`` has work: a ready row, or (``bury``) one to
+    dead-letter."""
     marks = ",".join("?" * len(queues))
     ready = f"SELECT 1 FROM hurtle_messages WHERE queue IN ({marks}) AND visible_at <= ? LIMIT 1"
     unreadable = f"SELECT 1 FROM hurtle_messages WHERE queue IN ({marks}) AND {_UNREADABLE} LIMIT 1"
-    return (
-        conn.execute(ready, (*queues, now)).fetchone() is not None
-        or conn.execute(unreadable, queues).fetchone() is not None
+    return conn.execute(ready, (*queues, now)).fetchone() is not None or (
+        bury and conn.execute(unreadable, queues).fetchone() is not None
     )
 
 
 def lease(
-    conn: sqlite3.Connection, queues: tuple[str, ...], max_count: int, visibility: float
+    conn: sqlite3.Connection, queues: tuple[str, ...], max_count: int, visibility: float, bury: bool
 ) -> tuple[list[Delivery], Buried]:
-    """Lease up to ``max_count`` ready rows, oldest first; dead-letter unreadable ones."""
+    """Lease up to ``max_count`` ready rows, oldest first; with ``bury``, first
+    dead-letter (up to ``BURY_BATCH``) rows whose visible_at cannot be read."""
     marks = ",".join("?" * len(queues))
     now = time.time()
-    buried = _bury_unreadable(conn, queues, now)
+    buried = _bury_unreadable(conn, queues, now) if bury else []
     rows = conn.execute(
         "UPDATE hurtle_messages SET leased = 1, deliveries = deliveries + 1, visible_at = ?"
         " WHERE seq IN (SELECT seq FROM hurtle_messages"
