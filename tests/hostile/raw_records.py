@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import redis
 
 from hurtle.brokers.redis_link import Keys
+from hurtle.urls import SecretURL
 
 
 class RawSQLite:
@@ -53,8 +54,8 @@ class RawSQLite:
 class RawRedis:
     """redis-py on a Redis broker's keys (one server, or a Cluster), by its URL."""
 
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
+    def __init__(self, url: str | SecretURL) -> None:
+        parts = urlsplit(SecretURL(url).reveal())
         self.keys = Keys(dict(parse_qsl(parts.query)).get("prefix", "hurtle"))
         if parts.scheme.endswith("+cluster"):
             self.client: Any = redis.RedisCluster(host=parts.hostname or "", port=parts.port or 6379)

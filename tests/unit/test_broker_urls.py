@@ -67,7 +67,7 @@ def test_a_broker_that_takes_no_options_says_so() -> None:
 
 
 def test_the_sqlite_broker_names_its_one_option() -> None:
-    with pytest.raises(ConfigurationError, match="unknown option 'prefix'.*hurtle takes mode$"):
+    with pytest.raises(ConfigurationError, match=r"unknown option 'prefix'.*hurtle takes mode$"):
         from_url(with_query("sqlite:///hurtle-urls.db", "prefix=app1"))
 
 

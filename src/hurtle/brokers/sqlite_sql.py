@@ -17,6 +17,7 @@ waited for it forever.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -218,13 +219,14 @@ def purge(conn: sqlite3.Connection, queue: str, now: float) -> int:
 def dead_letters(conn: sqlite3.Connection, queue: str | None, limit: int) -> list[DeadLetter]:
     rows = conn.execute(
         "SELECT seq, CAST(queue AS TEXT), CAST(body AS BLOB), CAST(reason AS TEXT),"
-        " CASE WHEN typeof(failed_at) IN ('integer', 'real') THEN failed_at ELSE 0 END,"
+        " CASE WHEN typeof(failed_at) IN ('integer', 'real') THEN failed_at END,"
         " CAST(id AS TEXT) FROM hurtle_dead"
         " WHERE ?1 IS NULL OR queue = ?1 ORDER BY seq DESC LIMIT ?2",
         (queue, limit),
     ).fetchall()
+    # A failed_at that is no number (another program's) is NaN, as on Redis: no time made up.
     return [
-        DeadLetter(str(seq), q, body, reason, float(at), msg_id)
+        DeadLetter(str(seq), q, body, reason, math.nan if at is None else float(at), msg_id)
         for seq, q, body, reason, at, msg_id in rows
     ]
 
