@@ -209,4 +209,11 @@ def encode_result(result: Result) -> bytes:
 
 
 def decode_result(body: bytes) -> Result:
-    return _result_decoder.decode(body)
+    """Decode a stored result; raise ``DecodeError`` for a record that is not one
+    (written by another program, or nested past what the decoder can follow)."""
+    try:
+        return _result_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise DecodeError(f"undecodable result record: {exc}") from None
+    except RecursionError:
+        raise DecodeError("undecodable result record: nested too deeply") from None

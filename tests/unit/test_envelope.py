@@ -308,3 +308,17 @@ def test_a_result_record_survives_an_encode_decode_round_trip() -> None:
 def test_a_result_that_is_not_json_is_refused() -> None:
     with pytest.raises(TypeError, match="not JSON-encodable"):
         encode_result(Result(id="x1", status="succeeded", value=object()))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"id": 1}',
+        b'{"v":1,"id":"x","status":"succeeded","value":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+    ids=["garbage", "wrong types", "nested too deep"],
+)
+def test_a_stored_result_that_is_not_a_result_record_raises_decode_error(body: bytes) -> None:
+    with pytest.raises(DecodeError, match="undecodable result record"):
+        decode_result(body)
