@@ -22,9 +22,14 @@ fi
 bash scripts/services.sh
 
 echo "== ruff"
-"$venv/bin/ruff" check src tests
+"$venv/bin/ruff" check src tests benchmarks
 echo "== mypy"
 "$venv/bin/mypy"
+# benchmarks/ (not installed) imports the peers: checked only where the bench extra put them.
+if "$venv/bin/python" -c "import celery, dramatiq, rq, arq, huey, taskiq, taskiq_redis, gevent" 2>/dev/null; then
+    echo "== mypy benchmarks"
+    "$venv/bin/mypy" benchmarks
+fi
 echo "== pytest"
 rc=0
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" || rc=$?

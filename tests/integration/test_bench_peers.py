@@ -1,4 +1,4 @@
-"""`hurtle bench --peers` runs each peer through the workload and verifies it as it verifies hurtle.
+"""`python -m benchmarks.peers` runs each peer through the workload and verifies it as hurtle's runs.
 
 Speeds are never asserted: only that every run is checked, that a run that
 lost or repeated tasks, or ran out of time, says so and has no speed, and that
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from hurtle.bench.peers import drain
-from hurtle.bench.peers.base import Peer, Plan, Run, plan_of
-from hurtle.bench.peers.runner import delete_namespace, run
+from benchmarks.peers import drain
+from benchmarks.peers.base import Peer, Plan, Run, plan_of
+from benchmarks.peers.runner import CHECKOUT, delete_namespace, run
 from hurtle.bench.runner import Options
 from tests.integration.conftest import hurtle_cli
 from tests.redis_server import shared_redis_url
@@ -28,11 +28,16 @@ from tests.redis_server import shared_redis_url
 PEERS = ("celery", "dramatiq", "rq", "arq", "huey", "taskiq")
 
 
-def bench_json(*args: str) -> tuple[int, list[dict[str, Any]], str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "hurtle", "bench", *args, "--json"],
-        capture_output=True, text=True, timeout=180, env=dict(os.environ),
+def compare_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.peers ARGS`` as documented: from the checkout's root."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.peers", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=CHECKOUT, env=dict(os.environ), check=False,
     )
+
+
+def bench_json(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+    done = compare_cli(*args, "--json", timeout=180)
     return done.returncode, [json.loads(line) for line in done.stdout.splitlines()], done.stderr
 
 
@@ -204,7 +209,7 @@ def test_deleting_a_namespace_deletes_only_its_keys(redis_url: str) -> None:
     ],
 )
 def test_a_bad_peers_option_is_one_line_and_exit_code_2(args: list[str], says: str, tmp_path: Path) -> None:
-    done = hurtle_cli("bench", "noop", "-n", "10", *args)
+    done = compare_cli("noop", "-n", "10", *args)
 
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr
@@ -214,8 +219,8 @@ def test_a_bad_peers_option_is_one_line_and_exit_code_2(args: list[str], says: s
 def test_a_peer_that_is_not_installed_is_named_with_the_extra_that_installs_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from hurtle.bench import peers
-    from hurtle.cli.bench import _peer_names
+    from benchmarks import peers
+    from benchmarks.peers.__main__ import _peer_names
     from hurtle.cli.common import UserError
 
     real = peers.importlib.util.find_spec
@@ -223,6 +228,24 @@ def test_a_peer_that_is_not_installed_is_named_with_the_extra_that_installs_it(
     monkeypatch.setattr(peers.importlib.util, "find_spec", without_huey)
 
     with pytest.raises(UserError) as error:
-        _peer_names("celery,huey", "redis://127.0.0.1:6379/0", preload=False, in_flight=None)
+        _peer_names("celery,huey", "redis://127.0.0.1:6379/0")
 
-    assert error.value.message == "--peers: huey needs huey, not installed: pip install 'hurtle[bench]'"
+    assert error.value.message == "--peers: huey needs huey, not installed: pip install -e '.[bench]'"
+
+
+@pytest.mark.parametrize("workload", ["noop", "ping"])
+def test_hurtle_bench_peers_points_to_the_comparison_in_a_checkout_in_one_line_and_exit_code_2(
+    workload: str,
+) -> None:
+    done = hurtle_cli("bench", workload, "-n", "10", "--peers", "celery", "--broker", "redis://127.0.0.1:6379/0")
+
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert "the peers comparison runs from a checkout: python -m benchmarks.peers" in line
+
+
+def test_the_library_holds_no_peer_code() -> None:
+    import hurtle.bench
+
+    package = Path(hurtle.bench.__file__).parent
+    assert not (package / "peers").exists() and not (package / "floor.py").exists()

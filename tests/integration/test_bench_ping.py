@@ -44,7 +44,6 @@ def test_ping_reports_its_own_measures_not_rates_of_a_pace_it_set() -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--peers", "celery", "--broker", "redis://127.0.0.1:6379/0"], "runs hurtle alone"),
         (["--broker", "amqp://guest:guest@127.0.0.1:5672/"], "RabbitMQ keeps none"),
     ],
 )

@@ -7,8 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
+from benchmarks.peers.report import System, comparison, ratio, summaries
 from hurtle.bench.result import RunResult, Timings
-from hurtle.cli.bench_report import System, comparison, ratio, summaries
 
 
 def verified(enqueue_s: float, processing_s: float) -> RunResult:

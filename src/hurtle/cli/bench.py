@@ -1,66 +1,34 @@
 """``hurtle bench WORKLOAD``: time hurtle end to end and verify every task ran.
 
-With ``--peers``, the same workload runs on other task queues too, alternating
-with hurtle (``bench_peers.py``); what is printed is in ``bench_report.py``,
-the progress bar in ``bench_progress.py``.
+The workloads are in ``hurtle.bench.workloads``; what is printed is in
+``hurtle.bench.report``, the progress bar in ``hurtle.bench.progress``. The
+comparison with other task queues is not part of the library: it runs from a
+checkout (``python -m benchmarks.peers``), and ``--peers`` says so.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
-from collections.abc import Callable
 
 import click
 from rich.console import Console
 
+from hurtle.bench import report as bench_report
+from hurtle.bench.progress import run_progress
+from hurtle.bench.report import EXIT_UNVERIFIED
 from hurtle.bench.result import RunResult, summarize
-from hurtle.bench.runner import OnProgress, Options
-from hurtle.cli import bench_report
-from hurtle.cli.bench_progress import run_progress
+from hurtle.bench.runner import Options
+from hurtle.bench.workloads import DEFAULT_KIND, WORKLOADS, Workload, describe, load
 from hurtle.cli.common import fail
 from hurtle.errors import HurtleError
 from hurtle.urls import display_url
 
-EXIT_UNVERIFIED = 1
-WORKLOADS = ("noop", "latency", "heavyinit", "ping")  # each a module of hurtle.bench with run()
-_DEFAULT_KIND = {"latency": "async"}  # else sync
-Workload = Callable[[Options, OnProgress | None], RunResult]
-
-
-def _workload(name: str) -> Workload:
-    """``hurtle.bench.<name>.run``. Imported here: a workload module makes its App at
-    import, which every other hurtle command should not pay for."""
-    if name not in WORKLOADS:
-        raise click.BadParameter(f"unknown workload {name!r}")
-    run: Workload = importlib.import_module(f"hurtle.bench.{name}").run
-    return run
-
-
-def _describe(name: str, options: Options) -> str | None:
-    """What a workload sets on the worker, for the header."""
-    if name == "latency":
-        from hurtle.bench import latency
-
-        counts = ", ".join(
-            f"{k:,} x {seconds * options.scale:g} s"
-            for (seconds, _), k in zip(latency.DISTRIBUTION, latency.counts(options.n), strict=True)
-        )
-        return f"sleeps: {counts}; worker {' '.join(latency.worker_args(options))} per process"
-    if name == "heavyinit":
-        from hurtle.bench import heavyinit
-
-        where = ("in an on_preload hook, once, before fork" if options.preload
-                 else "lazily, on first use in each process")
-        return f"setup: {heavyinit.SETUP_CPU_S * 1000:.0f} ms of CPU, {where}"
-    if name == "ping":
-        from hurtle.bench import ping
-
-        return (f"one task every {ping.INTERVAL_S * 1000:g} ms to a running worker (light load);"
-                " memory read once it answered a warm-up task, idle")
-    return None
+PEERS_POINTER = (
+    "the peers comparison runs from a checkout: python -m benchmarks.peers WORKLOAD"
+    " --broker redis://HOST:PORT/DB --peers celery,dramatiq,rq,arq,huey,taskiq"
+)
 
 
 @click.command()
@@ -87,63 +55,33 @@ def _describe(name: str, options: Options) -> str | None:
               help="Calls per send_many.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: each run, then a summary.")
-@click.option("--peers", "peer_list", metavar="NAMES",
-              help="Also run these task queues, alternating with hurtle, on the --broker Redis:"
-              " a comma list of celery,dramatiq,rq,arq,huey,taskiq (pip install 'hurtle[bench]').")
+@click.option("--peers", "peer_list", metavar="NAMES", hidden=True,
+              help="Moved: the comparison with other task queues runs from a checkout.")
 def bench(
     workload: str, count: int, broker_url: str | None, processes: int | None, repeat: int,
     kind: str | None, preload: bool, scale: float, in_flight: int | None, batch: int, as_json: bool,
     peer_list: str | None,
 ) -> None:
     """Run WORKLOAD and report enqueue and processing rates, only for verified runs."""
+    if peer_list is not None:
+        fail(f"--peers: {PEERS_POINTER}")
     if broker_url and broker_url.startswith("memory:"):
         fail("--broker: a memory:// broker lives in one process; the worker runs in another")
     if preload and workload != "heavyinit":
         fail("--preload: only the heavyinit workload has a setup to preload")
-    kind = kind or _DEFAULT_KIND.get(workload, "sync")
+    kind = kind or DEFAULT_KIND.get(workload, "sync")
     if in_flight and workload != "latency":
         fail("--in-flight: only the latency workload sets the worker's -c or -t")
-    if peer_list is not None and workload == "ping":
-        fail("--peers: the ping workload runs hurtle alone")
     if workload == "ping" and broker_url and broker_url.startswith(("amqp:", "amqps:")):
         fail("--broker: ping reads each task's result, and RabbitMQ keeps none: use redis:// or sqlite://")
-    peers = _peer_names(peer_list, broker_url, preload, in_flight) if peer_list is not None else []
     options = Options(
         count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale, preload, in_flight
     )
     try:
-        run = _workload(workload)
+        run = load(workload)
     except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER
         fail(str(exc))
-    if peers:
-        from hurtle.cli.bench_peers import compare  # imports nothing of a peer until asked
-
-        compare(workload, run, options, peers, repeat, as_json, _describe(workload, options))
-        return
     _hurtle_alone(workload, run, options, repeat, as_json)
-
-
-def _peer_names(
-    peer_list: str, broker_url: str | None, preload: bool, in_flight: int | None
-) -> list[str]:
-    """The --peers names, checked: known, installed, on a Redis broker; else one line, exit 2."""
-    from hurtle.bench import peers
-
-    names = list(dict.fromkeys(name.strip().lower() for name in peer_list.split(",") if name.strip()))
-    if not names:
-        fail(f"--peers: name one or more of {','.join(peers.NAMES)}")
-    unknown = [name for name in names if name not in peers.NAMES]
-    if unknown:
-        fail(f"--peers: unknown peer {unknown[0]!r}; known: {','.join(peers.NAMES)}")
-    if not broker_url or not broker_url.startswith(("redis://", "rediss://")):
-        fail("--peers: the peers run on Redis; give --broker redis://HOST:PORT/DB")
-    if preload or in_flight:
-        fail(f"--{'preload' if preload else 'in-flight'}: sets hurtle's worker only; not with --peers")
-    for name in names:
-        absent = peers.missing(name)
-        if absent:
-            fail(f"--peers: {name} needs {', '.join(absent)}, not installed: pip install 'hurtle[bench]'")
-    return names
 
 
 def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, as_json: bool) -> None:
@@ -155,7 +93,7 @@ def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, a
             f" process(es), {where}, {repeat} run(s)",
             markup=False,  # a URL's brackets are not markup
         )
-        described = _describe(workload, options)
+        described = describe(workload, options)
         if described:
             console.print(described)
     runs: list[RunResult] = []

@@ -1,4 +1,4 @@
-"""``hurtle bench --peers``: the same workloads on other task queues, on the same Redis.
+"""``python -m benchmarks.peers``: the same workloads on other task queues, on the same Redis.
 
 One module per peer (``celery.py``, ``dramatiq.py``, ``rq.py``, ``arq.py``,
 ``huey.py``, ``taskiq.py``), each with its app and tasks, its best documented
@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 from importlib.metadata import PackageNotFoundError, version
 
-from hurtle.bench.peers.base import Peer
+from benchmarks.peers.base import Peer
 
 NAMES = ("celery", "dramatiq", "rq", "arq", "huey", "taskiq")
 #: What each peer's module imports, beyond the redis client hurtle[redis] brings.
@@ -42,8 +42,8 @@ def peer_version(peer: Peer) -> str:
 
 
 def load(name: str) -> Peer:
-    """The peer's adapter, ``hurtle.bench.peers.<name>``; imports its library."""
+    """The peer's adapter, ``benchmarks.peers.<name>``; imports its library."""
     if name not in NAMES:
         raise ValueError(f"unknown peer {name!r}; known: {', '.join(NAMES)}")
-    peer: Peer = importlib.import_module(f"hurtle.bench.peers.{name}").PEER
+    peer: Peer = importlib.import_module(f"benchmarks.peers.{name}").PEER
     return peer

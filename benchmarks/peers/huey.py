@@ -29,10 +29,10 @@ import redis
 from huey import RedisHuey
 from huey.api import TaskWrapper
 
-from hurtle.bench.peers import base
-from hurtle.bench.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
+from benchmarks.peers import base
+from benchmarks.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
 
-HUEY_SPEC = "hurtle.bench.peers.huey.huey"
+HUEY_SPEC = "benchmarks.peers.huey.huey"
 GREENLETS = 1000  # greenlets per consumer for latency
 _GEVENT_CONSUMER = (
     "from gevent import monkey; monkey.patch_all()\n"

@@ -1,7 +1,7 @@
 """What every peer shares: the contract a peer module fills, the tasks, the run's namespace.
 
 A peer module (``celery.py``, ``dramatiq.py``, ...) is imported twice: by
-``hurtle bench``, which sends the tasks, and by the peer's own worker command
+``python -m benchmarks.peers``, which sends the tasks, and by the peer's own worker command
 in a subprocess, which runs them. The worker side finds its Redis URL and the
 run's namespace in the environment (``URL_ENV``, ``NS_ENV``) and builds its app
 at import; the sending side builds one per run with ``Run``'s values.
@@ -67,7 +67,7 @@ def plan_of(commands: list[list[str]], summary: str, kind: str, env: dict[str, s
 
 @dataclass(frozen=True)
 class Peer:
-    """A peer's adapter: each function does one step of ``hurtle.bench.peers.runner``."""
+    """A peer's adapter: each function does one step of ``benchmarks.peers.runner``."""
 
     name: str
     distribution: str  # the PyPI name, for its version

@@ -26,8 +26,8 @@ import redis
 from taskiq import AsyncTaskiqDecoratedTask
 from taskiq_redis import RedisStreamBroker
 
-from hurtle.bench.peers import base
-from hurtle.bench.peers.base import (
+from benchmarks.peers import base
+from benchmarks.peers.base import (
     Peer,
     Plan,
     Run,
@@ -37,7 +37,7 @@ from hurtle.bench.peers.base import (
     url_from_env,
 )
 
-BROKER_SPEC = "hurtle.bench.peers.taskiq:broker"
+BROKER_SPEC = "benchmarks.peers.taskiq:broker"
 GATHER = 100  # kiq calls in flight at once
 GROUP = "taskiq"  # RedisStreamBroker's default consumer group
 

@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.peers.base import NS_ENV, URL_ENV, Peer, Plan, Run
+from benchmarks.peers.drain import drain, limits
 from hurtle.bench import latency
 from hurtle.bench.heavyinit import count_setups
-from hurtle.bench.peers.base import NS_ENV, URL_ENV, Peer, Plan, Run
-from hurtle.bench.peers.drain import drain, limits
 from hurtle.bench.result import RunResult, Timings
 from hurtle.bench.runner import RECORDS_ENV, OnProgress, Options, check_counts, read_records
 
 _SCAN_COUNT = 1000
+CHECKOUT = Path(__file__).resolve().parents[2]  # the directory that holds ``benchmarks/``
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def _run(
     if sent != spec.n:
         result.problems.append(f"sent {spec.n} task(s) but the queue holds {sent}")
         return
-    env = {**os.environ, **plan.env, RECORDS_ENV: str(folder), URL_ENV: spec.url, NS_ENV: spec.ns}
+    env = {**os.environ, **plan.env, RECORDS_ENV: str(folder), URL_ENV: spec.url, NS_ENV: spec.ns,
+           "PYTHONPATH": _checkout_on_path(os.environ.get("PYTHONPATH"))}
     longest = max((call[0] for call in calls if call), default=0.0)
     bounds = limits(spec.n, longest)
     drained = drain(plan.commands, env, folder, spec.n, bounds, progress, lambda: peer.pending(spec) == 0)
@@ -104,6 +106,12 @@ def _run(
         latency.add_measures(result, [call[0] for call in calls])
     elif spec.workload == "heavyinit":
         result.extra["wall_s"] = result.timings.wall_s
+
+
+def _checkout_on_path(python_path: str | None) -> str:
+    """``PYTHONPATH`` with the checkout first: a peer's worker imports its app from
+    ``benchmarks.peers``, which is not installed, from whatever directory it starts in."""
+    return os.pathsep.join([str(CHECKOUT), *([python_path] if python_path else [])])
 
 
 def _inspect(spec: Run, folder: Path, result: RunResult) -> None:

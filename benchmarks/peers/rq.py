@@ -25,8 +25,8 @@ import redis
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from hurtle.bench.peers import base
-from hurtle.bench.peers.base import Peer, Plan, Run, plan_of, script
+from benchmarks.peers import base
+from benchmarks.peers.base import Peer, Plan, Run, plan_of, script
 
 BATCH = 1000  # jobs per enqueue_many pipeline
 WORKER_CLASS = "rq.worker.SimpleWorker"

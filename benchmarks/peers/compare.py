@@ -1,11 +1,11 @@
-"""``hurtle bench WORKLOAD --peers ...``: hurtle and other task queues through the same workload.
+"""hurtle and other task queues through the same workload (``python -m benchmarks.peers``).
 
 Each repeat runs hurtle, then each peer in turn, so drift of the machine (other
 work on a shared VM) falls on every system alike. Every run is verified the
 same way; a peer run that is not (lost tasks, too slow for the time limit, a
 crash) is reported on its line, without a speed, and the bench goes on; it
 exits 1 at the end. A hurtle run that is not verified stops the bench at once,
-as without ``--peers``: that is a bug in hurtle.
+as ``hurtle bench`` does: that is a bug in hurtle.
 """
 
 from __future__ import annotations
@@ -20,20 +20,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import click
 from rich.console import Console
 
+from benchmarks import peers as peer_modules
+from benchmarks.peers import report
+from benchmarks.peers import runner as peer_runner
+from benchmarks.peers.base import Peer, Run
+from benchmarks.peers.report import System
 from hurtle.bench import latency
-from hurtle.bench import peers as peer_modules
-from hurtle.bench.peers import runner as peer_runner
-from hurtle.bench.peers.base import Peer, Run
+from hurtle.bench import report as bench_report
+from hurtle.bench.progress import run_progress
+from hurtle.bench.report import EXIT_UNVERIFIED
 from hurtle.bench.result import RunResult
 from hurtle.bench.runner import OnProgress, Options
-from hurtle.cli import bench_report
-from hurtle.cli.bench import EXIT_UNVERIFIED, Workload
-from hurtle.cli.bench_progress import run_progress
-from hurtle.cli.bench_report import System
+from hurtle.bench.workloads import Workload
 from hurtle.cli.common import fail
 from hurtle.errors import HurtleError
-from hurtle.settings import display_url
+from hurtle.urls import display_url
 
+PROG = "python -m benchmarks.peers"
 _HURTLE_PARAMS = ("prefix", "reconnect_timeout")  # hurtle's own Redis URL parameters (redis_link.py)
 
 
@@ -63,12 +66,12 @@ def compare(
                 bench_report.report_failure(result)
                 sys.exit(EXIT_UNVERIFIED)
     if as_json:
-        for summary in bench_report.summaries(systems, workload, options.kind, options.n, options.processes):
+        for summary in report.summaries(systems, workload, options.kind, options.n, options.processes):
             click.echo(json.dumps(summary))
     else:
-        for table in bench_report.comparison(systems):
+        for table in report.comparison(systems):
             console.print(table)
-        console.print(bench_report.peer_notes())
+        console.print(report.peer_notes())
     if not all(run.verified for system in systems for run in system.runs):
         sys.exit(EXIT_UNVERIFIED)
 
@@ -132,7 +135,7 @@ def _header(
 ) -> None:
     """Who runs how; fills each peer's ``config`` from its plan for this workload."""
     lines = [
-        f"hurtle bench {workload} --peers: {options.n:,} tasks, {options.processes} worker"
+        f"{PROG} {workload}: {options.n:,} tasks, {options.processes} worker"
         f" process(es) per system, {display_url(options.broker or '')}, {repeat} run(s) each,"
         " alternating: hurtle, then each peer in turn",
     ]
@@ -164,7 +167,7 @@ def _print_run(
                 "config": system.config}
         click.echo(json.dumps(data))
         return
-    line = bench_report.one_line(result) if system.name == "hurtle" else bench_report.peer_line(result)
+    line = bench_report.one_line(result) if system.name == "hurtle" else report.peer_line(result)
     console.print(f"run {index + 1}/{repeat} {system.name}: {line}", soft_wrap=True)
     if system.name != "hurtle" and not result.verified and result.worker_log:
         click.echo(f"--- {system.name} worker log (tail) ---\n{result.worker_log}", err=True)

@@ -25,10 +25,10 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from hurtle.bench.peers import base
-from hurtle.bench.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
+from benchmarks.peers import base
+from benchmarks.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
 
-BROKER_SPEC = "hurtle.bench.peers.dramatiq:broker"
+BROKER_SPEC = "benchmarks.peers.dramatiq:broker"
 QUEUE = "bench"
 THREADS = 8  # dramatiq's default --threads
 #: Greenlets for latency, over all processes: each may hold a Redis connection, and

@@ -27,11 +27,11 @@ from arq.connections import RedisSettings, create_pool
 from arq.logs import default_log_config
 from arq.worker import Function, func
 
-from hurtle.bench.peers import base
-from hurtle.bench.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, tune_from_env, url_from_env
+from benchmarks.peers import base
+from benchmarks.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, tune_from_env, url_from_env
 
-SETTINGS_SPEC = "hurtle.bench.peers.arq.WorkerSettings"
-LOG_SPEC = "hurtle.bench.peers.arq.LOG_CONFIG"
+SETTINGS_SPEC = "benchmarks.peers.arq.WorkerSettings"
+LOG_SPEC = "benchmarks.peers.arq.LOG_CONFIG"
 #: arq's own default logging at WARNING: at INFO it writes two lines per job, the others none.
 LOG_CONFIG: dict[str, Any] = {
     **default_log_config(verbose=False),

@@ -25,10 +25,10 @@ from typing import Any
 import redis
 from celery import Celery
 
-from hurtle.bench.peers import base
-from hurtle.bench.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
+from benchmarks.peers import base
+from benchmarks.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
 
-APP_SPEC = "hurtle.bench.peers.celery:app"
+APP_SPEC = "benchmarks.peers.celery:app"
 TASK_NAMES = {"noop": "hurtle_bench.noop", "latency": "hurtle_bench.sleep", "heavyinit": "hurtle_bench.work"}
 
 

@@ -17,8 +17,8 @@ the rate is N over the first read to the last ack across both. The bodies are
 hurtle envelopes of a no-op task. Keys and queues get a unique name and are
 deleted afterwards.
 
-    python -m hurtle.bench.floor redis://127.0.0.1:6379/0 [-n 20000] [--batch 100]
-    python -m hurtle.bench.floor amqp://guest:guest@127.0.0.1:5672/ [-n 20000]
+    python -m benchmarks.floor redis://127.0.0.1:6379/0 [-n 20000] [--batch 100]
+    python -m benchmarks.floor amqp://guest:guest@127.0.0.1:5672/ [-n 20000]
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def run_once(plan: Plan, kind: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hurtle.bench.floor", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.floor", description=__doc__.split("\n")[0])
     parser.add_argument("url", help="redis://... or amqp://...")
     parser.add_argument("-n", type=int, default=20000, help="messages per run (default 20000)")
     parser.add_argument("--batch", type=int, default=100,
