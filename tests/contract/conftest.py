@@ -5,17 +5,25 @@ To run the whole suite against another broker, append one URL factory to
 the test, and returns the URL of an empty store; it calls ``pytest.skip`` when
 its server is not available (a Redis factory would read a URL from the
 environment and use the unique name as its key prefix).
+
+A test that needs what not every broker can do is marked with the capability
+(a ``ClassVar[bool]`` of ``Broker``): ``@pytest.mark.needs("leases_expire")`` runs
+only against brokers that declare it True, and is skipped, with the capability's
+meaning as the reason, for the others.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from hurtle.brokers import Broker
+from hurtle.brokers import Broker, broker_class
 from hurtle.results import ResultStore
 from tests.amqp_server import amqp_url
 from tests.redis_server import redis_cluster_url, redis_url
@@ -36,39 +44,38 @@ def sqlite_url(tmp_path: Path, unique: str) -> str:
 
 BROKERS: list[UrlFactory] = [memory_url, sqlite_url, redis_url, redis_cluster_url, amqp_url]
 
-_NO_LEASE_EXPIRY = (
-    "AMQP leases do not expire after visibility_timeout: a delivery stays leased while its channel"
-    " lives, and RabbitMQ redelivers it, counted, when the connection closes"
-    " (tests/integration/test_amqp_broker.py tests that instead)"
-)
-#: The one place a contract test is skipped for a broker: {broker: {test: why}}.
-CANNOT: dict[str, dict[str, str]] = {
-    "amqp": dict.fromkeys(
-        [
-            "test_an_expired_lease_is_delivered_again_with_its_delivery_counted",
-            "test_extend_keeps_a_lease_alive_past_the_visibility_timeout",
-            "test_a_stale_ack_leaves_the_new_lease_alone",
-            "test_a_retried_message_starts_a_fresh_delivery_count",
-            "test_a_stale_retry_adds_no_second_copy",
-            "test_a_stale_dead_letter_leaves_the_new_lease_alone",
-            "test_purge_deletes_a_message_whose_lease_expired",
-        ],
-        _NO_LEASE_EXPIRY,
-    ),
-}
-
-
 def _name(factory: UrlFactory) -> str:
     return factory.__name__.removesuffix("_url")
+
+
+@functools.cache
+def capability(name: str) -> str:
+    """What a capability of ``Broker`` (a ``ClassVar[bool]``) means: the ``#:`` comment above it."""
+    lines = inspect.getsource(Broker).splitlines()
+    for at, line in enumerate(lines):
+        if line.strip().startswith(f"{name}: ClassVar[bool]"):
+            above = list(itertools.takewhile(lambda s: s.strip().startswith("#:"), reversed(lines[:at])))
+            if above:
+                return " ".join(s.strip().removeprefix("#:").strip() for s in reversed(above))
+    raise LookupError(f"Broker declares no capability {name!r} with a #: comment above it")
+
+
+def _skip_unless_capable(node: pytest.Item, broker: type[Broker]) -> None:
+    """Skip a test marked ``@pytest.mark.needs("capability", ...)`` for a broker that
+    lacks one: the one way a contract test is skipped for a broker."""
+    for mark in node.iter_markers("needs"):
+        for name in mark.args:
+            why = capability(name)  # an unknown name fails the test, never skips it
+            if not getattr(broker, name):
+                pytest.skip(f"{broker.__name__}: {name} is False ({why})")
 
 
 @pytest.fixture(params=BROKERS, ids=_name)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     factory: UrlFactory = request.param
-    reason = CANNOT.get(_name(factory), {}).get(request.node.originalname)
-    if reason is not None:
-        pytest.skip(f"{_name(factory)}: {reason}")
-    return Backend(_name(factory), factory(tmp_path, uuid.uuid4().hex))
+    url = factory(tmp_path, uuid.uuid4().hex)
+    _skip_unless_capable(request.node, broker_class(url))
+    return Backend(_name(factory), url)
 
 
 @pytest.fixture

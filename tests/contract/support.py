@@ -85,6 +85,12 @@ async def counts(broker: Broker, queue: str) -> QueueStats:
     return stats
 
 
+def in_flight(broker: Broker, count: int) -> int | None:
+    """The ``in_flight`` that ``stats`` reports while ``count`` messages are leased:
+    None from a broker that cannot count every consumer's leases."""
+    return count if broker.counts_all_in_flight else None
+
+
 async def eventually(check: Callable[[], Awaitable[T]], what: str) -> T:
     """Poll ``check`` until it returns something truthy; fail after ``WAIT_LIMIT``."""
     deadline = time.monotonic() + WAIT_LIMIT

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from hurtle.brokers import Broker, QueueStats
 
-from .support import bodies, counts, eventually, fetch_one, messages
+from .support import bodies, counts, eventually, fetch_one, in_flight, messages
 
 
 async def test_stats_count_ready_delayed_in_flight_and_dead(broker: Broker) -> None:
@@ -17,12 +19,12 @@ async def test_stats_count_ready_delayed_in_flight_and_dead(broker: Broker) -> N
 
     stats = await counts(broker, "q")
 
-    assert stats == QueueStats("q", ready=2, delayed=1, in_flight=1, dead=1)
-    assert stats.pending == 4
+    assert stats == QueueStats("q", ready=2, delayed=1, in_flight=in_flight(broker, 1), dead=1)
+    assert stats.pending == (4 if broker.counts_all_in_flight else 3)  # unknown: not counted
 
 
 async def test_stats_of_a_queue_never_used_are_zeros(broker: Broker) -> None:
-    assert await broker.stats(["nothing"]) == [QueueStats("nothing", 0, 0, 0, 0)]
+    assert await broker.stats(["nothing"]) == [QueueStats("nothing", 0, 0, in_flight(broker, 0), 0)]
 
 
 async def test_stats_without_queues_list_every_queue_in_use(broker: Broker) -> None:
@@ -45,12 +47,14 @@ async def test_purge_deletes_the_waiting_messages_of_a_queue_and_says_how_many(
 
     assert await broker.purge("q") == 3
 
-    assert await counts(broker, "q") == QueueStats("q", ready=0, delayed=0, in_flight=1, dead=0)
+    stats = await counts(broker, "q")
+    assert stats == QueueStats("q", ready=0, delayed=0, in_flight=in_flight(broker, 1), dead=0)
     assert bodies(await broker.fetch(["other"], 10, 0)) == [b"untouched"]
     assert await broker.purge("q") == 0
     await broker.ack([leased])
 
 
+@pytest.mark.needs("leases_expire")
 async def test_purge_deletes_a_message_whose_lease_expired(
     short_lease: Broker
 ) -> None:

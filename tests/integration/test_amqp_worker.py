@@ -117,6 +117,17 @@ def test_delays_retries_dead_letters_and_the_dlq_commands_on_rabbitmq(
     assert "no dead letters" in hurtle_cli("dlq", "list", "--broker", amqp_url).stdout
 
 
+def test_status_on_rabbitmq_shows_the_count_it_cannot_know_as_a_question_mark(
+    amqp_url: str, workerapp: Any
+) -> None:
+    # RabbitMQ tells a client only of its own unacked messages: a 0 in flight would be a guess.
+    workerapp.add.send(1, 2)
+    out = hurtle_cli("status", "--broker", amqp_url)
+    assert out.returncode == 0, out.stderr
+    (row,) = [line.split("│") for line in out.stdout.splitlines() if "default" in line]
+    assert [cell.strip() for cell in row[2:6]] == ["1", "0", "?", "0"]  # ready, delayed, in flight, dead
+
+
 def test_garbage_published_by_a_plain_amqp_client_is_dead_lettered_while_valid_tasks_run(
     amqp_url: str, workerapp: Any, workers: Workers
 ) -> None:

@@ -73,7 +73,8 @@ _SHORT_STRING = 255  # bytes: AMQP's short strings (a message_id)
 
 class AMQPBroker(AMQPDeadLetters, Broker):
     schemes = ("amqp", "amqps")
-    blocking_fetch = True
+    leases_expire = False  # a delivery stays leased while its channel lives
+    counts_all_in_flight = False  # a client learns only of its own unacked messages
     # A RabbitMQ queue can be read only from its head, and reading takes the
     # message: there is no look by task id (locate() finds nothing).
     locates_messages = False
@@ -303,8 +304,8 @@ class AMQPBroker(AMQPDeadLetters, Broker):
     # -- looking and cleaning up -------------------------------------------------
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
-        """``in_flight`` counts this broker object's own leases: AMQP does not tell
-        one client how many messages other consumers hold unacked."""
+        """``in_flight`` is None: AMQP does not tell one client how many messages
+        other consumers hold unacked."""
 
         async def collect(conn: Conn) -> list[QueueStats]:
             names = list(queues) if queues is not None else await self._topology.known_queues(conn)
@@ -325,8 +326,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         for level in reversed(range(await self._topology.delay_levels(conn, queue))):
             delayed += await conn.count(self.names.delay(level, queue)) or 0
         ready = (await conn.count(self.names.work(queue)) or 0) + len(session.buffer.get(queue, ()))
-        in_flight = sum(1 for q in session.leased.values() if q == queue)
-        return QueueStats(queue, ready, delayed, in_flight, dead)
+        return QueueStats(queue, ready, delayed, None, dead)
 
     async def purge(self, queue: str) -> int:
         """Ready and delayed messages, and this broker's own buffered ones; leased ones stay."""

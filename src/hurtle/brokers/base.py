@@ -53,16 +53,21 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
+    """A queue's counts. ``in_flight`` (messages leased by any consumer) is None
+    where the broker cannot count other consumers' leases
+    (``Broker.counts_all_in_flight`` False)."""
+
     name: str
     ready: int
     delayed: int
-    in_flight: int
+    in_flight: int | None
     dead: int
 
     @property
     def pending(self) -> int:
-        """Messages not yet finished: ready, delayed or leased."""
-        return self.ready + self.delayed + self.in_flight
+        """Messages not yet finished that the broker can count: ready, delayed,
+        and leased unless ``in_flight`` is None (then a lower bound)."""
+        return self.ready + self.delayed + (self.in_flight or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +114,6 @@ class Broker(abc.ABC):
 
     #: URL schemes this class serves, e.g. ``("sqlite",)``.
     schemes: ClassVar[tuple[str, ...]] = ()
-    #: True when fetch() can block without polling the server.
-    blocking_fetch: ClassVar[bool] = False
     #: True when other processes (and machines, for a server) reach the same queues
     #: through their own broker object. False for ``memory://``: a worker on it could
     #: never receive work from a producer in another process.
@@ -118,6 +121,15 @@ class Broker(abc.ABC):
     #: True when locate() can find a message by its task id. False where a queue
     #: cannot be searched (RabbitMQ): there locate() returns ``{}``.
     locates_messages: ClassVar[bool] = False
+    #: True when a lease ends ``visibility_timeout`` after the last ``extend`` and its
+    #: message is delivered again, counted. False for RabbitMQ: a delivery stays leased
+    #: while its channel lives, and the server redelivers it, counted, when the
+    #: connection closes.
+    leases_expire: ClassVar[bool] = True
+    #: True when stats() counts in ``in_flight`` the messages every consumer holds.
+    #: False for RabbitMQ, which tells a client only of its own unacked messages:
+    #: there ``in_flight`` is None.
+    counts_all_in_flight: ClassVar[bool] = True
     #: hurtle's own options in this broker's URL query (``?prefix=...``). Any other
     #: option is one its client library takes, or the URL is a ``ConfigurationError``.
     url_options: ClassVar[tuple[str, ...]] = ()

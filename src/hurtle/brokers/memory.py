@@ -84,7 +84,6 @@ def _store_for(url: str) -> _Store:
 
 class MemoryBroker(Broker, ResultStore):
     schemes = ("memory",)
-    blocking_fetch = True
     locates_messages = True
     shared_across_processes = False
 

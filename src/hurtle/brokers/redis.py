@@ -121,7 +121,6 @@ def oldest_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]
 
 class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
-    blocking_fetch = True
     locates_messages = True  # by a scan in chunks: redis_locate.py
     url_options = OPTIONS
 

@@ -221,7 +221,8 @@ async def _follow(
             (stats,) = await broker.stats([QUEUE])
             finished = total - stats.pending
             dead = stats.dead - dead_before
-            detail = f"{stats.in_flight:,} running, {stats.delayed:,} to retry, {dead:,} dead"
+            running = "?" if stats.in_flight is None else f"{stats.in_flight:,}"
+            detail = f"{running} running, {stats.delayed:,} to retry, {dead:,} dead"
             progress.update(bar, completed=finished, detail=detail)
             if proc.poll() is not None:
                 progress.update(bar, description="done" if not stats.pending else "stopped")

@@ -16,7 +16,9 @@ from hurtle.worker.startup import describe_results
 @broker_option
 @click.option("-q", "--queues", help="Comma-separated queues. Default: every known queue.")
 def status(app_spec: str | None, broker_url: str | None, queues: str | None) -> None:
-    """Queue depths: ready, delayed, in flight (leased by a worker) and dead."""
+    """Queue depths: ready, delayed, in flight (leased by a worker) and dead.
+
+    "?" marks a count the broker cannot know (in flight on RabbitMQ)."""
     where = where_to_read(app_spec, broker_url)
     connection = open_connection(where)
     names = [q for q in queues.split(",") if q] if queues else None
@@ -32,5 +34,5 @@ def status(app_spec: str | None, broker_url: str | None, queues: str | None) -> 
     )
     for row in rows:
         counts = (row.ready, row.delayed, row.in_flight, row.dead)
-        table.add_row(literal(row.name), *(literal(count) for count in counts))
+        table.add_row(literal(row.name), *(literal("?" if count is None else count) for count in counts))
     Console().print(table)

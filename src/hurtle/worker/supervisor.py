@@ -50,8 +50,9 @@ class Supervisor:
         self.app = app
         self.config = config
         self.processes = processes
-        #: Kill a process whose event loop has not turned for this long. By then
-        #: its leases have expired anyway: its tasks are already being redelivered.
+        #: Kill a process whose event loop has not turned for this long. Where leases
+        #: expire (``Broker.leases_expire``) its tasks are being redelivered by then; on
+        #: RabbitMQ they stay leased while its connection lives, and the kill gives them back.
         #: (A task that blocks the loop is interrupted sooner, in the process:
         #: ``loop_watch.block_limit``; this is for what no signal interrupts.)
         default_limit = max(_STALL_FLOOR, app.visibility_timeout)
