@@ -6,8 +6,7 @@
     │   └── BrokerDataError       it is up, but refused this data (a malformed record,
     │                             a key of the wrong type): not an outage
     ├── MessageTooLarge           refused at send: over ``max_message_bytes``
-    ├── TaskFailed                the task raised; ``.traceback`` is the remote text
-    └── ResultExpired             the result was stored once but has expired
+    └── TaskFailed                the task raised; ``.traceback`` is the remote text
 
     Retry                         raise it from a task to ask for a retry
 
@@ -45,10 +44,6 @@ class BrokerDataError(BrokerError):
 
 class MessageTooLarge(HurtleError):
     """An encoded message is larger than the app's ``max_message_bytes``."""
-
-
-class ResultExpired(HurtleError):
-    """The result existed but its time to live has passed."""
 
 
 class TaskFailed(HurtleError):

@@ -39,7 +39,7 @@ def failure(exc: BaseException) -> Failed:
 
 def time_limit_failure(name: str, timeout: float) -> Failed:
     error = f"TimeLimitExceeded: task {name} ran past its {timeout:g}s time limit"
-    return Failed(error, error + "\n", time_limit=True)
+    return Failed(error, error + "\n")
 
 
 class AsyncExecutor:

@@ -20,7 +20,6 @@ class Failed:
     traceback: str
     retryable: bool = True
     delay: float | None = None  # set by hurtle.Retry(delay=...)
-    time_limit: bool = False
     #: What the task raised (None when the worker failed it): its retry policy reads it.
     exception: type[BaseException] | None = None
 
