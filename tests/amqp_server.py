@@ -56,7 +56,7 @@ def _ping(url: str) -> str | None:
     try:
         import aiormq
     except ImportError:
-        return "aio-pika is not installed (pip install 'hurtle[amqp]')"
+        return "aiormq is not installed (pip install 'hurtle[amqp]')"
 
     async def ping() -> None:
         connection = await asyncio.wait_for(aiormq.connect(url), 5.0)

@@ -58,7 +58,7 @@ def broker_class(url: str | SecretURL) -> type[Broker]:
                     f"broker URL {str(url)!r}: the RabbitMQ broker needs Python 3.11 or later (aiormq 7.2)"
                 ) from None
             raise ConfigurationError(
-                f"broker URL {str(url)!r} needs the aio-pika package: pip install 'hurtle[amqp]'"
+                f"broker URL {str(url)!r} needs the aiormq package: pip install 'hurtle[amqp]'"
             ) from None
 
         return AMQPBroker

@@ -16,8 +16,8 @@ A lost connection is retried with backoff (``reconnect_timeout`` seconds at most
 then ``BrokerError``), and the log says so once when it is lost and once when it
 is back. ``fetch`` does not wait: it raises at once and the worker backs off.
 
-aio-pika is the install extra; hurtle talks to its transport, aiormq, directly,
-because it needs exact control of consumers (see ``amqp.py``, fetching). aiormq
+hurtle talks to aiormq (the transport aio-pika is built on) directly, because
+it needs exact control of consumers (see ``amqp.py``, fetching). aiormq
 reads the socket through ``amqp_frames.SalvagingTransport``, so that no
 message's properties can break the connection.
 """
