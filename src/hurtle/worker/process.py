@@ -18,6 +18,7 @@ from typing import Any
 
 from hurtle.app import App
 from hurtle.client import Connection
+from hurtle.loops import new_event_loop
 from hurtle.worker.consumer import Consumer, WorkerConfig
 from hurtle.worker.loop_watch import LoopWatcher, block_limit
 from hurtle.worker.watchdog import Heartbeats
@@ -26,14 +27,6 @@ log = logging.getLogger("hurtle.worker")
 
 EXIT_HOOK_FAILED = 3
 _PARENT_CHECK_EVERY = 1.0  # seconds
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def run_process(
