@@ -39,7 +39,7 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from hurtle.brokers.amqp_frames import SalvagingTransport
-from hurtle.brokers.outage import Outage
+from hurtle.brokers.reconnect_backoff import ReconnectBackoff
 from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import BrokerError, ConfigurationError
 from hurtle.urls import SecretURL
@@ -256,7 +256,7 @@ class Link:
         self._conn: Conn | None = None
         self._generation = 0
         self._opening = asyncio.Lock()
-        self._outage = Outage("RabbitMQ", url.where, log)
+        self._outage = ReconnectBackoff("RabbitMQ", url.where, log)
 
     def current(self) -> Conn | None:
         """The live connection of this process, without making one."""

@@ -63,7 +63,7 @@ try:
 except ImportError:  # redis-py runs without it, packing in Python
     _hiredis_pack = None  # type: ignore[assignment]
 
-from hurtle.brokers.outage import Outage
+from hurtle.brokers.reconnect_backoff import ReconnectBackoff
 from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import BrokerDataError, BrokerError, ConfigurationError
 from hurtle.urls import SecretURL
@@ -335,7 +335,7 @@ class Link:
         self.url = url
         self.lease_ms = lease_ms
         self._conn: Conn | None = None
-        self._outage = Outage("Redis", url.where, log)
+        self._outage = ReconnectBackoff("Redis", url.where, log)
 
     def conn(self) -> Conn:
         conn = self._conn

@@ -1,4 +1,8 @@
-"""What the consumer does while its broker is unreachable: back off, say so, give up in time."""
+"""What the consumer does while its broker is unreachable: back off, say so, give up in time.
+
+This is the worker's patience, counted across broker calls (``--max-disconnect``).
+Within one call the broker's connection retries first (``brokers/reconnect_backoff.py``),
+for its URL's ``reconnect_timeout``."""
 
 from __future__ import annotations
 
@@ -7,8 +11,12 @@ import logging
 import time
 
 from hurtle.errors import BrokerDataError, HurtleError
+from hurtle.retry import Exponential
 
 log = logging.getLogger("hurtle.worker")
+
+#: Seconds before the next try after n failures in a row: 0.2, 0.4, ... up to 5.
+_BACKOFF = Exponential(base=0.2, factor=2.0, cap=5.0, jitter=False)
 
 
 def is_outage(exc: Exception) -> bool:
@@ -40,7 +48,7 @@ class BrokerOutage:
         """Wait before the next try; False when the outage has lasted too long."""
         if not is_outage(exc):
             self.errors += 1
-            delay = _backoff(self.errors)
+            delay = _BACKOFF.compute(self.errors)
             # The traceback once per run of errors: an error in code needs it to be found.
             log.error("broker call failed, not an outage (%s: %s); retrying in %.1fs",
                       type(exc).__name__, exc, delay, exc_info=self.errors == 1)
@@ -54,7 +62,7 @@ class BrokerOutage:
         if down_for > self.limit:
             log.error("broker unreachable for %.0fs (limit %.0fs): %s; exiting", down_for, self.limit, exc)
             return False
-        delay = _backoff(self.failures)
+        delay = _BACKOFF.compute(self.failures)
         log.warning("broker error (%s); retrying in %.1fs", exc, delay)
         await asyncio.sleep(delay)
         return True
@@ -65,7 +73,3 @@ class BrokerOutage:
             log.warning("broker reachable again after %.1fs", time.monotonic() - self.since)
             self.since, self.failures = None, 0
 
-
-def _backoff(failures: int) -> float:
-    """Seconds before the next try after ``failures`` failures in a row."""
-    return min(5.0, 0.1 * 2.0 ** min(failures, 10))

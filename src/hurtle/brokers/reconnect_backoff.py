@@ -1,5 +1,8 @@
-"""One broker connection's outages: back off between attempts, and say in the
-log once when an outage begins and once when it ends (not once per attempt)."""
+"""One broker connection's reconnect attempts, inside a broker call: back off
+between them, and say in the log once when an outage begins and once when it
+ends (not once per attempt). The call gives up after its URL's
+``reconnect_timeout``; how long a worker then keeps trying is its own
+``BrokerOutage`` (``worker/broker_outage.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from hurtle.retry import Exponential
 _BACKOFF = Exponential(base=0.05, factor=2.0, cap=2.0)  # seconds between reconnect attempts
 
 
-class Outage:
+class ReconnectBackoff:
     """``failed`` after each failed attempt, ``recovered`` after each success."""
 
     def __init__(self, server: str, where: str, log: logging.Logger) -> None:
