@@ -199,7 +199,8 @@ def check_call_nesting(task: str, args: Sequence[Any], kwargs: Mapping[str, Any]
 def _deeper_than(container: Any, levels: int) -> bool:
     """Whether containers nest more than ``levels`` deep from ``container`` (itself
     one level); the walk stops there, so it never goes deep itself. A scalar
-    costs a set lookup (23 us per 1,000 items; ``isinstance`` alone took 98)."""
+    costs a set lookup."""
+    # Measured: 23 us per 1,000 scalar items with the set lookup, 98 us with ``isinstance`` alone.
     if levels == 0:
         return True
     items = container.values() if isinstance(container, dict) else container

@@ -67,8 +67,9 @@ _result_decoder = msgspec.json.Decoder(Result)
 
 
 def new_id() -> str:
-    """A unique task id: 32 hex digits, 128 random bits. Not ``uuid4().hex``: building
-    the UUID object was 31% of ``send_many``'s time (docs/benchmarks.md, Redis)."""
+    """A unique task id: 32 hex digits, 128 random bits."""
+    # Not ``uuid4().hex``: building the UUID object was 31% of ``send_many``'s time
+    # (docs/benchmarks.md, Redis).
     return os.urandom(16).hex()
 
 

@@ -16,9 +16,11 @@ frame with pamqp first. One that pamqp cannot decode is rewritten: every
 property that decodes is kept, the others are dropped, and the header
 ``hurtle-unreadable`` says which and why. The fetch dead-letters such a message
 with that reason (``amqp_headers.unreadable``). The check decodes each header
-frame twice (here and in aiormq): in a fetch-and-ack loop of 20,000 messages
-the client's CPU per message went from 78-85 us to 82-89 us (3 interleaved runs).
+frame twice (here and in aiormq), a small cost beside a delivery's.
 """
+
+# Measured: in a fetch-and-ack loop of 20,000 messages the client's CPU per message
+# went from 78-85 us to 82-89 us with the check (3 interleaved runs).
 
 from __future__ import annotations
 

@@ -12,9 +12,8 @@ one chunk takes, however long the queue:
 
 The delayed set goes first: a message promoted while the look runs moves onto the
 end of the stream, which the look reaches later. The cost is O(queue length) on
-Redis per look, in round trips of ``_CHUNK`` entries (100,000 waiting messages:
-0.2 s, about 2 ms a chunk); the look ends as soon as every id it was given has
-been found.
+Redis per look, in round trips of ``_CHUNK`` entries; the look ends as soon as
+every id it was given has been found.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import cast
 from hurtle.brokers.base import Location
 from hurtle.brokers.redis_link import GROUP, Conn, Keys, Link
 
+# Measured: 100,000 waiting messages take 0.2 s to look through, about 2 ms a chunk.
 _CHUNK = 1000  # stream entries or delayed members read per script call
 
 

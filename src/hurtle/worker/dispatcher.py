@@ -113,6 +113,6 @@ def _may_nest_too_deep(body: bytes) -> bool:
     """Whether the arguments may nest past ``MAX_NESTING``, the most ``send`` sends
     (a producer elsewhere may send more). Each level opens and closes a bracket,
     so a shorter body, or one with fewer brackets, cannot: the length spares the
-    counts (300 ns, a third of a small message's preparing) and the counts spare
-    the walk for nearly every message."""
+    counts and the counts spare the walk for nearly every message."""
+    # Measured: the counts take 300 ns, a third of preparing a small message.
     return len(body) > 2 * MAX_NESTING and body.count(b"[") + body.count(b"{") > MAX_NESTING

@@ -5,8 +5,9 @@ Seed 000: RQ forked a fresh process per job and re-ran a 50 ms setup each time
 is imported and ``on_preload`` hooks run once, in this process, before any
 fork; each child keeps running tasks until it is told to stop or recycles.
 
-A child that dies is replaced; its leased messages come back after the
-visibility timeout and count a delivery, so a task that kills its process is
+A child that dies is replaced; its leased messages come back (after the
+visibility timeout, or on RabbitMQ when the dead child's connection closes) and
+count a delivery, so a task that kills its process is
 dead-lettered after ``max_deliveries`` instead of crash-looping the fleet.
 Signal handlers only set flags and wake the loop through a pipe.
 """
