@@ -109,6 +109,8 @@ async def test_a_worker_whose_results_cannot_be_written_runs_exactly_its_bound_t
     consumer, run = start(app, store, concurrency=10, threads=10, max_unsettled=25)
     # Then it runs 10 + 25 tasks, says once that it stopped fetching, and fetches nothing more
     await until(lambda: said(caplog, STOPPED), "the worker to say it stopped fetching")
+    # (a sync task counted as running may not have reached its first line yet)
+    await until(lambda: sum(runs.values()) >= 35, "the 35 tasks it holds to run")
     assert sum(runs.values()) == 35
     (finished, running), = re.findall(r"with (\d+) finished tasks unsettled and (\d+) running", caplog.text)
     assert int(finished) + int(running) == 35
