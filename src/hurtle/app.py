@@ -13,10 +13,9 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from hurtle import settings
 from hurtle.arguments import check_call_nesting
-from hurtle.brokers import Message
-from hurtle.client import Clients, Connection, make_connection
-from hurtle.envelope import Envelope, encode, make_envelope
-from hurtle.errors import ConfigurationError, MessageTooLarge
+from hurtle.client import Client
+from hurtle.envelope import Envelope, make_envelope
+from hurtle.errors import ConfigurationError
 from hurtle.retry import Backoff
 from hurtle.task import Handle, Task, TaskOptions
 from hurtle.urls import SecretURL
@@ -91,7 +90,8 @@ class App:
         self.preload_hooks: list[Hook] = []
         self.worker_start_hooks: list[Hook] = []
         self.worker_stop_hooks: list[Hook] = []
-        self._clients = Clients(self._make_connection)
+        #: How this app sends tasks and looks up results (``hurtle.client.Client``).
+        self.client = Client(self)
         # Fail now, not at the first send, on a URL no broker serves.
         from hurtle.brokers import from_url
 
@@ -217,12 +217,12 @@ class App:
     def send_task(self, name: str, *args: Any, **kwargs: Any) -> Handle[Any]:
         """Send a task by name, without importing its code."""
         envelope = self._by_name(name, args, kwargs)
-        self._send_sync([envelope])
+        self.client.send([envelope])
         return Handle(self, envelope.id, name)
 
     async def send_task_async(self, name: str, *args: Any, **kwargs: Any) -> Handle[Any]:
         envelope = self._by_name(name, args, kwargs)
-        await self._send([envelope])
+        await self.client.send_async([envelope])
         return Handle(self, envelope.id, name)
 
     def handle(self, task_id: str, task_name: str | None = None) -> Handle[Any]:
@@ -240,35 +240,6 @@ class App:
         task.types.check_call(args, kwargs)
         return make_envelope(name, args, kwargs, queue=task.opts.queue, timeout=task.opts.timeout)
 
-    def _encode(self, envelopes: Sequence[Envelope]) -> list[Message]:
-        messages = []
-        for envelope in envelopes:
-            body = encode(envelope, self.secret_key)
-            if len(body) > self.max_message_bytes:
-                raise MessageTooLarge(
-                    f"task {envelope.task}: message is {len(body)} bytes, over the app's"
-                    f" max_message_bytes={self.max_message_bytes}; pass a reference, not the data"
-                )
-            messages.append(Message(envelope.id, envelope.queue, body, envelope.eta))
-        return messages
-
-    async def _send(self, envelopes: Sequence[Envelope]) -> None:
-        messages = self._encode(envelopes)
-        await self._connection().broker.enqueue(messages)
-
-    def _send_sync(self, envelopes: Sequence[Envelope]) -> None:
-        messages = self._encode(envelopes)  # encode errors surface in the caller's thread
-        self._clients.run_sync(self._enqueue(messages))
-
-    async def _enqueue(self, messages: list[Message]) -> None:
-        await self._connection().broker.enqueue(messages)
-
-    def _connection(self) -> Connection:
-        return self._clients.for_running_loop()
-
-    def _make_connection(self) -> Connection:
-        return make_connection(self.broker_url, self.results_url, self.visibility_timeout)
-
     def use_broker(self, broker: str | SecretURL, *, results: str | SecretURL | None = None) -> None:
         """Send to and read from ``broker`` (and ``results``) from now on: how a test
         points an existing ``tasks.py`` at a private broker (``hurtle.testing.isolated``).
@@ -276,14 +247,13 @@ class App:
         from hurtle.brokers import from_url
 
         from_url(broker, visibility_timeout=self.visibility_timeout)  # a bad URL fails here
-        self.close()
+        self.client.reset()
         self.broker_url = broker
         self.results_url = results
-        self._clients = Clients(self._make_connection)
 
     def close(self) -> None:
         """Close the connections the sync API opened. Safe to call more than once."""
-        self._clients.close()
+        self.client.close()
 
 
 def _default_name(fn: Callable[..., Any]) -> str:

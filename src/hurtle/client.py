@@ -1,9 +1,11 @@
-"""Broker and result-store clients: one per event loop per process.
+"""``Client``: how an App talks to its broker and result store. ``Task.send``
+encodes and enqueues through it; ``Handle`` looks results up through it.
 
-Async callers (``send_async``, the worker) use the client of their running loop.
-Sync callers (``send``, ``Handle.result``) hand their coroutine to a private
-loop on a daemon thread, the *portal*, so there is one implementation and a thin
-sync facade (never two mirror clients).
+It keeps one connection per event loop per process. Async callers
+(``send_async``, the worker) use the connection of their running loop. Sync
+callers (``send``, ``Handle.result``) hand their coroutine to a private loop on
+a daemon thread, the *portal*, so there is one implementation and a thin sync
+facade (never two mirror clients).
 
 After ``fork`` a child must not reuse its parent's connections or threads: every
 lookup checks the pid and starts afresh in a new process, the way redis-py's
@@ -15,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from hurtle.brokers import Broker, from_url
+from hurtle.brokers import Broker, Message, from_url
+from hurtle.envelope import Envelope, encode
+from hurtle.errors import MessageTooLarge
 from hurtle.loops import new_event_loop
 from hurtle.results import ResultStore
 from hurtle.urls import SecretURL
@@ -59,15 +63,71 @@ class Portal:
         self._thread.join(timeout=5.0)
 
 
-class Clients:
-    """The connections of one App, per event loop, reset after fork."""
+class ClientSettings(Protocol):
+    """What a ``Client`` reads from its app, at each use (an ``App`` is one)."""
 
-    def __init__(self, make: Callable[[], Connection]) -> None:
-        self._make = make
+    @property
+    def broker_url(self) -> SecretURL: ...
+    @property
+    def results_url(self) -> SecretURL | None: ...
+
+    visibility_timeout: float
+    secret_key: bytes | None
+    max_message_bytes: int
+
+
+class Client:
+    """An app's sending and result lookup: encode, enqueue, find results. Its
+    connections are per event loop, and reset after fork."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._by_loop: dict[asyncio.AbstractEventLoop, Connection] = {}
         self._portal: Portal | None = None
+
+    # -- sending -------------------------------------------------------------
+
+    def encode(self, envelopes: Sequence[Envelope]) -> list[Message]:
+        """The messages to enqueue: signed with the app's key, each within its
+        ``max_message_bytes`` (``MessageTooLarge`` otherwise)."""
+        settings = self.settings
+        secret_key, limit = settings.secret_key, settings.max_message_bytes
+        messages = []
+        for envelope in envelopes:
+            body = encode(envelope, secret_key)
+            if len(body) > limit:
+                raise MessageTooLarge(
+                    f"task {envelope.task}: message is {len(body)} bytes, over the app's"
+                    f" max_message_bytes={limit}; pass a reference, not the data"
+                )
+            messages.append(Message(envelope.id, envelope.queue, body, envelope.eta))
+        return messages
+
+    def send(self, envelopes: Sequence[Envelope]) -> None:
+        """Enqueue ``envelopes`` in one round trip, from sync code."""
+        messages = self.encode(envelopes)  # encode errors surface in the caller's thread
+        self.run_sync(self._enqueue(messages))
+
+    async def send_async(self, envelopes: Sequence[Envelope]) -> None:
+        """Enqueue ``envelopes`` in one round trip, on the running loop."""
+        messages = self.encode(envelopes)
+        await self.connection().broker.enqueue(messages)
+
+    async def _enqueue(self, messages: list[Message]) -> None:
+        await self.connection().broker.enqueue(messages)
+
+    # -- connections -----------------------------------------------------------
+
+    def results(self) -> ResultStore | None:
+        """The running loop's result store (None: the app keeps no results)."""
+        return self.connection().results
+
+    def new_connection(self) -> Connection:
+        """A connection of its own, with the app's settings now; the caller closes it."""
+        settings = self.settings
+        return make_connection(settings.broker_url, settings.results_url, settings.visibility_timeout)
 
     def _check_pid(self) -> None:
         # After fork the parent's sockets, threads and loops are not ours: forget
@@ -78,7 +138,7 @@ class Clients:
             self._portal = None
             self._lock = threading.Lock()
 
-    def for_running_loop(self) -> Connection:
+    def connection(self) -> Connection:
         """The connection of the running loop, made on first use."""
         self._check_pid()
         loop = asyncio.get_running_loop()
@@ -87,7 +147,7 @@ class Clients:
             if connection is None:
                 # Loops come and go (one per test, one per asyncio.run): drop dead ones.
                 self._by_loop = {k: v for k, v in self._by_loop.items() if not k.is_closed()}
-                connection = self._by_loop[loop] = self._make()
+                connection = self._by_loop[loop] = self.new_connection()
             return connection
 
     def bind(self, connection: Connection) -> None:
@@ -120,6 +180,13 @@ class Clients:
         if connection is not None:
             portal.run(connection.close())
         portal.stop()
+
+    def reset(self) -> None:
+        """``close``, and forget every loop's connection: the next call opens new
+        ones with the settings as they are then (after the app's URLs change)."""
+        self.close()
+        with self._lock:
+            self._by_loop = {}
 
 
 def make_connection(

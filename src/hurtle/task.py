@@ -153,26 +153,26 @@ class Task(Generic[P, R]):
     def send(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
         """Enqueue one call; returns at once with a handle to its result."""
         envelope = self._envelope(args, kwargs)
-        self.app._send_sync([envelope])
+        self.app.client.send([envelope])
         return Handle(self.app, envelope.id, self.name)
 
     async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
         envelope = self._envelope(args, kwargs)
-        await self.app._send([envelope])
+        await self.app.client.send_async([envelope])
         return Handle(self.app, envelope.id, self.name)
 
     def send_many(self, calls: Iterable[Sequence[Any] | dict[str, Any]]) -> list[Handle[R]]:
         """Enqueue many calls in one round trip: each item a tuple of positional
         arguments or a dict of keyword arguments."""
         envelopes = self._call_envelopes(calls)
-        self.app._send_sync(envelopes)
+        self.app.client.send(envelopes)
         return [Handle(self.app, e.id, self.name) for e in envelopes]
 
     async def send_many_async(
         self, calls: Iterable[Sequence[Any] | dict[str, Any]]
     ) -> list[Handle[R]]:
         envelopes = self._call_envelopes(calls)
-        await self.app._send(envelopes)
+        await self.app.client.send_async(envelopes)
         return [Handle(self.app, e.id, self.name) for e in envelopes]
 
     def _call_envelopes(self, calls: Iterable[Sequence[Any] | dict[str, Any]]) -> list[Envelope]:
@@ -211,10 +211,10 @@ class Handle(Generic[R]):
         Raises ``TaskFailed`` (with the worker's traceback) if the task failed for
         good, ``TimeoutError`` if no result came in time.
         """
-        return self.app._clients.run_sync(self.result_async(timeout))
+        return self.app.client.run_sync(self.result_async(timeout))
 
     async def result_async(self, timeout: float | None = 10.0) -> R:
-        results = self.app._connection().results
+        results = self.app.client.results()
         if results is None:
             raise ConfigurationError(
                 "this app has no result store: pass results='sqlite:///hurtle.db' (or another"
@@ -236,17 +236,17 @@ class Handle(Generic[R]):
     def status(self) -> TaskStatus:
         """Where the task is now, in one look that never waits for it: ``queued``,
         ``running``, ``succeeded``, ``failed`` or ``unknown`` (see ``TaskStatus``)."""
-        return self.app._clients.run_sync(self.status_async())
+        return self.app.client.run_sync(self.status_async())
 
     async def status_async(self) -> TaskStatus:
-        connection = self.app._connection()
+        connection = self.app.client.connection()
         return await task_status(connection.broker, connection.results, self.id)
 
     def forget(self) -> None:
         """Delete the stored result now, before its time to live runs out."""
-        self.app._clients.run_sync(self.forget_async())
+        self.app.client.run_sync(self.forget_async())
 
     async def forget_async(self) -> None:
-        results = self.app._connection().results
+        results = self.app.client.results()
         if results is not None:
             await results.forget([self.id])

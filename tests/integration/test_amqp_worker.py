@@ -63,11 +63,11 @@ def amqp_url(use_amqp: Callable[[str], str]) -> str:
 
 def result_record(app: hurtle.App, task_id: str) -> Result:
     async def get() -> bytes | None:
-        store = app._connection().results
+        store = app.client.connection().results
         assert store is not None
         return await store.get(task_id)
 
-    record = app._clients.run_sync(get())
+    record = app.client.run_sync(get())
     assert record is not None
     return decode_result(record)
 

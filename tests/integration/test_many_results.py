@@ -76,4 +76,4 @@ async def test_a_thousand_handles_gathered_at_once_all_get_their_results_quietly
     if looking is not None:
         # The waiters' subscribed connection and one for lookups, the worker's few: not one per waiter.
         assert await looking <= 15
-    await app._connection().close()
+    await app.client.connection().close()

@@ -218,9 +218,9 @@ def _result_record(handle: Any) -> Any:
     from hurtle.envelope import decode_result
 
     async def get() -> bytes | None:
-        return await handle.app._connection().results.get(handle.id)
+        return await handle.app.client.connection().results.get(handle.id)
 
-    record = handle.app._clients.run_sync(get())
+    record = handle.app.client.run_sync(get())
     assert record is not None
     return decode_result(record)
 

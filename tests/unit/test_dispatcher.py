@@ -167,3 +167,16 @@ def test_with_a_signature_max_age_an_old_signed_message_is_dead_lettered(app: Ap
     reason, envelope = dead_letter(dispatcher.prepare(delivery(encode(replayed, KEY))))
     assert re.match(r"signed message refused as a possible replay: due 36\d\ds ago", reason)
     assert envelope is None
+
+
+def test_a_jobs_time_limit_is_its_messages_own_else_its_tasks(app: App) -> None:
+    app.task(name="maths.slow", timeout=9.0)(add)
+    dispatcher = Dispatcher(app.tasks, max_deliveries=3, secret_key=None)
+
+    def timeout_of(envelope_timeout: float | None) -> float | None:
+        envelope = Envelope(id="x1", task="maths.slow", args=[1, 2], timeout=envelope_timeout)
+        job = dispatcher.prepare(delivery(encode(envelope)))
+        assert isinstance(job, Job)
+        return job.timeout
+
+    assert (timeout_of(2.5), timeout_of(None)) == (2.5, 9.0)

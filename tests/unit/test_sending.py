@@ -7,7 +7,7 @@ import time
 import pytest
 
 from hurtle import App, MessageTooLarge
-from hurtle.envelope import SIGNATURE_HEADER
+from hurtle.envelope import SIGNATURE_HEADER, Envelope
 
 from .support import MakeApp, counts, sent
 
@@ -160,3 +160,20 @@ def test_result_without_a_worker_times_out(app: App) -> None:
 
     with pytest.raises(TimeoutError, match=handle.id):
         handle.result(timeout=0.1)
+
+
+async def test_a_task_sends_through_its_apps_client_alone(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    task = app.task(add)
+    handed: list[list[str]] = []
+
+    async def send_async(envelopes: list[Envelope]) -> None:
+        handed.append([e.id for e in envelopes])
+
+    monkeypatch.setattr(app.client, "send", lambda envelopes: handed.append([e.id for e in envelopes]))
+    monkeypatch.setattr(app.client, "send_async", send_async)
+
+    handles = [task.send(1), await task.send_async(2), *task.send_many([(3,), (4,)])]
+    handles += await task.send_many_async([(5,)])
+
+    assert handed == [[handles[0].id], [handles[1].id], [handles[2].id, handles[3].id], [handles[4].id]]
+    assert await sent(app) == []

@@ -10,7 +10,7 @@ import hurtle
 from hurtle import App, Envelope, TaskFailed
 from hurtle.brokers import Delivery, Message
 from hurtle.envelope import encode
-from hurtle.worker import consumer as consumer_module
+from hurtle.worker import settle as settle_module
 from hurtle.worker.consumer import EXIT_OK
 from hurtle.worker.dispatcher import Dispatcher
 
@@ -169,7 +169,7 @@ async def test_a_retry_that_cannot_be_encoded_is_dead_lettered_not_run_again(
     def unencodable(envelope: Envelope, secret_key: bytes | None = None) -> bytes:
         raise TypeError("arguments nest too deeply to encode")
 
-    monkeypatch.setattr(consumer_module, "encode", unencodable)
+    monkeypatch.setattr(settle_module, "encode", unencodable)
     consumer = await worker(app)
 
     assert runs == [1]

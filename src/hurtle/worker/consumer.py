@@ -2,8 +2,9 @@
 
 Reading order: ``run`` → ``_fetch_loop`` → ``_start`` → ``_run_async`` (a
 coroutine per async task) or ``_run_sync`` → ``_sync_done`` (a thread-pool call
-per sync task) → ``_settle_now`` (a success) or ``_settle``. Acknowledgements
-and results are coalesced, and written in batches, by a ``SettleBuffer``.
+per sync task) → ``Settler.settle_now`` (a success) or ``Settler.settle``
+(``settle.py``). Acknowledgements and results are coalesced, and written in
+batches, by a ``SettleBuffer`` (``settle_buffer.py``).
 """
 
 from __future__ import annotations
@@ -14,23 +15,21 @@ import os
 import socket
 import time
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from hurtle.app import App
-from hurtle.brokers import Delivery, Message
+from hurtle.brokers import Delivery
 from hurtle.client import Connection
 from hurtle.context import set_current
-from hurtle.envelope import Envelope, Result, encode, encode_result
+from hurtle.envelope import Envelope
 from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
-from hurtle.retry import DEFAULT_BACKOFF
 from hurtle.worker.broker_outage import BrokerOutage
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
 from hurtle.worker.loop_watch import run_job
-from hurtle.worker.outcome import DeadLetter, Failed, Outcome, Succeeded
+from hurtle.worker.outcome import DeadLetter, Outcome, Succeeded
+from hurtle.worker.settle import Counters, Settler
 from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
 from hurtle.worker.slots import Slots
 
@@ -57,19 +56,6 @@ class WorkerConfig:
     #: Finished tasks whose results and acks wait to be written, past which the
     #: process fetches nothing more (None: 4 per slot, at least 256).
     max_unsettled: int | None = None
-
-
-@dataclass
-class Counters:
-    succeeded: int = 0
-    failed: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    started_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def finished(self) -> int:
-        return self.succeeded + self.failed + self.retried + self.dead_lettered
 
 
 class Consumer:
@@ -104,9 +90,12 @@ class Consumer:
         self._async_runs: dict[int, tuple[asyncio.Task[None], Job]] = {}
         self._drained = False
         self._buffer = SettleBuffer(self.broker, self.results, app.result_ttl, self._in_flight)
-        # The buffer's own lists and event: ``_succeed`` adds to them directly (the hot path).
-        self._acks, self._results = self._buffer.acks, self._buffer.results
-        self._flush_wanted = self._buffer.wanted
+        self._settler = Settler(
+            self.broker, self.results, self._buffer, self.counters, worker=self.name,
+            secret_key=app.secret_key, result_ttl=app.result_ttl,
+        )
+        # Bound once: the hot path calls it per task.
+        self._settle_now = self._settler.settle_now
         slots = slots_of(self._kinds, config.concurrency, config.threads)
         self._max_held = held_limit(slots, config.max_unsettled)
         self._resume_at = (self._max_held + slots) // 2  # fetch again once half the backlog is written
@@ -212,7 +201,7 @@ class Consumer:
         return max(0, min(free))
 
     async def _nothing_left(self) -> bool:
-        if self._in_flight or self._acks:
+        if self._in_flight or self._buffer.acks:
             return False
         stats = await self.broker.stats(self.queues)
         return sum(s.pending for s in stats) == 0
@@ -267,7 +256,7 @@ class Consumer:
 
     async def _reject(self, delivery: Delivery, envelope: Envelope | None, reason: str) -> None:
         try:
-            await self._dead_letter(delivery, envelope, reason, time.time())
+            await self._settler.reject(delivery, envelope, reason, time.time())
         except Exception:
             self._forget(delivery)
             raise
@@ -281,10 +270,9 @@ class Consumer:
         """An async job from start to settled, in one coroutine (``_guarded``'s duties
         included), tracked without a done callback: on no-op tasks every object and
         callback more per message showed."""
-        envelope, task = job.envelope, job.task
+        task, timeout = job.task, job.timeout
         try:
             started = time.time()
-            timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
             set_current(job)
             try:
                 if timeout is None:
@@ -311,7 +299,7 @@ class Consumer:
         envelope = job.envelope
         call = SyncCall(job.task.fn, envelope.args, envelope.kwargs, job, self._sync_done)
         self.thread_executor.submit(call)
-        timeout = envelope.timeout if envelope.timeout is not None else job.task.opts.timeout
+        timeout = job.timeout
         if timeout is not None:
             call.timer = asyncio.get_running_loop().call_later(timeout, self._sync_time_out, call, timeout)
 
@@ -341,9 +329,9 @@ class Consumer:
         self._spawn(self._settle_later(job, outcome, started, time.time()), self.thread_slots)
 
     async def _settle_later(self, job: Job, outcome: Outcome, started: float, finished: float) -> None:
-        """``_settle``, for what ``_settle_now`` could not do."""
+        """``Settler.settle``, for what ``settle_now`` could not do."""
         try:
-            await self._settle(job, outcome, started, finished)
+            await self._settler.settle(job, outcome, started, finished)
         except Exception:
             self._forget(job.delivery)
             raise
@@ -356,118 +344,6 @@ class Consumer:
 
     def _idle(self) -> bool:
         return self.async_slots.busy == 0 and self.thread_slots.busy == 0
-
-    # -- outcomes → broker calls ---------------------------------------------
-
-    def _settle_now(self, job: Job, outcome: Outcome, started: float, finished: float) -> bool:
-        """The common case, without waiting: a success is queued for the next flush.
-        False when ``_settle`` must do the rest."""
-        if type(outcome) is not Succeeded:
-            return False
-        try:
-            self._succeed(job, outcome.value, started, finished)
-        except Exception:  # (a result that cannot be encoded): ``_settle`` deals with it
-            return False
-        return True
-
-    async def _settle(self, job: Job, outcome: Outcome, started: float, finished: float) -> None:
-        """The one place an Outcome becomes ack, retry or dead-letter."""
-        envelope, delivery = job.envelope, job.delivery
-        if isinstance(outcome, Succeeded):
-            try:
-                self._succeed(job, outcome.value, started, finished)
-                return
-            except TypeError as exc:
-                outcome = Failed(str(exc), f"{exc}\n", retryable=False)
-        if isinstance(outcome, DeadLetter):
-            await self._dead_letter(delivery, envelope, outcome.reason, started)
-            return
-        if self._should_retry(job, outcome):
-            await self._retry(job, outcome, started, finished)
-            return
-        self.counters.failed += 1
-        log.error(
-            "%s[%s] failed for good after %d attempt(s) in %.3fs: %s",
-            envelope.task, envelope.id, envelope.attempt + 1, finished - started, outcome.error,
-        )
-        result = Result(
-            id=envelope.id, status="failed", error=outcome.error, traceback=outcome.traceback,
-            attempt=envelope.attempt, ready_at=_ready_at(envelope), started_at=started,
-            finished_at=finished, worker=self.name,
-        )
-        await self._store_now(result)
-        await self.broker.dead_letter(delivery, f"{outcome.error}\n{outcome.traceback}")
-        self._in_flight.pop(id(delivery), None)
-
-    @staticmethod
-    def _should_retry(job: Job, outcome: Failed) -> bool:
-        options = job.task.opts
-        if not outcome.retryable or job.envelope.attempt >= options.retries:
-            return False
-        return options.retries_on(outcome.exception)
-
-    def _succeed(self, job: Job, value: Any, started: float, finished: float) -> None:
-        envelope = job.envelope
-        if job.task.opts.store_result and self.results is not None:
-            job.task.types.check_result(value)  # a TypeError: failed, not retried
-            record = Result(
-                id=envelope.id, status="succeeded", value=value, attempt=envelope.attempt,
-                ready_at=_ready_at(envelope), started_at=started, finished_at=finished, worker=self.name,
-            )
-            self._results.append((envelope.id, encode_result(record)))
-        self.counters.succeeded += 1
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s[%s] succeeded in %.4fs, waited %.4fs",
-                envelope.task, envelope.id, finished - started, started - _ready_at(envelope),
-            )
-        self._acks.append(job.delivery)
-        self._flush_wanted.set()
-
-    async def _retry(self, job: Job, outcome: Failed, started: float, finished: float) -> None:
-        envelope = job.envelope
-        attempt = envelope.attempt + 1
-        backoff = job.task.opts.backoff or DEFAULT_BACKOFF
-        delay = outcome.delay if outcome.delay is not None else backoff.compute(attempt)
-        # Back to the queue it came from: the body's ``queue`` is only informative,
-        # and a producer elsewhere may have left it out (docs/protocol.md).
-        queue = job.delivery.queue
-        retry = msgspec.structs.replace(envelope, queue=queue, attempt=attempt, eta=finished + delay)
-        try:
-            body = encode(retry, self.app.secret_key)
-        except TypeError as exc:  # arguments that came in but cannot go out again (nested too deep)
-            reason = f"{outcome.error}; could not retry: {exc}"
-            await self._dead_letter(job.delivery, envelope, reason, started)
-            return
-        await self.broker.retry(job.delivery, Message(retry.id, queue, body, retry.eta))
-        self._in_flight.pop(id(job.delivery), None)
-        self.counters.retried += 1
-        log.warning(
-            "%s[%s] failed in %.3fs (%s); retry %d/%d in %.2fs",
-            envelope.task, envelope.id, finished - started, outcome.error,
-            attempt, job.task.opts.retries, delay,
-        )
-
-    async def _dead_letter(
-        self, delivery: Delivery, envelope: Envelope | None, reason: str, started: float
-    ) -> None:
-        self.counters.dead_lettered += 1
-        log.error("dead-lettered a message from queue %r: %s", delivery.queue, reason)
-        if envelope is not None:
-            # The sender may be waiting on the result: tell it, don't let it hang.
-            await self._store_now(
-                Result(
-                    id=envelope.id, status="failed", error=reason, attempt=envelope.attempt,
-                    ready_at=_ready_at(envelope), started_at=started, finished_at=time.time(),
-                    worker=self.name,
-                )
-            )
-        await self.broker.dead_letter(delivery, reason)
-        self._in_flight.pop(id(delivery), None)
-
-    async def _store_now(self, result: Result) -> None:
-        if self.results is not None:
-            await self.results.store([(result.id, encode_result(result))], self.app.result_ttl)
 
     # -- background duties -----------------------------------------------------
 
@@ -509,6 +385,3 @@ class Consumer:
         except Exception:
             log.exception("could not settle every message before stopping; leases will expire")
 
-
-def _ready_at(envelope: Envelope) -> float:
-    return envelope.eta if envelope.eta is not None else envelope.enqueued_at

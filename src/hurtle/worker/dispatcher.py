@@ -19,13 +19,22 @@ from hurtle.task import Task
 from hurtle.worker.outcome import DeadLetter
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Job:
     """A message that passed every check and can run."""
 
     delivery: Delivery
     envelope: Envelope
     task: Task[Any, Any]
+    #: Its time limit in seconds: the message's own, else its task's (None: none).
+    timeout: float | None
+
+    def __init__(self, delivery: Delivery, envelope: Envelope, task: Task[Any, Any]) -> None:
+        # Written out, not generated: the rule costs no call more per message.
+        self.delivery = delivery
+        self.envelope = envelope
+        self.task = task
+        self.timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
 
     @property
     def is_async(self) -> bool:

@@ -1,5 +1,5 @@
 """What running a message came to, as a value: executors return one, and
-``settle`` (in ``consumer.py``) turns it into ack, retry or dead-letter."""
+``Settler`` (in ``settle.py``) turns it into ack, retry or dead-letter."""
 
 from __future__ import annotations
 

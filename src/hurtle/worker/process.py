@@ -86,12 +86,12 @@ async def _serve(
 async def worker_connection(app: App) -> AsyncIterator[Connection]:
     """The consumer's connection, bound to the running loop so tasks that send
     tasks share it (seed 001: one client per process), closed at the end."""
-    connection = app._make_connection()
-    app._clients.bind(connection)
+    connection = app.client.new_connection()
+    app.client.bind(connection)
     try:
         yield connection
     finally:
-        app._clients.unbind()
+        app.client.unbind()
         await connection.close()
 
 
