@@ -4,7 +4,7 @@ Dramatiq's docs: ``dramatiq --processes P --threads T``, 8 threads by default;
 and for I/O-bound work ``dramatiq-gevent``, greenlets in place of threads, "with
 a much larger number of threads" (its own example: 1 process x 1,024). So:
 ``--processes P --threads 8`` for noop and heavyinit; ``dramatiq-gevent
---processes P --threads N`` for latency (seed 002: Dramatiq with threads took
+--processes P --threads N`` for latency (Dramatiq with threads took
 408 s for 10,000 sleeping tasks, with gevent 23.47 s). Actors are sync:
 Dramatiq's async actors (the ``AsyncIO`` middleware) hold a worker thread each
 while they wait, so they are no faster than threads here.

@@ -1,7 +1,7 @@
 """RQ as a peer: ``rq worker-pool`` of P ``SimpleWorker`` processes.
 
 RQ runs one job at a time per worker process; its default ``Worker`` forks a
-work horse per job (seed 000). Its docs ("Notes on Performance") measure
+work horse per job. Its docs ("Notes on Performance") measure
 ``SimpleWorker``, which runs jobs in the worker process, about 6x faster on
 short jobs, and ``rq worker-pool -n P`` runs P workers under one command.
 So: ``rq worker-pool -n P -w rq.worker.SimpleWorker`` for every workload. RQ

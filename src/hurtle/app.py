@@ -198,12 +198,14 @@ class App:
     # -- hooks -----------------------------------------------------------
 
     def on_preload(self, fn: Hook) -> Hook:
-        """Run ``fn`` once in the worker's supervisor, before it forks (seed 000)."""
+        """Run ``fn`` once in the worker's supervisor, before it forks: setup
+        paid once, not once per process or per task."""
         self.preload_hooks.append(fn)
         return fn
 
     def on_worker_start(self, fn: Hook) -> Hook:
-        """Run ``fn`` once in each worker process after fork: open pools here (seed 001)."""
+        """Run ``fn`` once in each worker process after fork: open pools here, one
+        per process (a pool opened per call opens a connection per call)."""
         self.worker_start_hooks.append(fn)
         return fn
 

@@ -9,7 +9,8 @@ facade (never two mirror clients).
 
 After ``fork`` a child must not reuse its parent's connections or threads: every
 lookup checks the pid and starts afresh in a new process, the way redis-py's
-pool does in ``_checkpid`` (seed 001: one client per process, made after fork).
+pool does in ``_checkpid``: one client per process, made after fork (a pool built per
+request once opened a connection per request and timed out under load).
 """
 
 from __future__ import annotations

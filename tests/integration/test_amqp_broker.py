@@ -100,7 +100,7 @@ async def test_a_delivery_from_a_lost_connection_settles_nothing(brokers: Broker
     assert (await counts(other, "q")).pending == 0
 
 
-# -- prefetch follows free slots (seed 004) ------------------------------------------------
+# -- prefetch follows free slots ----------------------------------------------------------
 
 
 async def test_a_fetch_holds_no_more_than_it_asked_for_so_another_worker_gets_the_rest(

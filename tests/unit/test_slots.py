@@ -1,4 +1,4 @@
-"""Slots: capacity with high and low water marks (seed 002)."""
+"""Slots: capacity with high and low water marks."""
 
 from __future__ import annotations
 

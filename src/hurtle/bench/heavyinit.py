@@ -1,4 +1,4 @@
-"""The ``heavyinit`` workload: tasks that need a one-time 50 ms setup per process (seed 000).
+"""The ``heavyinit`` workload: tasks that need a one-time 50 ms setup per process.
 
 RQ forked a fresh process per job, so a setup every job needed (SQLAlchemy's
 ``configure_mappers``) was paid per job: 1,000 jobs on 4 workers took 102 s,

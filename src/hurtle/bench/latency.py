@@ -1,4 +1,4 @@
-"""The ``latency`` workload: many tasks that mostly wait (seed 002, after Dramatiq's latency_bench).
+"""The ``latency`` workload: many tasks that mostly wait (after Dramatiq's latency_bench).
 
 Each task sleeps 10 s with probability 1%, 5 s 29%, 3 s 20%, 1 s 50% (2.65 s
 on average). The sleeps are not drawn at random per run: ``sleeps(n)`` gives
@@ -9,7 +9,7 @@ n = 10,000: 100 x 10 s, 2,900 x 5 s, 2,000 x 3 s, 5,000 x 1 s.
 
 What it shows: with enough tasks in flight the whole run takes about as long
 as its longest sleep. magne's coroutine worker did 10,000 in 11.96 s, Dramatiq
-with threads 408 s (seed 002). For that every task must start within about a
+with threads 408 s. For that every task must start within about a
 second of the first, so the workload runs the worker with every task allowed
 in flight at once: ``-c N`` (async) or ``-t min(N, SYNC_THREADS_MAX)`` (sync)
 per process.

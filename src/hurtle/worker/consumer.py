@@ -348,7 +348,7 @@ class Consumer:
     # -- background duties -----------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        """Keep leases alive however long tasks run (DESIGN: delivery semantics)."""
+        """Keep leases alive however long tasks run: a long task is never handed to a second worker."""
         interval = self.app.visibility_timeout / 3
         while True:
             await asyncio.sleep(interval)

@@ -1,7 +1,7 @@
 """From bytes to a runnable job: decode, find the task, bind the arguments.
 
 Everything wrong with a message is found here, before any user code runs, and
-answered with a ``DeadLetter`` that says why (DESIGN: bad input never crashes a
+answered with a ``DeadLetter`` that says why (bad input never crashes a
 worker and is never retried blindly).
 """
 

@@ -1,7 +1,8 @@
 """One worker process: one event loop (uvloop when installed), its hooks, its consumer.
 
-Signal handlers only set flags (STYLE 12): the first SIGTERM stops fetching and
-drains within the grace period; a second one exits at once, leaving leases to
+Signal handlers only set flags (little else is safe inside one): the first
+SIGTERM stops fetching and drains within the grace period; a second one exits
+at once, leaving leases to
 expire so the work is delivered again. SIGINT is ignored here: Ctrl-C reaches
 the whole process group, and the supervisor turns it into one SIGTERM per child.
 """
@@ -85,7 +86,7 @@ async def _serve(
 @contextlib.asynccontextmanager
 async def worker_connection(app: App) -> AsyncIterator[Connection]:
     """The consumer's connection, bound to the running loop so tasks that send
-    tasks share it (seed 001: one client per process), closed at the end."""
+    tasks share it (one client per process, never one per task), closed at the end."""
     connection = app.client.new_connection()
     app.client.bind(connection)
     try:

@@ -1,9 +1,9 @@
-"""Capacity with high and low water marks (seed 002).
+"""Capacity with high and low water marks.
 
 Fetching one message each time one task finishes makes a round trip per task;
 waiting until a batch of slots is free (the low water mark) and then fetching
 them all at once keeps round trips per batch, while never fetching more than
-can start now (seed 004: prefetch that hoards work).
+can start now (a prefetch lets one busy worker hoard what idle ones could run).
 """
 
 from __future__ import annotations
