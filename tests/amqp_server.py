@@ -104,8 +104,8 @@ async def _delete(url: str, prefix: str) -> None:
     import aiormq
     from pamqp import commands as spec
 
-    from hurtle.brokers.amqp_link import Names
-    from hurtle.brokers.amqp_topology import LEVELS
+    from hurtle.brokers.amqp.link import Names
+    from hurtle.brokers.amqp.topology import LEVELS
 
     names = Names(prefix)
     connection = await asyncio.wait_for(aiormq.connect(url), 5.0)

@@ -37,7 +37,7 @@ from hurtle.errors import HurtleError
 from hurtle.urls import display_url
 
 PROG = "python -m benchmarks.peers"
-_HURTLE_PARAMS = ("prefix", "reconnect_timeout")  # hurtle's own Redis URL parameters (redis_link.py)
+_HURTLE_PARAMS = ("prefix", "reconnect_timeout")  # hurtle's own Redis URL parameters (brokers/redis/url.py)
 
 
 def compare(

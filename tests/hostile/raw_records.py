@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import redis
 
-from hurtle.brokers.redis_link import Keys
+from hurtle.brokers.redis.url import Keys
 from hurtle.urls import SecretURL
 
 

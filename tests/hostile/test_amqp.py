@@ -280,7 +280,7 @@ async def test_a_foreign_task_id_too_long_for_an_amqp_message_id_is_still_retrie
 def test_any_decoded_header_is_written_back_by_pamqp_and_what_it_writes_exactly_is_unchanged() -> None:
     from pamqp import decode, encode
 
-    from hurtle.brokers.amqp_headers import writable
+    from hurtle.brokers.amqp.headers import writable
 
     @settings(max_examples=300, deadline=None)
     @given(amqp_wire.headers())
@@ -288,7 +288,7 @@ def test_any_decoded_header_is_written_back_by_pamqp_and_what_it_writes_exactly_
         try:
             _, decoded = decode.field_table(amqp_wire.table(table))
         except Exception:
-            return  # pamqp cannot read it: amqp_frames rewrites such a frame before aiormq sees it
+            return  # pamqp cannot read it: brokers/amqp/frames.py rewrites such a frame before aiormq sees it
         kept, notes = writable(decoded)
         _, again = decode.field_table(encode.field_table(kept))
         changed = {n.split(":")[0].split(".")[0].split("[")[0] for n in notes}

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hurtle.brokers.amqp_topology import delay_headers, delay_units
+from hurtle.brokers.amqp.topology import delay_headers, delay_units
 from hurtle.errors import BrokerError
 from tests.amqp_server import private_vhost, rabbitmqctl, with_params
 from tests.contract.support import Brokers, dead_letter_each, fetch_one, messages

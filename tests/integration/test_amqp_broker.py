@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 import hurtle
-from hurtle.brokers import Broker, Delivery, Message, amqp_publish, from_url
+from hurtle.brokers import Broker, Delivery, Message, from_url
 from hurtle.brokers.amqp import AMQPBroker
-from hurtle.brokers.amqp_publish import fast_path
+from hurtle.brokers.amqp import publish as amqp_publish
+from hurtle.brokers.amqp.publish import fast_path
 from hurtle.errors import BrokerError, ConfigurationError
 from tests.amqp_server import unique_amqp_url
 from tests.contract.support import WAIT_LIMIT, Brokers, bodies, counts, eventually, fetch_one, messages
@@ -189,7 +190,7 @@ async def test_acks_out_of_order_settle_exactly_the_acked_messages(brokers: Brok
 
 
 async def test_a_batch_is_written_at_once_with_the_installed_aiormq(brokers: Brokers) -> None:
-    # The fast path uses aiormq internals (amqp_publish); an aiormq without them
+    # The fast path uses aiormq internals (brokers/amqp/publish.py); an aiormq without them
     # falls back to a publish per message, correct but ~4x slower: say so here.
     broker = await brokers.open()
     assert isinstance(broker, AMQPBroker)

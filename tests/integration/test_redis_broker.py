@@ -14,7 +14,7 @@ import pytest
 
 from hurtle.brokers import Broker, Message, from_url
 from hurtle.brokers.redis import RedisBroker
-from hurtle.brokers.redis_link import RedisURL
+from hurtle.brokers.redis.url import RedisURL
 from hurtle.errors import BrokerError, ConfigurationError
 from tests.integration.conftest import APPS
 from tests.redis_server import RedisServer, free_port, unique_redis_url

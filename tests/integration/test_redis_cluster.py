@@ -20,7 +20,7 @@ import redis
 import hurtle
 from hurtle.brokers import DeadLetter, Message, QueueStats, from_url
 from hurtle.brokers.redis import RedisBroker
-from hurtle.brokers.redis_cluster import RedisClusterBroker
+from hurtle.brokers.redis.cluster import RedisClusterBroker
 from hurtle.errors import ConfigurationError
 from tests.integration.conftest import Workers, hurtle_cli, wait_until
 from tests.redis_server import RedisCluster

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from hurtle.brokers import from_url, redis_waiters
+from hurtle.brokers import from_url
 from hurtle.brokers.redis import RedisBroker
-from hurtle.brokers.redis_waiters import PUBLISH_MAX_BYTES
+from hurtle.brokers.redis import waiters as redis_waiters
+from hurtle.brokers.redis.waiters import PUBLISH_MAX_BYTES
 from hurtle.errors import BrokerError
 from hurtle.results import PollingWaiters, ResultStore
 from tests.redis_server import RedisServer, unique_redis_url

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
+import sys
 
 import aiormq.connection
 import pytest
@@ -12,9 +14,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 
 import hurtle
-from hurtle.brokers import from_url
-from hurtle.brokers.amqp_link import AIORMQ_OPTIONS
-from hurtle.brokers.redis_link import client_options
+from hurtle.brokers import BROKERS, broker_class, from_url
+from hurtle.brokers.amqp.link import AIORMQ_OPTIONS
+from hurtle.brokers.redis.url import client_options
 from hurtle.errors import ConfigurationError
 
 # One URL per scheme; none of them is connected to.
@@ -132,3 +134,24 @@ def _value_for(name: str) -> str:
 def test_the_aiormq_options_are_those_the_installed_aiormq_reads() -> None:
     read = set(re.findall(r"""query\.get\(\s*["'](\w+)["']""", inspect.getsource(aiormq.connection)))
     assert read == set(AIORMQ_OPTIONS)
+
+
+def test_each_registered_broker_class_serves_the_schemes_it_is_registered_for() -> None:
+    schemes = [scheme for entry in BROKERS for scheme in entry.schemes]
+    assert len(schemes) == len(set(schemes))  # one class per scheme
+    for entry in BROKERS:
+        cls = broker_class(f"{entry.schemes[0]}://localhost/0")
+        assert (cls.__module__.startswith(entry.module), cls.__name__, cls.schemes) == (
+            True, entry.name, entry.schemes
+        )
+
+
+def test_looking_up_a_broker_imports_only_the_client_library_of_its_scheme() -> None:
+    code = (
+        "import sys\n"
+        "from hurtle.brokers import broker_class\n"
+        "broker_class('sqlite:///x.db'); broker_class('memory://')\n"
+        "print(sorted(m for m in ('redis', 'aiormq', 'aio_pika') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

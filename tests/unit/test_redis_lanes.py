@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from hurtle.brokers import redis_link
-from hurtle.brokers.redis_link import Conn
+from hurtle.brokers.redis import lanes
+from hurtle.brokers.redis.lanes import RedisConn
 
 
 @pytest.fixture
@@ -36,9 +36,9 @@ async def silent_server() -> AsyncIterator[int]:
 async def test_a_lane_to_a_server_that_never_answers_times_out_and_disconnects(
     silent_server: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_link, "_SOCKET_TIMEOUT", 0.2)
+    monkeypatch.setattr(lanes, "SOCKET_TIMEOUT", 0.2)
     client = aioredis.Redis(host="127.0.0.1", port=silent_server, socket_timeout=0.2)
-    conn = Conn(client, {}, "consumer")
+    conn = RedisConn(client, {}, "consumer")
     try:
         with pytest.raises(RedisTimeoutError):
             await asyncio.wait_for(conn.on_lane("read", "PING"), 5)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hurtle.brokers.sqlite_batch import SQLThread
+from hurtle.brokers.sqlite.batch import SQLThread
 from hurtle.errors import BrokerError
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import sys
 
 from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats, Requeued
@@ -9,9 +11,62 @@ from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
 
 __all__ = [
-    "Broker", "DeadLetter", "Delivery", "Location", "Message", "QueueStats", "Requeued", "broker_class",
-    "from_url",
+    "BROKERS", "Broker", "DeadLetter", "Delivery", "Location", "Message", "QueueStats", "Registered",
+    "Requeued", "broker_class", "from_url",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """A broker class by module and name, imported only once a URL uses one of its schemes,
+    so a broker's client library is needed only by those who use that broker."""
+
+    module: str
+    name: str
+    #: The schemes the class serves: its own ``schemes``, written here so that looking one
+    #: up imports nothing (a test checks the two agree).
+    schemes: tuple[str, ...]
+    #: The top-level packages of the client library it needs ...
+    needs: tuple[str, ...] = ()
+    #: ... and what to install when one is missing.
+    install: str = ""
+
+    def load(self, url: SecretURL) -> type[Broker]:
+        """Import the class; a missing client library is a ``ConfigurationError`` saying what to install."""
+        try:
+            module = importlib.import_module(self.module)
+        except ImportError as exc:
+            if (exc.name or "").partition(".")[0] not in self.needs:
+                raise
+            if self.needs == _AMQP and sys.version_info < (3, 11):  # where the amqp extra installs nothing
+                raise ConfigurationError(
+                    f"broker URL {str(url)!r}: the RabbitMQ broker needs Python 3.11 or later (aiormq 7.2)"
+                ) from None
+            raise ConfigurationError(f"broker URL {str(url)!r} needs {self.install}") from None
+        cls: type[Broker] = getattr(module, self.name)
+        return cls
+
+
+_REDIS = ("redis",)
+_REDIS_INSTALL = "the redis package: pip install 'hurtle[redis]'"
+_AMQP = ("aio_pika", "aiormq", "pamqp")
+
+#: Every broker hurtle ships.
+BROKERS: tuple[Registered, ...] = (
+    Registered("hurtle.brokers.sqlite", "SQLiteBroker", ("sqlite",)),
+    Registered("hurtle.brokers.memory", "MemoryBroker", ("memory",)),
+    Registered("hurtle.brokers.redis", "RedisBroker", ("redis", "rediss", "unix"), _REDIS, _REDIS_INSTALL),
+    Registered(
+        "hurtle.brokers.redis", "RedisClusterBroker", ("redis+cluster", "rediss+cluster"),
+        _REDIS, _REDIS_INSTALL,
+    ),
+    Registered(
+        "hurtle.brokers.amqp", "AMQPBroker", ("amqp", "amqps"), _AMQP,
+        "the aiormq package: pip install 'hurtle[amqp]'",
+    ),
+)
+
+_BY_SCHEME: dict[str, Registered] = {scheme: entry for entry in BROKERS for scheme in entry.schemes}
 
 
 def from_url(url: str | SecretURL, *, visibility_timeout: float = 30.0) -> Broker:
@@ -21,50 +76,14 @@ def from_url(url: str | SecretURL, *, visibility_timeout: float = 30.0) -> Broke
 
 
 def broker_class(url: str | SecretURL) -> type[Broker]:
-    """The class of the broker a URL names (what it declares, without making one).
-
-    Imports are local so a broker's client library is only needed when used.
-    """
+    """The class of the broker a URL names (what it declares, without making one)."""
     url = SecretURL(url)
-    scheme = url.scheme
-    if scheme == "sqlite":
-        from hurtle.brokers.sqlite import SQLiteBroker
-
-        return SQLiteBroker
-    if scheme == "memory":
-        from hurtle.brokers.memory import MemoryBroker
-
-        return MemoryBroker
-    if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
-        try:
-            from hurtle.brokers.redis import RedisBroker
-            from hurtle.brokers.redis_cluster import RedisClusterBroker
-        except ImportError as exc:
-            if (exc.name or "").partition(".")[0] != "redis":
-                raise
-            raise ConfigurationError(
-                f"broker URL {str(url)!r} needs the redis package: pip install 'hurtle[redis]'"
-            ) from None
-
-        return RedisClusterBroker if scheme in RedisClusterBroker.schemes else RedisBroker
-    if scheme in ("amqp", "amqps"):
-        try:
-            from hurtle.brokers.amqp import AMQPBroker
-        except ImportError as exc:
-            if (exc.name or "").partition(".")[0] not in ("aio_pika", "aiormq", "pamqp"):
-                raise
-            if sys.version_info < (3, 11):  # where the amqp extra installs nothing
-                raise ConfigurationError(
-                    f"broker URL {str(url)!r}: the RabbitMQ broker needs Python 3.11 or later (aiormq 7.2)"
-                ) from None
-            raise ConfigurationError(
-                f"broker URL {str(url)!r} needs the aiormq package: pip install 'hurtle[amqp]'"
-            ) from None
-
-        return AMQPBroker
-    known = (
-        "sqlite:///path.db, memory://, redis://host:6379/0, rediss://..., unix:///path.sock,"
-        " redis+cluster://host:6379, rediss+cluster://...,"
-        " amqp://user:password@host:5672/vhost, amqps://..."
-    )
-    raise ConfigurationError(f"unknown broker URL {str(url)!r}: hurtle knows {known}")
+    entry = _BY_SCHEME.get(url.scheme)
+    if entry is None:
+        known = (
+            "sqlite:///path.db, memory://, redis://host:6379/0, rediss://..., unix:///path.sock,"
+            " redis+cluster://host:6379, rediss+cluster://...,"
+            " amqp://user:password@host:5672/vhost, amqps://..."
+        )
+        raise ConfigurationError(f"unknown broker URL {str(url)!r}: hurtle knows {known}")
+    return entry.load(url)

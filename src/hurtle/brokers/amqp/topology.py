@@ -35,7 +35,7 @@ from pamqp import commands as spec
 from pamqp import constants
 from pamqp.common import FieldTable
 
-from hurtle.brokers.amqp_link import AMQPURL, Conn, Names, publish
+from hurtle.brokers.amqp.link import AMQPURL, AMQPConn, Names, publish
 from hurtle.errors import ConfigurationError
 
 UNIT_MS = 10  # the delay unit: delays are rounded up to it
@@ -122,7 +122,7 @@ class Topology:
         self._exchanges = 0
         self._dead_exchange = False
 
-    async def ensure_queue(self, conn: Conn, queue: str) -> None:
+    async def ensure_queue(self, conn: AMQPConn, queue: str) -> None:
         """The work queue, its dead queue and their bindings; a new queue is catalogued first."""
         if queue in self._queues:
             return
@@ -156,7 +156,7 @@ class Topology:
                 arguments["x-delivery-limit"] = self.url.delivery_limit
         return arguments
 
-    async def ensure_delay(self, conn: Conn, queue: str, top: int) -> None:
+    async def ensure_delay(self, conn: AMQPConn, queue: str, top: int) -> None:
         """Delay levels 0..``top`` of ``queue``, bottom up (a message never meets a missing level)."""
         names, channel = self.names, conn.pub
         for level in range(self._levels.get(queue, 0), top + 1):
@@ -182,7 +182,7 @@ class Topology:
                 await channel.queue_bind(names.work(queue), exchange, arguments=due)
             self._levels[queue] = level + 1
 
-    async def delay_levels(self, conn: Conn, queue: str) -> int:
+    async def delay_levels(self, conn: AMQPConn, queue: str) -> int:
         """How many delay levels of ``queue`` exist (any process may have made more)."""
         levels = self._levels.get(queue, 0)
         while levels < LEVELS and await conn.count(self.names.delay(levels, queue)) is not None:
@@ -191,14 +191,14 @@ class Topology:
 
     # -- the catalogue -----------------------------------------------------------------
 
-    async def _catalogue(self, conn: Conn, queue: str) -> None:
+    async def _catalogue(self, conn: AMQPConn, queue: str) -> None:
         """Note a new queue. AMQP cannot list queues; this queue of names can be read.
         Two processes making the same queue at once may both note it: reads dedupe."""
         await conn.pub.queue_declare(self.names.catalogue, durable=True)
         properties = spec.Basic.Properties(delivery_mode=2, message_id=uuid.uuid4().hex)
         await publish(conn.pub, "", self.names.catalogue, queue.encode(), properties)
 
-    async def known_queues(self, conn: Conn) -> list[str]:
+    async def known_queues(self, conn: AMQPConn) -> list[str]:
         """Every queue ever catalogued, sorted; duplicate entries are deleted on the way.
 
         Read with gets on a channel of its own, closed after (which puts the

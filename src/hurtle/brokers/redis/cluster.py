@@ -31,7 +31,7 @@ so "oldest first across queues" is as exact as the nodes' clocks agree.
 
 Failover and resharding: redis-py refreshes its slot map on ``MOVED``;
 ``CLUSTERDOWN`` and an uncovered slot are retried like a lost connection
-(``redis_link``). A read whose slot has moved is made again through redis-py,
+(``link.py``). A read whose slot has moved is made again through redis-py,
 which follows ``MOVED``/``ASK``; that one read cannot be woken early, so while a
 queue's slot migrates a fetch may wait up to ``BLOCK_CAP`` for it.
 
@@ -50,8 +50,9 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import AskError, ConnectionError, SlotNotCoveredError, TimeoutError
 
 from hurtle.brokers.base import Delivery, Message
-from hurtle.brokers.redis import RedisBroker
-from hurtle.brokers.redis_link import CLUSTER_SCHEMES, GROUP, Conn
+from hurtle.brokers.redis.broker import RedisBroker
+from hurtle.brokers.redis.lanes import RedisConn
+from hurtle.brokers.redis.url import CLUSTER_SCHEMES, GROUP
 from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
 
@@ -76,7 +77,7 @@ class RedisClusterBroker(RedisBroker):
         return await super().fetch(queues, max_count, timeout)
 
     async def _enqueue_many_queues(
-        self, conn: Conn, queues: list[str], batch: list[Message], now: float
+        self, conn: RedisConn, queues: list[str], batch: list[Message], now: float
     ) -> None:
         """One script call per queue, pipelined: atomic per queue (see the module docstring)."""
         pipe = conn.client.pipeline(transaction=False)
@@ -84,12 +85,12 @@ class RedisClusterBroker(RedisBroker):
         calls = [self._enqueue_call(q, [m for m in batch if m.queue == q], now) for q in queues]
         await conn.scripts_in(pipe, "enqueue", calls, before_failed=self._unrecorded)
 
-    def _route(self, conn: Conn, key: str) -> dict[str, Any]:
+    def _route(self, conn: RedisConn, key: str) -> dict[str, Any]:
         # Name the node: for XREADGROUP (its keys are "movable") redis-py would
         # otherwise ask a server which arguments are keys, a round trip per command.
         return {"target_nodes": _node(_cluster(conn), key)}
 
-    async def _read_new(self, conn: Conn, queues: list[str], room: int, block_ms: int) -> list[Delivery]:
+    async def _read_new(self, conn: RedisConn, queues: list[str], room: int, block_ms: int) -> list[Delivery]:
         """One ``XREADGROUP`` per slot, all at once; the first to bring entries wakes the rest."""
         client = _cluster(conn)
         await client.initialize()  # a no-op unless an error asked for a fresh slot map
@@ -108,7 +109,7 @@ class RedisClusterBroker(RedisBroker):
         return [t for reply in replies for t in self._parse_read(conn, queues, reply)]
 
     async def purge_dead(self, queue: str | None = None) -> int:
-        async def purge(conn: Conn) -> int:
+        async def purge(conn: RedisConn) -> int:
             names = [queue] if queue is not None else await self._known_queues(conn)
             calls: list[tuple[list[str], list[Any]]] = [([self.keys.dead(name)], []) for name in names]
             counts = await conn.scripts_in(conn.client.pipeline(transaction=False), "purge_dead", calls)
@@ -117,7 +118,7 @@ class RedisClusterBroker(RedisBroker):
         return await self._link.call(purge)
 
 
-def _cluster(conn: Conn) -> RedisCluster:
+def _cluster(conn: RedisConn) -> RedisCluster:
     return cast(RedisCluster, conn.client)
 
 

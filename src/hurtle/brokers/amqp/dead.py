@@ -31,7 +31,7 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
-from hurtle.brokers.amqp_headers import (
+from hurtle.brokers.amqp.headers import (
     DELIVERIES,
     HURTLE_AT,
     UNREADABLE,
@@ -39,8 +39,8 @@ from hurtle.brokers.amqp_headers import (
     own_headers,
     writable,
 )
-from hurtle.brokers.amqp_link import Conn, Link, Names, publish
-from hurtle.brokers.amqp_topology import QUEUE_HEADER, Topology
+from hurtle.brokers.amqp.link import AMQPConn, AMQPLink, Names, publish
+from hurtle.brokers.amqp.topology import QUEUE_HEADER, Topology
 from hurtle.brokers.base import DeadLetter, Requeued, unknown_ids
 
 REASON_HEADER = "hurtle-reason"
@@ -48,7 +48,7 @@ FAILED_AT_HEADER = "hurtle-failed-at"
 DEAD_ID_HEADER = "hurtle-dead-id"
 _REASON_LIMIT = 16_000  # characters: headers share one frame (RabbitMQ's frame_max, 128 KiB)
 _DEAD_HEADERS = (REASON_HEADER, FAILED_AT_HEADER, DEAD_ID_HEADER, QUEUE_HEADER)
-_BIT = re.compile(r"hurtle-d[0-9]+")  # the delay bits (amqp_topology.bit_header)
+_BIT = re.compile(r"hurtle-d[0-9]+")  # the delay bits (topology.bit_header)
 
 Found = list[tuple[DeadLetter, DeliveredMessage]]
 
@@ -57,11 +57,11 @@ class AMQPDeadLetters:
     """The dead-letter half of ``AMQPBroker`` (which sets ``names``, ``_link`` and ``_topology``)."""
 
     names: Names
-    _link: Link
+    _link: AMQPLink
     _topology: Topology
 
     async def publish_dead(
-        self, conn: Conn, queue: str, body: bytes, original: spec.Basic.Properties, reason: str
+        self, conn: AMQPConn, queue: str, body: bytes, original: spec.Basic.Properties, reason: str
     ) -> None:
         """Publish a dead letter through the dead-letter exchange, confirmed. A header
         pamqp cannot write as it came (a double, say) is kept as text: the reason says which."""
@@ -83,7 +83,7 @@ class AMQPDeadLetters:
     async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The newest first (by failed_at); every dead letter is read to find them."""
 
-        async def collect(conn: Conn) -> list[DeadLetter]:
+        async def collect(conn: AMQPConn) -> list[DeadLetter]:
             letters: list[DeadLetter] = []
             for name in await self._queues(conn, queue):
                 async with self._browsing(conn, name) as (_, found):
@@ -101,7 +101,7 @@ class AMQPDeadLetters:
         if ids is not None:
             return (await self.requeue_dead_by_id(ids)).count
 
-        async def move(conn: Conn) -> int:
+        async def move(conn: AMQPConn) -> int:
             moved = []
             for name in await self._queues(conn, None):
                 moved += await self._requeue(conn, name, lambda letter: True)
@@ -115,7 +115,7 @@ class AMQPDeadLetters:
         # Kept across the link's retries: what moved before a lost connection stays moved.
         moved: list[tuple[str, str]] = []
 
-        async def move(conn: Conn) -> None:
+        async def move(conn: AMQPConn) -> None:
             named = {n.rpartition(":")[0] for n in ids if n.rpartition(":")[0]}
             for name in named:
                 moved.extend(await self._requeue(conn, name, lambda letter: letter.id in ids))
@@ -127,7 +127,7 @@ class AMQPDeadLetters:
         return Requeued.of(ids, moved)
 
     async def _requeue(
-        self, conn: Conn, queue: str, chosen: Callable[[DeadLetter], bool]
+        self, conn: AMQPConn, queue: str, chosen: Callable[[DeadLetter], bool]
     ) -> list[tuple[str, str]]:
         """Move the ``chosen`` dead letters of ``queue``; return each one's (dead letter
         id, message id)."""
@@ -145,16 +145,16 @@ class AMQPDeadLetters:
             return [(letter.id, letter.message_id) for letter, _ in picked]
 
     async def purge_dead(self, queue: str | None = None) -> int:
-        async def purge(conn: Conn) -> int:
+        async def purge(conn: AMQPConn) -> int:
             return sum([await conn.purge(self.names.dead(name)) for name in await self._queues(conn, queue)])
 
         return await self._link.call(purge)
 
-    async def _queues(self, conn: Conn, queue: str | None) -> list[str]:
+    async def _queues(self, conn: AMQPConn, queue: str | None) -> list[str]:
         return [queue] if queue is not None else await self._topology.known_queues(conn)
 
     @contextlib.asynccontextmanager
-    async def _browsing(self, conn: Conn, queue: str) -> AsyncIterator[tuple[aiormq.Channel, Found]]:
+    async def _browsing(self, conn: AMQPConn, queue: str) -> AsyncIterator[tuple[aiormq.Channel, Found]]:
         """Every dead letter of ``queue``, taken on a channel of its own; closing it on
         the way out puts back all that were not acknowledged meanwhile."""
         dead = self.names.dead(queue)

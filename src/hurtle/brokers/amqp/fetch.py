@@ -23,7 +23,7 @@ Several queues: consumers per fetch. Each fetch opens one consumer per queue
 whose prefetch is that queue's share of ``max_count`` (the shares add up to
 it), takes what comes and cancels them again, waiting for RabbitMQ's cancel-ok:
 messages dispatched before it saw the cancel are then buffered for the next
-fetch (never more than the slots that were free; ``amqp_link._CatchAll`` keeps
+fetch (never more than the slots that were free; ``link._CatchAll`` keeps
 aiormq from dropping them). ``fetch(..., timeout=0)`` takes what is ready with
 ``basic.get`` instead.
 
@@ -57,8 +57,8 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
-from hurtle.brokers.amqp_acks import Unacked
-from hurtle.brokers.amqp_headers import (
+from hurtle.brokers.amqp.acks import Unacked
+from hurtle.brokers.amqp.headers import (
     DELIVERIES,
     copy_properties,
     deliveries_before,
@@ -66,8 +66,8 @@ from hurtle.brokers.amqp_headers import (
     ready_at,
     unreadable,
 )
-from hurtle.brokers.amqp_link import Conn, Names
-from hurtle.brokers.amqp_publish import publish_all
+from hurtle.brokers.amqp.link import AMQPConn, Names
+from hurtle.brokers.amqp.publish import publish_all
 from hurtle.brokers.base import Delivery
 
 log = logging.getLogger("hurtle.amqp")
@@ -83,11 +83,11 @@ _CANCELLED = (aiormq.exceptions.ChannelInvalidStateError, ConnectionError, async
 
 Taken = list[tuple[str, DeliveredMessage]]  # (queue, message)
 #: Publish a dead letter, confirmed: (conn, queue, body, original properties, reason).
-PublishDead = Callable[[Conn, str, bytes, spec.Basic.Properties, str], Awaitable[None]]
+PublishDead = Callable[[AMQPConn, str, bytes, spec.Basic.Properties, str], Awaitable[None]]
 
 
 @dataclass(slots=True, eq=False)
-class Receipt:
+class AMQPReceipt:
     """Where a delivery came from: its connection's generation, its delivery tag and,
     for a standing consumer's, that consumer's tag."""
 
@@ -139,7 +139,7 @@ class Puller:
         self._tag_numbers = itertools.count()
         self._turn = 0  # which queue's share is rounded up first, in turn
 
-    def session_of(self, conn: Conn) -> Session:
+    def session_of(self, conn: AMQPConn) -> Session:
         """The session of ``conn``; a new connection starts a new one."""
         if self.session.generation != conn.generation:
             self.session = Session(conn.generation, conn.sub)
@@ -149,7 +149,7 @@ class Puller:
     def reset(self) -> None:
         self.session = Session(0, None)
 
-    async def fetch(self, conn: Conn, queues: list[str], room: int, deadline: float) -> list[Delivery]:
+    async def fetch(self, conn: AMQPConn, queues: list[str], room: int, deadline: float) -> list[Delivery]:
         session = self.session_of(conn)
         standing = session.standing
         if standing is not None and (len(queues) > 1 or not standing.bounded_by(queues[0], room)):
@@ -194,7 +194,7 @@ class Puller:
             session.buffer.setdefault(queue, deque()).appendleft(message)
         return pool[:room]
 
-    async def _get(self, conn: Conn, session: Session, queues: list[str], room: int) -> Taken:
+    async def _get(self, conn: AMQPConn, session: Session, queues: list[str], room: int) -> Taken:
         """What is ready now, without waiting: ``basic.get``, one message a round trip."""
         taken: Taken = []
         for queue in queues:
@@ -210,7 +210,7 @@ class Puller:
         return taken
 
     async def _wait(
-        self, conn: Conn, session: Session, queues: list[str], room: int, deadline: float
+        self, conn: AMQPConn, session: Session, queues: list[str], room: int, deadline: float
     ) -> bool:
         """Consume (if not yet) and wait for the first arrival; False at the deadline, or
         when a standing consumer stayed full (``_full``) for ``_FULL_WAIT``."""
@@ -240,7 +240,7 @@ class Puller:
             await asyncio.sleep(0)  # deliveries read in the same packet: their callbacks run now
         return True
 
-    async def _qos(self, conn: Conn, session: Session, prefetch: int) -> None:
+    async def _qos(self, conn: AMQPConn, session: Session, prefetch: int) -> None:
         if prefetch != session.qos:
             await conn.sub.basic_qos(prefetch_count=prefetch)  # per consumer, for those made after
             session.qos = prefetch
@@ -255,7 +255,7 @@ class Puller:
                     del session.tags[old]
         return tag
 
-    async def _stand(self, conn: Conn, session: Session, queue: str, room: int) -> None:
+    async def _stand(self, conn: AMQPConn, session: Session, queue: str, room: int) -> None:
         """Open the standing consumer of ``queue``, its prefetch ``room``."""
         await self._qos(conn, session, room)
         tag = self._new_tag(session, queue)
@@ -266,7 +266,7 @@ class Puller:
             session.standing = None
             raise
 
-    async def _consume(self, conn: Conn, session: Session, queues: list[str], room: int) -> None:
+    async def _consume(self, conn: AMQPConn, session: Session, queues: list[str], room: int) -> None:
         """One consumer per queue, prefetch = its share of ``room`` (together exactly ``room``)."""
         base, extra = divmod(room, len(queues))
         start = self._turn % len(queues)
@@ -280,7 +280,7 @@ class Puller:
             session.active.append(tag)
             await conn.sub.basic_consume(self.names.work(queue), self.received, consumer_tag=tag)
 
-    async def _stop_consuming(self, conn: Conn, session: Session) -> None:
+    async def _stop_consuming(self, conn: AMQPConn, session: Session) -> None:
         """Cancel this fetch's consumers and wait for RabbitMQ's CancelOk: every
         delivery sent before it has then been buffered, so the next fetch takes
         those first and never opens a consumer on top of them (which would hold
@@ -288,12 +288,12 @@ class Puller:
         tags, session.active = session.active, []
         await self._cancel(conn, tags)
 
-    async def _cancel_standing(self, conn: Conn, session: Session) -> None:
+    async def _cancel_standing(self, conn: AMQPConn, session: Session) -> None:
         standing, session.standing = session.standing, None
         if standing is not None:
             await self._cancel(conn, [standing.tag])
 
-    async def _cancel(self, conn: Conn, tags: list[str]) -> None:
+    async def _cancel(self, conn: AMQPConn, tags: list[str]) -> None:
         if not tags or not conn.alive():
             return
         try:
@@ -313,7 +313,7 @@ class Puller:
             self._arrived.set()  # a fetch waiting on it consumes again
 
     async def received(self, message: DeliveredMessage) -> None:
-        """Every delivery on ``sub`` (see ``amqp_link._CatchAll``): into the buffer."""
+        """Every delivery on ``sub`` (see ``link._CatchAll``): into the buffer."""
         session = self.session
         delivery = message.delivery
         if message.channel is not session.channel or not isinstance(delivery, spec.Basic.Deliver):
@@ -334,7 +334,7 @@ class Puller:
         buffered.append(message)
         self._arrived.set()
 
-    async def _sift(self, conn: Conn, session: Session, taken: Taken) -> Taken:
+    async def _sift(self, conn: AMQPConn, session: Session, taken: Taken) -> Taken:
         """Settle what must not be handed out; return the rest. A message whose delivery
         headers cannot be read is dead-lettered with the reason; a classic queue's
         redelivery is published again with its count and the old copy acked. On an
@@ -367,7 +367,7 @@ class Puller:
         return [(q, m) for q, m in taken if message_tag(m) not in settled]
 
     async def _dead_letter(
-        self, conn: Conn, session: Session, queue: str, message: DeliveredMessage, why: str
+        self, conn: AMQPConn, session: Session, queue: str, message: DeliveredMessage, why: str
     ) -> None:
         """Dead-letter a message hurtle cannot count (published confirmed, then acked)."""
         reason = f"unreadable message headers: {why}"
@@ -397,12 +397,12 @@ class Puller:
         counted = deliveries_before(properties, quorum=self.quorum)
         return uncounted(properties, counted + (1 if self._redelivered_uncounted(message) else 0))
 
-    async def drop_standing(self, conn: Conn) -> None:
+    async def drop_standing(self, conn: AMQPConn) -> None:
         """Cancel the standing consumer (the next fetch makes a new one); its buffer stays."""
         if self.session.generation == conn.generation:
             await self._cancel_standing(conn, self.session)
 
-    async def stand_down(self, conn: Conn) -> None:
+    async def stand_down(self, conn: AMQPConn) -> None:
         """Cancel the standing consumer and give back what it buffered: a worker that
         does not fetch holds nothing back (seed 004)."""
         session = self.session
@@ -411,7 +411,7 @@ class Puller:
         await self._cancel_standing(conn, session)
         await self.give_back(conn)
 
-    async def give_back(self, conn: Conn) -> None:
+    async def give_back(self, conn: AMQPConn) -> None:
         """Publish the buffered (never fetched) messages again, uncounted, and ack them:
         closing with them unacked would flag them redelivered, and so count them."""
         session = self.session
@@ -432,7 +432,7 @@ class Puller:
             raise error
 
     async def _publish_again(
-        self, conn: Conn, session: Session, taken: Taken
+        self, conn: AMQPConn, session: Session, taken: Taken
     ) -> tuple[Taken, BaseException | None]:
         """Publish each again (counted, see ``_counted``) and ack the copy we hold once
         RabbitMQ confirmed the new one; those not confirmed are returned, unacked."""
@@ -446,7 +446,7 @@ class Puller:
             await session.unacked.ack(conn.sub, done)
         return failed, next((error for error in results if error is not None), None)
 
-    async def settle(self, conn: Conn, receipts: list[Receipt]) -> None:
+    async def settle(self, conn: AMQPConn, receipts: list[AMQPReceipt]) -> None:
         """Acknowledge, each once (a second ack of a tag would close the channel)."""
         session = self.session_of(conn)
         standing = session.standing
@@ -458,7 +458,7 @@ class Puller:
                     standing.leased -= 1
         await session.unacked.ack(conn.sub, [receipt.tag for receipt in receipts])
 
-    async def ack_buffered(self, conn: Conn, messages: list[DeliveredMessage]) -> None:
+    async def ack_buffered(self, conn: AMQPConn, messages: list[DeliveredMessage]) -> None:
         """Acknowledge buffered messages no fetch took (purged)."""
         await self.session_of(conn).unacked.ack(conn.sub, [message_tag(m) for m in messages])
 
@@ -475,7 +475,7 @@ class Puller:
         ):
             consumer = standing.tag
             standing.leased += 1
-        receipt = Receipt(session.generation, tag, properties, consumer)
+        receipt = AMQPReceipt(session.generation, tag, properties, consumer)
         return Delivery(queue, message.body, deliveries, receipt)
 
 

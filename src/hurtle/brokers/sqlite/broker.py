@@ -3,7 +3,7 @@
 Zero setup, safe for many processes on one host: WAL mode lets readers run
 beside the one writer, ``BEGIN IMMEDIATE`` takes the write lock up front so two
 writers never deadlock on an upgrade, and a writer that finds the lock taken
-waits its turn (``sqlite_batch.py``). A lease is a row whose ``visible_at`` lies in the future; the
+waits its turn (``batch.py``). A lease is a row whose ``visible_at`` lies in the future; the
 heartbeat pushes it on, and a dead worker's rows simply become visible again.
 
 ``deliveries`` is the fencing token of a lease: ack, retry and extend match on
@@ -13,7 +13,7 @@ number is never reused by a new message.
 
 All SQLite calls run on one thread per broker object (sqlite3 blocks, and the
 event loop must not), and the calls of one loop tick share one transaction:
-see ``sqlite_batch.py``. The schema and the SQL are in ``sqlite_sql.py``.
+see ``batch.py``. The schema and the SQL are in ``sql.py``.
 
 The database file is created readable and writable by its owner only (0600,
 whatever the umask): it holds every task's arguments and results. SQLite gives
@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from hurtle.brokers import sqlite_sql as sql
 from hurtle.brokers.base import (
     Broker,
     DeadLetter,
@@ -44,7 +43,8 @@ from hurtle.brokers.base import (
     QueueStats,
     Requeued,
 )
-from hurtle.brokers.sqlite_batch import SQLThread
+from hurtle.brokers.sqlite import sql
+from hurtle.brokers.sqlite.batch import SQLThread
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.errors import ConfigurationError
 from hurtle.results import ResultStore

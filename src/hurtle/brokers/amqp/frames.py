@@ -15,7 +15,7 @@ hands aiormq the socket's bytes frame by frame and checks each content-header
 frame with pamqp first. One that pamqp cannot decode is rewritten: every
 property that decodes is kept, the others are dropped, and the header
 ``hurtle-unreadable`` says which and why. The fetch dead-letters such a message
-with that reason (``amqp_headers.unreadable``). The check decodes each header
+with that reason (``headers.unreadable``). The check decodes each header
 frame twice (here and in aiormq), a small cost beside a delivery's.
 """
 
@@ -33,7 +33,7 @@ from pamqp import commands as spec
 from pamqp import constants, decode, frame, header
 from yarl import URL
 
-from hurtle.brokers.amqp_headers import UNREADABLE, writable
+from hurtle.brokers.amqp.headers import UNREADABLE, writable
 
 _HEAD = struct.Struct(">BHI")  # frame type, channel, payload size
 _KNOWN = {constants.FRAME_METHOD, constants.FRAME_HEADER, constants.FRAME_BODY, constants.FRAME_HEARTBEAT}

@@ -34,7 +34,9 @@ from typing import Any, cast
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-from hurtle.brokers.redis_link import BLOCK_CAP, Conn, Keys, Link
+from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn
+from hurtle.brokers.redis.link import RedisLink
+from hurtle.brokers.redis.url import Keys
 from hurtle.errors import BrokerError
 from hurtle.results import Waiters
 
@@ -91,7 +93,7 @@ class Subscriber(asyncio.Protocol):
         return False  # close the transport: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.lost is None:  # a redis-py error, which Link.call knows to retry
+        if self.lost is None:  # a redis-py error, which RedisLink.call knows to retry
             self.lost = ConnectionError(f"the subscribed connection was lost ({exc or 'closed by Redis'})")
         self.waiters.nudge()
 
@@ -110,7 +112,7 @@ class RedisWaiters(Waiters):
     """Keeps one ``Subscriber`` subscribed to the awaited ids; the waiter on duty
     (``serve``) connects, looks up what is due and pings."""
 
-    def __init__(self, link: Link, keys: Keys) -> None:
+    def __init__(self, link: RedisLink, keys: Keys) -> None:
         super().__init__()
         self.link = link
         self.keys = keys
@@ -168,7 +170,7 @@ class RedisWaiters(Waiters):
         self.trouble = None
         return max(0.0, self._check_at - self.loop.time())
 
-    async def _round(self, conn: Conn) -> None:
+    async def _round(self, conn: RedisConn) -> None:
         """(Re)connect when needed, look up what is due, ping when due."""
         subscriber = await self._connected(conn)
         now = self.loop.time()
@@ -194,9 +196,9 @@ class RedisWaiters(Waiters):
         for task_id, record in found.items():
             self.resolve(task_id, record)
 
-    async def _connected(self, conn: Conn) -> Subscriber:
+    async def _connected(self, conn: RedisConn) -> Subscriber:
         """The subscriber, made (again) when needed. One whose connection ended raises
-        why, here, where ``Link.call`` logs it, backs off and tries again."""
+        why, here, where ``RedisLink.call`` logs it, backs off and tries again."""
         subscriber = self._subscriber
         if subscriber is not None and subscriber.lost is not None:
             await self._drop()
@@ -233,7 +235,7 @@ class RedisWaiters(Waiters):
         await self._drop()
 
 
-async def _new_connection(conn: Conn) -> Any:
+async def _new_connection(conn: RedisConn) -> Any:
     """A connected redis-py connection of the waiters' own (no pool): on one server
     like the pool's, on a cluster to any node (a message PUBLISHed on one node
     reaches every node). RESP2, whatever the URL asks: its pub/sub replies are
@@ -252,12 +254,12 @@ async def _new_connection(conn: Conn) -> Any:
     return connection
 
 
-async def lindex(conn: Conn, key: str) -> bytes | None:
+async def lindex(conn: RedisConn, key: str) -> bytes | None:
     # The client is made with decode_responses=False: replies are bytes, never str.
     return cast("bytes | None", await conn.client.lindex(key, 0))
 
 
-async def lindex_many(conn: Conn, keys: Keys, task_ids: list[str]) -> dict[str, bytes]:
+async def lindex_many(conn: RedisConn, keys: Keys, task_ids: list[str]) -> dict[str, bytes]:
     """``LINDEX key 0`` of every id, pipelined (a cluster's pipeline sends each node its share)."""
     if len(task_ids) == 1:  # one result awaited at a time, over and over: on a lane
         record = await conn.on_lane("results", "LINDEX", keys.result(task_ids[0]), 0)

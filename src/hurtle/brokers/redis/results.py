@@ -3,7 +3,7 @@
 Storing is ``store.lua`` once per result, pipelined (the flusher's batch in one
 round trip; on a cluster each result key is a slot of its own, so no MULTI): it
 replaces the list whole, sets its TTL and publishes the result to whoever waits
-for it. Waiting is ``redis_waiters.py``: one subscribed connection for every
+for it. Waiting is ``waiters.py``: one subscribed connection for every
 waiter of the store.
 
 A client that waits with ``BLMOVE key key LEFT LEFT`` (hurtle before the
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hurtle.brokers.redis_link import Keys, Link
-from hurtle.brokers.redis_waiters import PUBLISH_MAX_BYTES, RedisWaiters, can_subscribe, lindex, lindex_many
+from hurtle.brokers.redis.link import RedisLink
+from hurtle.brokers.redis.url import Keys
+from hurtle.brokers.redis.waiters import PUBLISH_MAX_BYTES, RedisWaiters, can_subscribe, lindex, lindex_many
 from hurtle.results import PollingWaiters, ResultStore, Waiters
 
 
@@ -23,7 +24,7 @@ class RedisResults(ResultStore):
     """The result half of ``RedisBroker`` (which sets ``keys`` and ``_link``)."""
 
     keys: Keys
-    _link: Link
+    _link: RedisLink
 
     def result_store(self) -> ResultStore:
         return self

@@ -1,5 +1,5 @@
 -- Helpers shared by every hurtle script: the loader puts this file in front of
--- each one (redis_link.py, script_source). Plain Redis 6.2+ Lua, RESP2 replies.
+-- each one (lanes.py, script_source). Plain Redis 6.2+ Lua, RESP2 replies.
 
 -- {k1, v1, k2, v2, ...} -> {k1 = v1, k2 = v2, ...}
 local function field_map(flat)

@@ -1,5 +1,5 @@
 """The SQLite broker's schema and its SQL: one function per broker call, each run
-on the broker's thread as ``fn(conn, *args)`` (``sqlite_batch.py``).
+on the broker's thread as ``fn(conn, *args)`` (``batch.py``).
 
 Functions called with write=True run inside the batch's transaction, each in a
 savepoint when the batch holds more than one: their statements commit together

@@ -2,11 +2,11 @@
 
 URL: ``redis://[[user]:password@]host:6379/DB?prefix=hurtle&reconnect_timeout=30``
 (``unix:///path/redis.sock?db=0``); other query options go to redis-py, and one
-it does not take (``redis_link.client_options``) is a ``ConfigurationError``.
+it does not take (``url.client_options``) is a ``ConfigurationError``.
 A Redis Cluster: ``redis+cluster://[[user]:password@]host:6379?prefix=hurtle`` (TLS:
 ``rediss+cluster://``), naming any one node; the client asks it for the others.
 Database 0 only, no ``unix://``; the query options are those of redis-py's
-``RedisCluster``. See ``redis_cluster.py``.
+``RedisCluster``. See ``cluster.py``.
 
 Key schema (``P`` is the prefix; ``{q}`` the queue name as a Cluster hash tag, so
 every key of a queue, and so every script, lives on one slot)::
@@ -18,7 +18,7 @@ every key of a queue, and so every script, lives on one slot)::
     P:{q}:delayed         ZSET    messages with a future eta: score eta in unix ms, member
                                   ``<message id>\\n<body>``; moved onto the stream when due
                                   (a member without the newline is dead-lettered)
-    P:{q}:dead            STREAM  dead letters: fields id, body, reason, failed_at (unix s); redis_dead.py
+    P:{q}:dead            STREAM  dead letters: fields id, body, reason, failed_at (unix s); dead.py
     P:result:<task id>    LIST    one element, the encoded result, with a TTL
     P:result:<task id>    CHANNEL (pub/sub, named like the key) a message when the result
                                   is stored: the record itself up to 4 KiB, else empty
@@ -50,7 +50,7 @@ consumer still holds the entry with the same delivery count, as SQLite matches
 (seq, deliveries). Acknowledging is ``XACK`` + ``XDEL`` in one script, so the
 stream holds only waiting and leased entries. Results: ``store.lua`` writes the
 list and publishes on its channel; every waiter of a store shares one connection
-subscribed to the channels it awaits (``redis_waiters.py``), never polling.
+subscribed to the channels it awaits (``waiters.py``), never polling.
 
 Cluster: every script's keys are one queue's (``{q}``: one slot), or one result
 key (``store.lua``), so each runs whole on the node serving that slot. What
@@ -71,21 +71,13 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
-from hurtle.brokers.redis_dead import RedisDeadLetters
-from hurtle.brokers.redis_link import (
-    BLOCK_CAP,
-    GROUP,
-    OPTIONS,
-    Conn,
-    Link,
-    RedisURL,
-    entry_order,
-    is_wrong_type,
-    script_source,
-)
-from hurtle.brokers.redis_locate import RedisLocate
-from hurtle.brokers.redis_records import Reports, SkippedQueues
-from hurtle.brokers.redis_results import RedisResults
+from hurtle.brokers.redis.dead import RedisDeadLetters
+from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn, script_source
+from hurtle.brokers.redis.link import RedisLink, is_wrong_type
+from hurtle.brokers.redis.locate import RedisLocate
+from hurtle.brokers.redis.records import Reports, SkippedQueues
+from hurtle.brokers.redis.results import RedisResults
+from hurtle.brokers.redis.url import GROUP, OPTIONS, RedisURL, entry_order
 from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
 
@@ -101,7 +93,7 @@ log = logging.getLogger("hurtle.redis")
 
 
 @dataclass(slots=True)
-class Receipt:
+class RedisReceipt:
     """Where a delivery came from: its stream entry, and who holds it. (Not frozen:
     a frozen dataclass's ``__init__`` costs a ``object.__setattr__`` per field, per message.)"""
 
@@ -121,7 +113,7 @@ def oldest_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]
 
 class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
-    locates_messages = True  # by a scan in chunks: redis_locate.py
+    locates_messages = True  # by a scan in chunks: locate.py
     url_options = OPTIONS
 
     def __init__(
@@ -134,7 +126,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         parsed = RedisURL.parse(self.url)
         self.keys = parsed.keys
         self.lease_ms = max(1, int(visibility_timeout * 1000))
-        self._link = Link(parsed, self.lease_ms)
+        self._link = RedisLink(parsed, self.lease_ms)
         # A quarter lease, so an expired lease is found soon after it runs out;
         # never below _HOUSEKEEP_MIN, so a tiny lease does not turn fetch into polling.
         self._housekeep_every = min(_HOUSEKEEP_EVERY, max(_HOUSEKEEP_MIN, visibility_timeout / 4))
@@ -168,7 +160,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
             self._expect_due(m.eta)
 
     async def _enqueue_one_queue(
-        self, conn: Conn, queues: list[str], batch: list[Message], now: float
+        self, conn: RedisConn, queues: list[str], batch: list[Message], now: float
     ) -> None:
         """The common case (``send_many`` of one task): one script call, atomic, on the
         sender's own connection, after the queue's name is recorded (in the same write)."""
@@ -180,7 +172,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         )
 
     async def _enqueue_many_queues(
-        self, conn: Conn, queues: list[str], batch: list[Message], now: float
+        self, conn: RedisConn, queues: list[str], batch: list[Message], now: float
     ) -> None:
         """Several queues: the script once per queue in one MULTI/EXEC, atomic on one
         server. EVAL, not EVALSHA: a NOSCRIPT inside EXEC would not undo the others."""
@@ -233,7 +225,9 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         names = list(dict.fromkeys(queues))
         return await self._link.call(lambda conn: self._fetch(conn, names, max_count, deadline), 0.0)
 
-    async def _fetch(self, conn: Conn, queues: list[str], max_count: int, deadline: float) -> list[Delivery]:
+    async def _fetch(
+        self, conn: RedisConn, queues: list[str], max_count: int, deadline: float
+    ) -> list[Delivery]:
         """``_fetch_from`` the queues that can be read: a stream key of another type
         failed every read over it, so its queue is skipped, and the others flow."""
         while True:
@@ -248,7 +242,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
                     raise
 
     async def _fetch_from(
-        self, conn: Conn, queues: list[str], max_count: int, deadline: float
+        self, conn: RedisConn, queues: list[str], max_count: int, deadline: float
     ) -> list[Delivery]:
         await self._link.ensure_groups(conn, [self.keys.stream(q) for q in queues])
         while True:
@@ -264,7 +258,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
                     taken.sort(key=oldest_first(queues))
                 return taken
 
-    async def _housekeep(self, conn: Conn, queues: list[str], max_count: int) -> list[Delivery]:
+    async def _housekeep(self, conn: RedisConn, queues: list[str], max_count: int) -> list[Delivery]:
         """Promote due delayed messages; every ``_RECLAIM_EVERY``, take expired leases."""
         now = time.monotonic()
         reclaim = now >= self._reclaim_at
@@ -294,7 +288,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         self._housekeep_at = min(now + max(0.0, next_due - time.time()), self._reclaim_at)
         return taken
 
-    async def _read(self, conn: Conn, queues: list[str], room: int, wait: float) -> list[Delivery]:
+    async def _read(self, conn: RedisConn, queues: list[str], room: int, wait: float) -> list[Delivery]:
         """Lease up to ``room`` new entries, oldest first; block up to ``wait`` seconds
         for the first (``XREADGROUP ... BLOCK``: no polling)."""
         if len(queues) > 1:
@@ -312,7 +306,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
             taken = taken[:room]
         return taken
 
-    async def _read_new(self, conn: Conn, queues: list[str], room: int, block_ms: int) -> list[Delivery]:
+    async def _read_new(self, conn: RedisConn, queues: list[str], room: int, block_ms: int) -> list[Delivery]:
         """One ``XREADGROUP`` over every stream, ``COUNT room`` from each."""
         streams = [self.keys.stream(q) for q in queues]
         command: list[Any] = ["XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", room]
@@ -322,7 +316,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         reply = await conn.on_lane("read", *command)
         return self._parse_read(conn, queues, reply)
 
-    async def _shares(self, conn: Conn, queues: list[str], room: int) -> dict[int, int]:
+    async def _shares(self, conn: RedisConn, queues: list[str], room: int) -> dict[int, int]:
         """How many of the ``room`` oldest new entries each queue holds (by queue index)."""
         calls = [([self.keys.stream(q)], [GROUP, room]) for q in queues]
         replies = await conn.scripts_in(conn.client.pipeline(transaction=False), "peek", calls)
@@ -332,7 +326,9 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
             shares[index] = shares.get(index, 0) + 1
         return shares
 
-    async def _read_shares(self, conn: Conn, queues: list[str], shares: dict[int, int]) -> list[Delivery]:
+    async def _read_shares(
+        self, conn: RedisConn, queues: list[str], shares: dict[int, int]
+    ) -> list[Delivery]:
         """One non-blocking ``XREADGROUP`` per queue, each ``COUNT`` its share, pipelined.
         (Another worker may take some first: then this one gets newer ones, never more.)"""
         pipe = conn.client.pipeline(transaction=False)
@@ -347,13 +343,13 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
             taken += self._parse_read(conn, queues, reply)
         return taken
 
-    def _route(self, conn: Conn, key: str) -> dict[str, Any]:
+    def _route(self, conn: RedisConn, key: str) -> dict[str, Any]:
         """Extra arguments of a pipelined command on ``key``: none on one server."""
         return {}
 
-    def _parse_read(self, conn: Conn, queues: list[str], reply: Any) -> list[Delivery]:
+    def _parse_read(self, conn: RedisConn, queues: list[str], reply: Any) -> list[Delivery]:
         """An XREADGROUP reply: ``{stream: [[entry id, [field, value, ...]], ...]}`` (RESP3;
-        RESP2 has a list of pairs), or None. Unparsed (``redis_link._unparsed``) but on a
+        RESP2 has a list of pairs), or None. Unparsed (``link._unparsed``) but on a
         cluster, whose client makes each entry's fields a dict."""
         taken = []
         for stream, entries in reply.items() if isinstance(reply, dict) else reply or []:
@@ -362,7 +358,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
             for entry_id, fields in entries:
                 if type(fields) is list and len(fields) == 4 and fields[0] == b"id" and fields[2] == b"body":
                     # hurtle's own entry, the common case: no dict per message
-                    taken.append(Delivery(queue, fields[3], 1, Receipt(entry_id, fields[1], consumer)))
+                    taken.append(Delivery(queue, fields[3], 1, RedisReceipt(entry_id, fields[1], consumer)))
                 else:
                     taken.append(self._delivery(conn, queue, entry_id, 1, _as_dict(fields)))
         return taken
@@ -373,7 +369,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         return queues[[self.keys.stream(q).encode() for q in queues].index(stream)]
 
     def _delivery(
-        self, conn: Conn, queue: str, entry_id: bytes, deliveries: int, fields: dict[bytes, bytes]
+        self, conn: RedisConn, queue: str, entry_id: bytes, deliveries: int, fields: dict[bytes, bytes]
     ) -> Delivery:
         body = fields.get(b"body")
         if body is None:
@@ -381,7 +377,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
             # dead letter it makes keeps what was there.
             text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
             body = _json.encode(text)
-        receipt = Receipt(entry_id, fields.get(b"id", entry_id), conn.consumer)
+        receipt = RedisReceipt(entry_id, fields.get(b"id", entry_id), conn.consumer)
         return Delivery(queue, body, deliveries, receipt)
 
     # -- settling --------------------------------------------------------------
@@ -398,18 +394,18 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         if deliveries:
             await self._link.call(lambda conn: self._release(conn, deliveries))
 
-    async def _release(self, conn: Conn, deliveries: Sequence[Delivery]) -> None:
+    async def _release(self, conn: RedisConn, deliveries: Sequence[Delivery]) -> None:
         await self._each_queue(conn, "release", deliveries)
         self._housekeep_at = self._reclaim_at = 0.0  # our next fetch takes them back first
 
-    async def _each_queue(self, conn: Conn, script: str, deliveries: Sequence[Delivery]) -> None:
+    async def _each_queue(self, conn: RedisConn, script: str, deliveries: Sequence[Delivery]) -> None:
         """Run ``script`` once per (queue, consumer) over its entries: the lowest and
         highest id, and "entry-id deliveries" lines packed in one argument."""
         # One argument, not one per entry: redis-py's packing of arguments per entry
         # was measured at 14% of a busy worker's time.
         groups: dict[tuple[str, str], list[tuple[tuple[int, int], bytes, int]]] = {}
         for d in deliveries:
-            receipt: Receipt = d.receipt
+            receipt: RedisReceipt = d.receipt
             entry = (entry_order(receipt.entry_id), receipt.entry_id, d.deliveries)
             groups.setdefault((d.queue, receipt.consumer), []).append(entry)
         calls: list[tuple[list[str], list[Any]]] = []
@@ -426,7 +422,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
             await conn.scripts_in(conn.client.pipeline(transaction=False), script, calls)
 
     async def retry(self, delivery: Delivery, message: Message) -> None:
-        receipt: Receipt = delivery.receipt
+        receipt: RedisReceipt = delivery.receipt
         if message.queue != delivery.queue:
             # Two slots in a cluster: add the next attempt first, then let the old go.
             await self.enqueue([message])
@@ -440,7 +436,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         self._expect_due(message.eta)
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        receipt: Receipt = delivery.receipt
+        receipt: RedisReceipt = delivery.receipt
         keys = [self.keys.stream(delivery.queue), self.keys.dead(delivery.queue)]
         args = [GROUP, receipt.entry_id, receipt.consumer, delivery.deliveries,
                 receipt.message_id, delivery.body, reason, repr(time.time())]
@@ -449,7 +445,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
     # -- looking and cleaning up -------------------------------------------------
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
-        async def collect(conn: Conn) -> list[QueueStats]:
+        async def collect(conn: RedisConn) -> list[QueueStats]:
             names = list(queues) if queues is not None else await self._known_queues(conn)
             rows = []
             for name in names:

@@ -22,7 +22,9 @@ from collections.abc import Sequence
 from typing import cast
 
 from hurtle.brokers.base import Location
-from hurtle.brokers.redis_link import GROUP, Conn, Keys, Link
+from hurtle.brokers.redis.lanes import RedisConn
+from hurtle.brokers.redis.link import RedisLink
+from hurtle.brokers.redis.url import GROUP, Keys
 
 # Measured: 100,000 waiting messages take 0.2 s to look through, about 2 ms a chunk.
 _CHUNK = 1000  # stream entries or delayed members read per script call
@@ -32,7 +34,7 @@ class RedisLocate:
     """The look-by-id half of ``RedisBroker`` (which sets ``keys``, ``_link`` and ``lease_ms``)."""
 
     keys: Keys
-    _link: Link
+    _link: RedisLink
     lease_ms: int
 
     async def locate(
@@ -45,7 +47,7 @@ class RedisLocate:
         if not stored:
             return {}
 
-        async def look(conn: Conn) -> dict[str, Location]:
+        async def look(conn: RedisConn) -> dict[str, Location]:
             names = list(queues) if queues is not None else await self._known_queues_to_look(conn)
             found: dict[str, Location] = {}
             for name in names:
@@ -59,11 +61,11 @@ class RedisLocate:
 
         return await self._link.call(look)
 
-    async def _known_queues_to_look(self, conn: Conn) -> list[str]:
+    async def _known_queues_to_look(self, conn: RedisConn) -> list[str]:
         members = cast("set[bytes]", await conn.client.smembers(self.keys.queues))
         return sorted(q.decode() for q in members)
 
-    async def _delayed_ids(self, conn: Conn, queue: str, wanted: str) -> list[str]:
+    async def _delayed_ids(self, conn: RedisConn, queue: str, wanted: str) -> list[str]:
         found: list[str] = []
         cursor: bytes | int = 0
         while True:
@@ -74,7 +76,7 @@ class RedisLocate:
             if int(cursor) == 0:
                 return found
 
-    async def _stream_ids(self, conn: Conn, queue: str, wanted: str) -> dict[str, Location]:
+    async def _stream_ids(self, conn: RedisConn, queue: str, wanted: str) -> dict[str, Location]:
         found: dict[str, Location] = {}
         start: bytes | str = "-"
         while True:

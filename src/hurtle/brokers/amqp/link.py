@@ -17,8 +17,8 @@ then ``BrokerError``), and the log says so once when it is lost and once when it
 is back. ``fetch`` does not wait: it raises at once and the worker backs off.
 
 hurtle talks to aiormq (the transport aio-pika is built on) directly, because
-it needs exact control of consumers (see ``amqp.py``, fetching). aiormq
-reads the socket through ``amqp_frames.SalvagingTransport``, so that no
+it needs exact control of consumers (see ``broker.py``, fetching). aiormq
+reads the socket through ``frames.SalvagingTransport``, so that no
 message's properties can break the connection.
 """
 
@@ -38,7 +38,7 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
-from hurtle.brokers.amqp_frames import SalvagingTransport
+from hurtle.brokers.amqp.frames import SalvagingTransport
 from hurtle.brokers.reconnect_backoff import ReconnectBackoff
 from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import BrokerError, ConfigurationError
@@ -184,7 +184,7 @@ class _CatchAll(dict[str, Any]):
 
 
 @dataclass
-class Conn:
+class AMQPConn:
     """One connection (one generation) and its channels, in the process that made it."""
 
     connection: aiormq.Connection
@@ -242,7 +242,7 @@ async def publish(
     )
 
 
-class Link:
+class AMQPLink:
     """The broker's connection to RabbitMQ: made lazily per process, retried with backoff."""
 
     def __init__(
@@ -253,19 +253,19 @@ class Link:
         self._on_delivery = on_delivery
         self._on_cancelled = on_cancelled  # a consumer on ``sub`` is gone (cancelled by us or RabbitMQ)
         self._on_not_found = on_not_found  # a queue or exchange we declared is gone: declare again
-        self._conn: Conn | None = None
+        self._conn: AMQPConn | None = None
         self._generation = 0
         self._opening = asyncio.Lock()
         self._outage = ReconnectBackoff("RabbitMQ", url.where, log)
 
-    def current(self) -> Conn | None:
+    def current(self) -> AMQPConn | None:
         """The live connection of this process, without making one."""
         conn = self._conn
         if conn is None or conn.pid != os.getpid() or not conn.alive():
             return None
         return conn
 
-    async def conn(self) -> Conn:
+    async def conn(self) -> AMQPConn:
         conn = self._conn
         if conn is not None and conn.pid != os.getpid():
             conn = self._conn = None  # the parent's, inherited through fork: drop it, never close it
@@ -277,7 +277,7 @@ class Link:
                 self._conn = await self._open()
             return self._conn
 
-    async def _open(self) -> Conn:
+    async def _open(self) -> AMQPConn:
         host = socket.gethostname()
         connection = await asyncio.wait_for(
             aiormq.connect(
@@ -295,7 +295,7 @@ class Link:
             raise
         sub.consumers = _CatchAll(self._on_delivery, self._on_cancelled)
         self._generation += 1
-        return Conn(connection, pub, sub, self._generation)
+        return AMQPConn(connection, pub, sub, self._generation)
 
     async def _discard(self) -> None:
         conn, self._conn = self._conn, None
@@ -308,12 +308,12 @@ class Link:
     async def close(self) -> None:
         await self._discard()
 
-    async def call(self, op: Callable[[Conn], Awaitable[T]], patience: float | None = None) -> T:
+    async def call(self, op: Callable[[AMQPConn], Awaitable[T]], patience: float | None = None) -> T:
         """Run ``op``; on a lost connection, reconnect with backoff for up to ``patience``
         seconds (default: the URL's ``reconnect_timeout``), then raise ``BrokerError``."""
         deadline = time.monotonic() + (self.url.reconnect_timeout if patience is None else patience)
         while True:
-            conn: Conn | None = None
+            conn: AMQPConn | None = None
             try:
                 conn = await self.conn()
                 result = await op(conn)
@@ -340,7 +340,7 @@ class Link:
             return result
 
     @staticmethod
-    def _transient(exc: Exception, conn: Conn | None) -> bool:
+    def _transient(exc: Exception, conn: AMQPConn | None) -> bool:
         """A lost connection (worth a reconnect), not a refusal or a bug."""
         if isinstance(exc, (ConnectionError, OSError, asyncio.TimeoutError)):
             return True  # AMQPConnectionError is a ConnectionError

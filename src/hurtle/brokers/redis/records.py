@@ -18,7 +18,8 @@ import logging
 import time
 from collections.abc import Sequence
 
-from hurtle.brokers.redis_link import Conn, Keys
+from hurtle.brokers.redis.lanes import RedisConn
+from hurtle.brokers.redis.url import Keys
 
 log = logging.getLogger("hurtle.redis")
 
@@ -50,7 +51,7 @@ class SkippedQueues:
         now = time.monotonic()
         return [q for q in queues if self._until.get(q, 0.0) <= now]
 
-    async def find(self, conn: Conn, keys: Keys, queues: Sequence[str]) -> bool:
+    async def find(self, conn: RedisConn, keys: Keys, queues: Sequence[str]) -> bool:
         """After a WRONGTYPE: look at each queue's stream key and skip those that hold
         another type, saying so; False when none does (the error is another's)."""
         found = False

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from typing import cast
 
 from hurtle.brokers.base import DeadLetter, Requeued, unknown_ids
-from hurtle.brokers.redis_link import Conn, Keys, Link, entry_order, is_entry_id
+from hurtle.brokers.redis.lanes import RedisConn
+from hurtle.brokers.redis.link import RedisLink
+from hurtle.brokers.redis.url import Keys, entry_order, is_entry_id
 
 _REQUEUE_BATCH = 1000  # dead letters moved, or read through, per call
 
@@ -23,14 +25,14 @@ class RedisDeadLetters:
     """The dead-letter half of ``RedisBroker`` (which sets ``keys`` and ``_link``)."""
 
     keys: Keys
-    _link: Link
+    _link: RedisLink
 
-    async def _known_queues(self, conn: Conn) -> list[str]:
+    async def _known_queues(self, conn: RedisConn) -> list[str]:
         members = cast("set[bytes]", await conn.client.smembers(self.keys.queues))
         return sorted(q.decode(errors="replace") for q in members)
 
     async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        async def collect(conn: Conn) -> list[tuple[tuple[int, int], DeadLetter]]:
+        async def collect(conn: RedisConn) -> list[tuple[tuple[int, int], DeadLetter]]:
             names = [queue] if queue is not None else await self._known_queues(conn)
             pipe = conn.client.pipeline(transaction=False)
             for name in names:
@@ -49,7 +51,7 @@ class RedisDeadLetters:
         if ids is not None:
             return (await self.requeue_dead_by_id(ids)).count
 
-        async def move(conn: Conn) -> int:
+        async def move(conn: RedisConn) -> int:
             moved = 0
             for name in await self._known_queues(conn):
                 while count := len(await self._requeue(conn, name, [])):
@@ -62,7 +64,7 @@ class RedisDeadLetters:
         # Kept across the link's retries: what moved before a lost connection stays moved.
         moved: list[tuple[str, str]] = []
 
-        async def move(conn: Conn) -> None:
+        async def move(conn: RedisConn) -> None:
             by_queue: dict[str, list[str]] = {}
             for named in ids:
                 name, _, entry_id = named.rpartition(":")
@@ -81,7 +83,7 @@ class RedisDeadLetters:
         await self._link.call(move)
         return Requeued.of(ids, moved)
 
-    async def _requeue(self, conn: Conn, queue: str, entry_ids: list[str]) -> list[tuple[str, str]]:
+    async def _requeue(self, conn: RedisConn, queue: str, entry_ids: list[str]) -> list[tuple[str, str]]:
         """Move the named dead letters of ``queue`` (without names: the oldest batch);
         return each one's (dead letter id, message id)."""
         keys = [self.keys.dead(queue), self.keys.stream(queue)]
@@ -92,7 +94,7 @@ class RedisDeadLetters:
             for entry_id, message_id in zip(flat[::2], flat[1::2], strict=True)
         ]
 
-    async def _dead_entries_of(self, conn: Conn, queue: str, message_ids: set[str]) -> list[str]:
+    async def _dead_entries_of(self, conn: RedisConn, queue: str, message_ids: set[str]) -> list[str]:
         """The entry ids of ``queue``'s dead letters whose message id is one of ``message_ids``."""
         found, start = [], "-"
         while True:
@@ -108,7 +110,7 @@ class RedisDeadLetters:
             start = "(" + entries[-1][0].decode()
 
     async def purge_dead(self, queue: str | None = None) -> int:
-        async def purge(conn: Conn) -> int:
+        async def purge(conn: RedisConn) -> int:
             names = [queue] if queue is not None else await self._known_queues(conn)
             pipe = conn.client.pipeline(transaction=True)
             for name in names:

@@ -35,7 +35,7 @@ from pamqp.common import FieldTable
 HURTLE_AT = "hurtle-at"  # when the message is ready, in unix microseconds: fetch's order across queues
 DELIVERIES = "hurtle-deliveries"  # deliveries counted before this copy was published
 RETURNED = "x-delivery-count"  # a quorum queue's count of returned deliveries
-#: Set by the frame reader (``amqp_frames``) when pamqp could not decode a message's
+#: Set by the frame reader (``frames``) when pamqp could not decode a message's
 #: properties: why, and what was dropped. Such a message is dead-lettered.
 UNREADABLE = "hurtle-unreadable"
 

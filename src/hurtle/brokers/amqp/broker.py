@@ -2,24 +2,24 @@
 
 URL: ``amqp://user:password@host:5672/vhost?prefix=hurtle&queue_type=classic&confirm=true
 &reconnect_timeout=30`` (``queue_type=quorum``, optionally ``delivery_limit=N``); the
-options aiormq reads (``heartbeat``, ``name``, ``cafile``, ...: ``amqp_link.AIORMQ_OPTIONS``)
+options aiormq reads (``heartbeat``, ``name``, ``cafile``, ...: ``link.AIORMQ_OPTIONS``)
 go to it, and any other is a ``ConfigurationError``. Names of
-queues and exchanges: ``amqp_link.Names``; delays: ``amqp_topology``; dead letters:
-``amqp_dead``.
+queues and exchanges: ``link.Names``; delays: ``topology.py``; dead letters:
+``dead.py``.
 
 Sending. Messages are persistent, published mandatory to durable queues, with
-publisher confirms: ``enqueue`` writes a whole batch at once (``amqp_publish``)
+publisher confirms: ``enqueue`` writes a whole batch at once (``publish.py``)
 and returns once RabbitMQ confirmed every message, one round trip of waiting,
 not one per message. A foreign producer publishes a JSON envelope to the
 default exchange with routing key ``<prefix>.q.<queue>``.
 
-Fetching (``amqp_fetch``): a standing consumer per fetched queue whose prefetch
+Fetching (``fetch.py``): a standing consumer per fetched queue whose prefetch
 is the worker's slots, so what waits in the local buffer never passes the free
 slots and a busy worker holds nothing back (seed 004); it is cancelled and its
 buffer given back when no fetch came for ``STAND_DOWN_AFTER`` seconds (a worker
 busy below its water mark, or draining to stop). Fetches of several queues use
 consumers per fetch. Acks go out as one ``multiple`` ack per run of delivery
-tags (``amqp_acks``). Delivery counts survive a worker's death: a quorum queue's
+tags (``acks.py``). Delivery counts survive a worker's death: a quorum queue's
 ``x-delivery-count``, a classic queue's ``redelivered`` flag turned into a count.
 
 Leases. A delivery stays leased while its channel lives, however long the task
@@ -44,12 +44,12 @@ import aiormq
 from pamqp import commands as spec
 from pamqp.common import FieldTable
 
-from hurtle.brokers.amqp_dead import AMQPDeadLetters
-from hurtle.brokers.amqp_fetch import Puller, Receipt, uncounted
-from hurtle.brokers.amqp_headers import HURTLE_AT
-from hurtle.brokers.amqp_link import AMQPURL, OPTIONS, Conn, Link
-from hurtle.brokers.amqp_publish import publish_all
-from hurtle.brokers.amqp_topology import (
+from hurtle.brokers.amqp.dead import AMQPDeadLetters
+from hurtle.brokers.amqp.fetch import AMQPReceipt, Puller, uncounted
+from hurtle.brokers.amqp.headers import HURTLE_AT
+from hurtle.brokers.amqp.link import AMQPURL, OPTIONS, AMQPConn, AMQPLink
+from hurtle.brokers.amqp.publish import publish_all
+from hurtle.brokers.amqp.topology import (
     Topology,
     delay_headers,
     delay_units,
@@ -91,7 +91,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
             raise ConfigurationError(f"bad AMQP URL {self.amqp_url.where}: {problem}")
         self._topology = Topology(self.amqp_url)
         self._puller = Puller(self.names, self.publish_dead, quorum=self.amqp_url.queue_type == "quorum")
-        self._link = Link(
+        self._link = AMQPLink(
             self.amqp_url, self._puller.received, self._topology.forget, self._puller.consumer_forgotten
         )
         self._fetching = asyncio.Lock()  # one fetch at a time: consumers and the buffer are shared
@@ -102,14 +102,14 @@ class AMQPBroker(AMQPDeadLetters, Broker):
     @classmethod
     def queue_name_problem(cls, url: str | SecretURL, queue: str) -> str | None:
         """RabbitMQ's and pamqp's rules for every name hurtle makes from ``queue``
-        (``amqp_topology.name_problem``)."""
+        (``topology.name_problem``)."""
         return name_problem(AMQPURL.parse(url).names, queue)
 
     async def connect(self) -> None:
         """Connect once: an unreachable RabbitMQ is a BrokerError now."""
         await self._link.call(self._connected, patience=0.0)
 
-    async def _connected(self, conn: Conn) -> None:
+    async def _connected(self, conn: AMQPConn) -> None:
         self._puller.session_of(conn)
 
     async def close(self) -> None:
@@ -148,7 +148,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
                 delay_headers(message.queue, delay_units(message.eta, now))  # raises ValueError
         await self._link.call(lambda conn: self._publish(conn, batch))
 
-    async def _publish(self, conn: Conn, pending: list[Message]) -> None:
+    async def _publish(self, conn: AMQPConn, pending: list[Message]) -> None:
         """Publish pipelined and wait for the confirms; on a failure ``pending`` keeps
         only the unconfirmed messages (the retry after a reconnect sends those)."""
         for attempt in (1, 2):
@@ -210,7 +210,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
                 if self._puller.session.standing is not None:
                     self._idle = asyncio.get_running_loop().call_later(STAND_DOWN_AFTER, self._idled)
 
-    async def _fetch(self, conn: Conn, queues: list[str], room: int, deadline: float) -> list[Delivery]:
+    async def _fetch(self, conn: AMQPConn, queues: list[str], room: int, deadline: float) -> list[Delivery]:
         for queue in queues:
             await self._topology.ensure_queue(conn, queue)
         return await self._puller.fetch(conn, queues, room, deadline)
@@ -238,10 +238,10 @@ class AMQPBroker(AMQPDeadLetters, Broker):
 
     # -- settling --------------------------------------------------------------
 
-    def _owned(self, conn: Conn | None, receipt: Receipt) -> bool:
+    def _owned(self, conn: AMQPConn | None, receipt: AMQPReceipt) -> bool:
         return conn is not None and not receipt.settled and receipt.generation == conn.generation
 
-    async def _settle(self, conn: Conn, receipts: list[Receipt]) -> None:
+    async def _settle(self, conn: AMQPConn, receipts: list[AMQPReceipt]) -> None:
         """Acknowledge, each once (a second ack of a tag would close the channel)."""
         await self._puller.settle(conn, receipts)
 
@@ -260,9 +260,9 @@ class AMQPBroker(AMQPDeadLetters, Broker):
     async def retry(self, delivery: Delivery, message: Message) -> None:
         """Publish the next attempt (confirmed), then ack this one. A crash between the
         two runs the task once more; a delivery whose connection is gone does nothing."""
-        receipt: Receipt = delivery.receipt
+        receipt: AMQPReceipt = delivery.receipt
 
-        async def replace(conn: Conn) -> None:
+        async def replace(conn: AMQPConn) -> None:
             if self._owned(conn, receipt):
                 await self._publish(conn, [message])  # a fresh list each try: stale ones publish nothing
                 await self._settle(conn, [receipt])
@@ -271,9 +271,9 @@ class AMQPBroker(AMQPDeadLetters, Broker):
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Publish to the dead-letter exchange with ``reason`` (confirmed), then ack."""
-        receipt: Receipt = delivery.receipt
+        receipt: AMQPReceipt = delivery.receipt
 
-        async def move(conn: Conn) -> None:
+        async def move(conn: AMQPConn) -> None:
             if self._owned(conn, receipt):
                 await self.publish_dead(conn, delivery.queue, delivery.body, receipt.properties, reason)
                 await self._settle(conn, [receipt])
@@ -287,7 +287,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         """Publish each again with this delivery uncounted, then ack it: visible at once,
         at the back of its queue (a requeue would flag it redelivered, and count it)."""
 
-        async def give_back(conn: Conn) -> None:
+        async def give_back(conn: AMQPConn) -> None:
             owned = [d for d in deliveries if self._owned(conn, d.receipt)]
             if not owned:
                 return
@@ -307,7 +307,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         """``in_flight`` is None: AMQP does not tell one client how many messages
         other consumers hold unacked."""
 
-        async def collect(conn: Conn) -> list[QueueStats]:
+        async def collect(conn: AMQPConn) -> list[QueueStats]:
             names = list(queues) if queues is not None else await self._topology.known_queues(conn)
             # A message on its way to the standing consumer is neither ready on the server nor
             # buffered yet: its cancel-ok lands it in the buffer (a burst worker that missed
@@ -317,7 +317,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
 
         return await self._link.call(collect)
 
-    async def _stats_of(self, conn: Conn, queue: str) -> QueueStats:
+    async def _stats_of(self, conn: AMQPConn, queue: str) -> QueueStats:
         session = self._puller.session_of(conn)
         dead = await conn.count(self.names.dead(queue)) or 0
         # Top level down, then the work queue: a message moving down while we look
@@ -331,7 +331,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
     async def purge(self, queue: str) -> int:
         """Ready and delayed messages, and this broker's own buffered ones; leased ones stay."""
 
-        async def purge(conn: Conn) -> int:
+        async def purge(conn: AMQPConn) -> int:
             session = self._puller.session_of(conn)
             await self._puller.drop_standing(conn)  # what it was sending lands in the buffer, purged below
             purged = await conn.purge(self.names.work(queue))
@@ -346,5 +346,5 @@ class AMQPBroker(AMQPDeadLetters, Broker):
 
 def _released(delivery: Delivery) -> spec.Basic.Properties:
     """A released delivery, published again: its next delivery counts as this one did."""
-    receipt: Receipt = delivery.receipt
+    receipt: AMQPReceipt = delivery.receipt
     return uncounted(receipt.properties, delivery.deliveries - 1)
