@@ -41,7 +41,7 @@ class Connection:
 
     async def close(self) -> None:
         await self.broker.close()
-        if self.results is not None and self.results is not self.broker:  # type: ignore[comparison-overlap]
+        if self.results is not None and self.results is not self.broker.result_store():  # closed with it
             await self.results.close()
 
 

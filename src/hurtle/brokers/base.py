@@ -241,7 +241,8 @@ class Broker(abc.ABC):
         return {}
 
     def result_store(self) -> ResultStore | None:
-        """The broker's own result store, or None when it cannot keep results."""
+        """The broker's own result store, or None when it cannot keep results. The
+        same object at every call; the broker's ``close`` closes it too."""
         return None
 
     @abc.abstractmethod

@@ -44,7 +44,7 @@ import aiormq
 from pamqp import commands as spec
 from pamqp.common import FieldTable
 
-from hurtle.brokers.amqp.dead import AMQPDeadLetters
+from hurtle.brokers.amqp.dead import AMQPDeadLetters, publish_dead
 from hurtle.brokers.amqp.fetch import AMQPReceipt, Puller, uncounted
 from hurtle.brokers.amqp.headers import HURTLE_AT
 from hurtle.brokers.amqp.link import AMQPURL, OPTIONS, AMQPConn, AMQPLink
@@ -57,7 +57,7 @@ from hurtle.brokers.amqp.topology import (
     name_problem,
     prefix_problem,
 )
-from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats, Requeued
 from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
 
@@ -71,7 +71,7 @@ STAND_DOWN_AFTER = 0.5
 _SHORT_STRING = 255  # bytes: AMQP's short strings (a message_id)
 
 
-class AMQPBroker(AMQPDeadLetters, Broker):
+class AMQPBroker(Broker):
     schemes = ("amqp", "amqps")
     leases_expire = False  # a delivery stays leased while its channel lives
     counts_all_in_flight = False  # a client learns only of its own unacked messages
@@ -90,10 +90,11 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         if problem is not None:
             raise ConfigurationError(f"bad AMQP URL {self.amqp_url.where}: {problem}")
         self._topology = Topology(self.amqp_url)
-        self._puller = Puller(self.names, self.publish_dead, quorum=self.amqp_url.queue_type == "quorum")
+        self._puller = Puller(self.names, self._publish_dead, quorum=self.amqp_url.queue_type == "quorum")
         self._link = AMQPLink(
             self.amqp_url, self._puller.received, self._topology.forget, self._puller.consumer_forgotten
         )
+        self._dead = AMQPDeadLetters(self.names, self._link, self._topology)
         self._fetching = asyncio.Lock()  # one fetch at a time: consumers and the buffer are shared
         self._idle: asyncio.TimerHandle | None = None  # stands the consumer down when no fetch comes
         self._standing_down: asyncio.Task[None] | None = None
@@ -104,6 +105,11 @@ class AMQPBroker(AMQPDeadLetters, Broker):
         """RabbitMQ's and pamqp's rules for every name hurtle makes from ``queue``
         (``topology.name_problem``)."""
         return name_problem(AMQPURL.parse(url).names, queue)
+
+    async def _publish_dead(
+        self, conn: AMQPConn, queue: str, body: bytes, original: spec.Basic.Properties, reason: str
+    ) -> None:
+        await publish_dead(self._topology, conn, queue, body, original, reason)
 
     async def connect(self) -> None:
         """Connect once: an unreachable RabbitMQ is a BrokerError now."""
@@ -275,7 +281,7 @@ class AMQPBroker(AMQPDeadLetters, Broker):
 
         async def move(conn: AMQPConn) -> None:
             if self._owned(conn, receipt):
-                await self.publish_dead(conn, delivery.queue, delivery.body, receipt.properties, reason)
+                await self._publish_dead(conn, delivery.queue, delivery.body, receipt.properties, reason)
                 await self._settle(conn, [receipt])
 
         await self._link.call(move)
@@ -342,6 +348,20 @@ class AMQPBroker(AMQPDeadLetters, Broker):
             return purged + len(buffered)
 
         return await self._link.call(purge)
+
+    # -- dead letters ------------------------------------------------------------
+
+    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await self._dead.dead_letters(queue, limit)
+
+    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+        return await self._dead.requeue_dead(ids)
+
+    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+        return await self._dead.requeue_dead_by_id(ids)
+
+    async def purge_dead(self, queue: str | None = None) -> int:
+        return await self._dead.purge_dead(queue)
 
 
 def _released(delivery: Delivery) -> spec.Basic.Properties:

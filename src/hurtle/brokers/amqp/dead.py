@@ -53,32 +53,34 @@ _BIT = re.compile(r"hurtle-d[0-9]+")  # the delay bits (topology.bit_header)
 Found = list[tuple[DeadLetter, DeliveredMessage]]
 
 
+async def publish_dead(
+    topology: Topology, conn: AMQPConn, queue: str, body: bytes, original: spec.Basic.Properties, reason: str
+) -> None:
+    """Publish a dead letter through the dead-letter exchange, confirmed. A header
+    pamqp cannot write as it came (a double, say) is kept as text: the reason says which."""
+    await topology.ensure_queue(conn, queue)
+    kept, changed = writable({k: v for k, v in own_headers(original).items() if k != UNREADABLE})
+    if changed:
+        reason += f"\n(headers rewritten to be sent again: {'; '.join(changed)})"
+    if len(reason) > _REASON_LIMIT:
+        reason = reason[:_REASON_LIMIT] + "\n... (cut)"
+    headers = kept | {
+        REASON_HEADER: reason,
+        FAILED_AT_HEADER: repr(time.time()),
+        DEAD_ID_HEADER: uuid.uuid4().hex,
+        QUEUE_HEADER: queue,
+    }
+    properties = copy_properties(original, headers)
+    await publish(conn.pub, topology.names.dead_exchange, topology.names.dead(queue), body, properties)
+
+
 class AMQPDeadLetters:
-    """The dead-letter half of ``AMQPBroker`` (which sets ``names``, ``_link`` and ``_topology``)."""
+    """The dead letters of an ``AMQPBroker``'s queues, read and moved on the broker's link."""
 
-    names: Names
-    _link: AMQPLink
-    _topology: Topology
-
-    async def publish_dead(
-        self, conn: AMQPConn, queue: str, body: bytes, original: spec.Basic.Properties, reason: str
-    ) -> None:
-        """Publish a dead letter through the dead-letter exchange, confirmed. A header
-        pamqp cannot write as it came (a double, say) is kept as text: the reason says which."""
-        await self._topology.ensure_queue(conn, queue)
-        kept, changed = writable({k: v for k, v in own_headers(original).items() if k != UNREADABLE})
-        if changed:
-            reason += f"\n(headers rewritten to be sent again: {'; '.join(changed)})"
-        if len(reason) > _REASON_LIMIT:
-            reason = reason[:_REASON_LIMIT] + "\n... (cut)"
-        headers = kept | {
-            REASON_HEADER: reason,
-            FAILED_AT_HEADER: repr(time.time()),
-            DEAD_ID_HEADER: uuid.uuid4().hex,
-            QUEUE_HEADER: queue,
-        }
-        properties = copy_properties(original, headers)
-        await publish(conn.pub, self.names.dead_exchange, self.names.dead(queue), body, properties)
+    def __init__(self, names: Names, link: AMQPLink, topology: Topology) -> None:
+        self.names = names
+        self._link = link
+        self._topology = topology
 
     async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The newest first (by failed_at); every dead letter is read to find them."""

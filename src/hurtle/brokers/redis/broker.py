@@ -63,22 +63,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import msgspec
 from redis.exceptions import ResponseError
 
-from hurtle.brokers.base import Broker, Delivery, Message, QueueStats
-from hurtle.brokers.redis.dead import RedisDeadLetters
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats, Requeued
+from hurtle.brokers.redis.dead import RedisDeadLetters, known_queues
 from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn, script_source
 from hurtle.brokers.redis.link import RedisLink, is_wrong_type
 from hurtle.brokers.redis.locate import RedisLocate
 from hurtle.brokers.redis.records import Reports, SkippedQueues
 from hurtle.brokers.redis.results import RedisResults
-from hurtle.brokers.redis.url import GROUP, OPTIONS, RedisURL, entry_order
+from hurtle.brokers.redis.url import GROUP, OPTIONS, RedisReceipt, RedisURL, entry_order, oldest_first
 from hurtle.errors import ConfigurationError
+from hurtle.results import ResultStore
 from hurtle.urls import SecretURL
 
 _HOUSEKEEP_EVERY = 1.0  # seconds between promotions of due delayed messages, at most
@@ -92,26 +92,7 @@ _json = msgspec.json.Encoder()
 log = logging.getLogger("hurtle.redis")
 
 
-@dataclass(slots=True)
-class RedisReceipt:
-    """Where a delivery came from: its stream entry, and who holds it. (Not frozen:
-    a frozen dataclass's ``__init__`` costs a ``object.__setattr__`` per field, per message.)"""
-
-    entry_id: bytes
-    message_id: bytes  # as stored: only a dead letter reads it
-    consumer: str
-
-
-def oldest_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]]:
-    """Sort key of deliveries from several streams: (ms, seq, queue's place in ``queues``)."""
-
-    def order(delivery: Delivery) -> tuple[int, int, int]:
-        return (*entry_order(delivery.receipt.entry_id), queues.index(delivery.queue))
-
-    return order
-
-
-class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
+class RedisBroker(Broker):
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
     locates_messages = True  # by a scan in chunks: locate.py
     url_options = OPTIONS
@@ -127,6 +108,10 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         self.keys = parsed.keys
         self.lease_ms = max(1, int(visibility_timeout * 1000))
         self._link = RedisLink(parsed, self.lease_ms)
+        # What the broker does beside its queues' traffic, each on the same link.
+        self._results = RedisResults(self.keys, self._link)
+        self._dead = RedisDeadLetters(self.keys, self._link)
+        self._locate = RedisLocate(self.keys, self._link, self.lease_ms)
         # A quarter lease, so an expired lease is found soon after it runs out;
         # never below _HOUSEKEEP_MIN, so a tiny lease does not turn fetch into polling.
         self._housekeep_every = min(_HOUSEKEEP_EVERY, max(_HOUSEKEEP_MIN, visibility_timeout / 4))
@@ -143,8 +128,29 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
         await self._link.call(lambda conn: conn.client.ping(), patience=0.0)
 
     async def close(self) -> None:
-        await self.close_waiters()
-        await self._link.close()
+        await self._results.close()  # its waiters, and the link it shares with the broker
+
+    def result_store(self) -> ResultStore:
+        return self._results
+
+    # -- dead letters and looking up -------------------------------------------
+
+    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await self._dead.dead_letters(queue, limit)
+
+    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+        return await self._dead.requeue_dead(ids)
+
+    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+        return await self._dead.requeue_dead_by_id(ids)
+
+    async def purge_dead(self, queue: str | None = None) -> int:
+        return await self._dead.purge_dead(queue)
+
+    async def locate(
+        self, task_ids: Sequence[str], queues: Sequence[str] | None = None
+    ) -> dict[str, Location]:
+        return await self._locate.locate(task_ids, queues)
 
     # -- sending ---------------------------------------------------------------
 
@@ -446,7 +452,7 @@ class RedisBroker(RedisResults, RedisLocate, RedisDeadLetters, Broker):
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
         async def collect(conn: RedisConn) -> list[QueueStats]:
-            names = list(queues) if queues is not None else await self._known_queues(conn)
+            names = list(queues) if queues is not None else await known_queues(conn, self.keys)
             rows = []
             for name in names:
                 keys = [self.keys.stream(name), self.keys.delayed(name), self.keys.dead(name)]

@@ -51,6 +51,7 @@ from redis.exceptions import AskError, ConnectionError, SlotNotCoveredError, Tim
 
 from hurtle.brokers.base import Delivery, Message
 from hurtle.brokers.redis.broker import RedisBroker
+from hurtle.brokers.redis.dead import RedisDeadLetters, known_queues
 from hurtle.brokers.redis.lanes import RedisConn
 from hurtle.brokers.redis.url import CLUSTER_SCHEMES, GROUP
 from hurtle.errors import ConfigurationError
@@ -66,6 +67,7 @@ class RedisClusterBroker(RedisBroker):
         if not hasattr(ClusterNode, "release"):  # the read below takes and gives back connections
             raise ConfigurationError(f"{str(SecretURL(url))!r}: a Redis Cluster needs redis-py 6.2 or later")
         super().__init__(url, visibility_timeout=visibility_timeout)
+        self._dead = ClusterDeadLetters(self.keys, self._link)
 
     async def enqueue(self, messages: Sequence[Message]) -> None:
         batch = list(messages)
@@ -108,15 +110,20 @@ class RedisClusterBroker(RedisBroker):
         replies = await _first_with_entries([_Read(client, node, command) for node, command in plans])
         return [t for reply in replies for t in self._parse_read(conn, queues, reply)]
 
+
+
+class ClusterDeadLetters(RedisDeadLetters):
+    """Dead letters on a Redis Cluster: each queue's purge a script call of its own,
+    since the queues' keys lie on different slots."""
+
     async def purge_dead(self, queue: str | None = None) -> int:
         async def purge(conn: RedisConn) -> int:
-            names = [queue] if queue is not None else await self._known_queues(conn)
+            names = [queue] if queue is not None else await known_queues(conn, self.keys)
             calls: list[tuple[list[str], list[Any]]] = [([self.keys.dead(name)], []) for name in names]
             counts = await conn.scripts_in(conn.client.pipeline(transaction=False), "purge_dead", calls)
             return sum(int(n) for n in counts)
 
         return await self._link.call(purge)
-
 
 def _cluster(conn: RedisConn) -> RedisCluster:
     return cast(RedisCluster, conn.client)

@@ -21,19 +21,22 @@ from hurtle.brokers.redis.url import Keys, entry_order, is_entry_id
 _REQUEUE_BATCH = 1000  # dead letters moved, or read through, per call
 
 
+
+async def known_queues(conn: RedisConn, keys: Keys) -> list[str]:
+    """Every queue ever sent to, sorted."""
+    members = cast("set[bytes]", await conn.client.smembers(keys.queues))
+    return sorted(q.decode(errors="replace") for q in members)
+
 class RedisDeadLetters:
-    """The dead-letter half of ``RedisBroker`` (which sets ``keys`` and ``_link``)."""
+    """The dead letters of a ``RedisBroker``'s queues, on the broker's link."""
 
-    keys: Keys
-    _link: RedisLink
-
-    async def _known_queues(self, conn: RedisConn) -> list[str]:
-        members = cast("set[bytes]", await conn.client.smembers(self.keys.queues))
-        return sorted(q.decode(errors="replace") for q in members)
+    def __init__(self, keys: Keys, link: RedisLink) -> None:
+        self.keys = keys
+        self._link = link
 
     async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         async def collect(conn: RedisConn) -> list[tuple[tuple[int, int], DeadLetter]]:
-            names = [queue] if queue is not None else await self._known_queues(conn)
+            names = [queue] if queue is not None else await known_queues(conn, self.keys)
             pipe = conn.client.pipeline(transaction=False)
             for name in names:
                 pipe.xrevrange(self.keys.dead(name), count=limit)
@@ -53,7 +56,7 @@ class RedisDeadLetters:
 
         async def move(conn: RedisConn) -> int:
             moved = 0
-            for name in await self._known_queues(conn):
+            for name in await known_queues(conn, self.keys):
                 while count := len(await self._requeue(conn, name, [])):
                     moved += count
             return moved
@@ -75,7 +78,7 @@ class RedisDeadLetters:
             # The rest are task ids (or name nothing): a dead stream is not indexed
             # by message id, so each queue's is read through.
             rest = set(unknown_ids(ids, moved))
-            for name in await self._known_queues(conn) if rest else ():
+            for name in await known_queues(conn, self.keys) if rest else ():
                 entry_ids = await self._dead_entries_of(conn, name, rest)
                 if entry_ids:
                     moved.extend(await self._requeue(conn, name, entry_ids))
@@ -111,7 +114,7 @@ class RedisDeadLetters:
 
     async def purge_dead(self, queue: str | None = None) -> int:
         async def purge(conn: RedisConn) -> int:
-            names = [queue] if queue is not None else await self._known_queues(conn)
+            names = [queue] if queue is not None else await known_queues(conn, self.keys)
             pipe = conn.client.pipeline(transaction=True)
             for name in names:
                 pipe.xlen(self.keys.dead(name))

@@ -31,11 +31,12 @@ _CHUNK = 1000  # stream entries or delayed members read per script call
 
 
 class RedisLocate:
-    """The look-by-id half of ``RedisBroker`` (which sets ``keys``, ``_link`` and ``lease_ms``)."""
+    """Looks for messages by id in a ``RedisBroker``'s queues, on the broker's link."""
 
-    keys: Keys
-    _link: RedisLink
-    lease_ms: int
+    def __init__(self, keys: Keys, link: RedisLink, lease_ms: int) -> None:
+        self.keys = keys
+        self._link = link
+        self.lease_ms = lease_ms
 
     async def locate(
         self, task_ids: Sequence[str], queues: Sequence[str] | None = None

@@ -21,13 +21,16 @@ from hurtle.results import PollingWaiters, ResultStore, Waiters
 
 
 class RedisResults(ResultStore):
-    """The result half of ``RedisBroker`` (which sets ``keys`` and ``_link``)."""
+    """The result store of a ``RedisBroker``, on the broker's link.
 
-    keys: Keys
-    _link: RedisLink
+    Closing it closes the link too, for a store used apart from its broker's other
+    work (``results=`` a Redis URL). The broker's own ``close`` closes its store, so
+    whoever holds both closes one of them (``Connection.close``)."""
 
-    def result_store(self) -> ResultStore:
-        return self
+    def __init__(self, keys: Keys, link: RedisLink) -> None:
+        super().__init__()
+        self.keys = keys
+        self._link = link
 
     async def store(self, results: Sequence[tuple[str, bytes]], ttl: float) -> None:
         """One round trip; each result replaces the old one whole and is published."""
@@ -58,3 +61,7 @@ class RedisResults(ResultStore):
         if task_ids:
             keys = [self.keys.result(task_id) for task_id in task_ids]
             await self._link.call(lambda conn: conn.client.delete(*keys))
+
+    async def close(self) -> None:
+        await self.close_waiters()
+        await self._link.close()

@@ -1,4 +1,5 @@
-"""The Redis broker's names: its URL (redis-py's, plus hurtle's own options) and its key names."""
+"""The Redis broker's names: its URL (redis-py's, plus hurtle's own options), its key
+names, and the stream entries its deliveries come from."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, Connection, ConnectionPool, parse_url
 
+from hurtle.brokers.base import Delivery
 from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
@@ -152,3 +154,22 @@ def entry_order(entry_id: bytes) -> tuple[int, int]:
     """Stream ids sort as (milliseconds, sequence)."""
     ms, _, seq = entry_id.partition(b"-")
     return int(ms), int(seq or 0)
+
+
+@dataclass(slots=True)
+class RedisReceipt:
+    """Where a delivery came from: its stream entry, and who holds it. (Not frozen:
+    a frozen dataclass's ``__init__`` costs a ``object.__setattr__`` per field, per message.)"""
+
+    entry_id: bytes
+    message_id: bytes  # as stored: only a dead letter reads it
+    consumer: str
+
+
+def oldest_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]]:
+    """Sort key of deliveries from several streams: (ms, seq, queue's place in ``queues``)."""
+
+    def order(delivery: Delivery) -> tuple[int, int, int]:
+        return (*entry_order(delivery.receipt.entry_id), queues.index(delivery.queue))
+
+    return order
