@@ -27,7 +27,7 @@ def store(broker: Broker) -> ResultStore:
     """The broker's own result store; where it keeps none, a memory store, as an app
     on that broker with ``results=`` another store has."""
     own = broker.result_store()
-    return own if own is not None else MemoryBroker(f"memory://status-{uuid.uuid4().hex}")
+    return own if own is not None else MemoryBroker(f"memory://status-{uuid.uuid4().hex}").result_store()
 
 
 def held(broker: Broker, where: TaskStatus) -> TaskStatus:

@@ -104,7 +104,7 @@ async def test_a_worker_whose_results_cannot_be_written_runs_exactly_its_bound_t
             return i
 
     handles = note.send_many([(i,) for i in range(400)])
-    store = RefusingStore(MemoryBroker(app.broker_url))
+    store = RefusingStore(MemoryBroker(app.broker_url).result_store())
     # When a worker of 10 slots, allowed 25 finished tasks unwritten, runs
     consumer, run = start(app, store, concurrency=10, threads=10, max_unsettled=25)
     # Then it runs 10 + 25 tasks, says once that it stopped fetching, and fetches nothing more
@@ -145,7 +145,7 @@ async def test_a_slow_result_store_holds_fetching_back_without_calling_it_a_fail
         return i
 
     handles = noop.send_many([(i,) for i in range(200)])
-    store = RefusingStore(MemoryBroker(app.broker_url), delay=0.02)
+    store = RefusingStore(MemoryBroker(app.broker_url).result_store(), delay=0.02)
     store.open = True
     consumer, run = start(app, store, concurrency=10, max_unsettled=5)
     # Then it never holds more than 15 messages, finishes everything, and warns of nothing
@@ -168,7 +168,7 @@ async def test_a_broker_lost_while_fetching_is_held_back_ends_the_worker_as_an_o
 
     noop.send_many([(i,) for i in range(50)])
     broker = MemoryBroker(app.broker_url)
-    store = RefusingStore(MemoryBroker(app.broker_url))
+    store = RefusingStore(MemoryBroker(app.broker_url).result_store())
     _, run = start(app, store, broker, concurrency=5, max_unsettled=5, max_disconnect=0.3)
     await until(lambda: said(caplog, STOPPED), "the worker to say it stopped fetching")
 
@@ -197,7 +197,7 @@ async def test_a_worker_held_back_stops_at_once_when_asked(
         return i
 
     noop.send_many([(i,) for i in range(50)])
-    store = RefusingStore(MemoryBroker(app.broker_url))
+    store = RefusingStore(MemoryBroker(app.broker_url).result_store())
     consumer, run = start(app, store, concurrency=5, max_unsettled=5)
     await until(lambda: len(runs) == 10 and store.refused, "10 tasks to run and a write to fail")
     # When it is asked to stop

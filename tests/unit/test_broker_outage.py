@@ -50,7 +50,7 @@ class SlowlyMendedBroker(FlakyBroker):
 
 def consumer_for(app: hurtle.App, broker: FlakyBroker, max_disconnect: float) -> Consumer:
     config = WorkerConfig(burst=True, fetch_timeout=0.01, max_disconnect=max_disconnect)
-    return Consumer(app, Connection(broker, broker), config)
+    return Consumer(app, Connection(broker, broker.result_store()), config)
 
 
 async def test_a_worker_rides_out_a_short_broker_outage_and_says_so(

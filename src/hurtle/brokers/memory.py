@@ -82,7 +82,7 @@ def _store_for(url: str) -> _Store:
         return _stores.setdefault(url, _Store())
 
 
-class MemoryBroker(Broker, ResultStore):
+class MemoryBroker(Broker):
     schemes = ("memory",)
     locates_messages = True
     shared_across_processes = False
@@ -92,6 +92,7 @@ class MemoryBroker(Broker, ResultStore):
         options = query_options(urlsplit(self.url.reveal()))
         refuse_unknown("memory", (k for k, _ in options), {"hurtle": self.url_options})
         self._store = _store_for(self.url.reveal())
+        self._results = MemoryResults(self._store)
 
     async def enqueue(self, messages: Sequence[Message]) -> None:
         now = time.time()
@@ -283,7 +284,17 @@ class MemoryBroker(Broker, ResultStore):
         return len(chosen)
 
     def result_store(self) -> ResultStore:
-        return self
+        return self._results
+
+    async def close(self) -> None:
+        await self._results.close()
+
+
+class MemoryResults(ResultStore):
+    """The result store of a ``MemoryBroker``: the results of its in-process store."""
+
+    def __init__(self, store: _Store) -> None:
+        self._store = store
 
     async def store(self, results: Sequence[tuple[str, bytes]], ttl: float) -> None:
         expires_at = time.time() + ttl
@@ -304,7 +315,7 @@ class MemoryBroker(Broker, ResultStore):
         return {task_id: item[0] for task_id, item in found if item is not None and item[1] >= now}
 
     def make_waiters(self) -> Waiters:
-        """Polling, and woken by ``store`` of any broker object on the same store."""
+        """Polling, and woken by ``store`` of any store object on the same memory store."""
         waiters = PollingWaiters(self)
         with self._store.lock:
             self._store.result_waiters.add(waiters)

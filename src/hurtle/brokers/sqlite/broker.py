@@ -112,7 +112,7 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-class SQLiteBroker(Broker, ResultStore):
+class SQLiteBroker(Broker):
     schemes = ("sqlite",)
     locates_messages = True
     url_options = ("mode",)
@@ -126,7 +126,7 @@ class SQLiteBroker(Broker, ResultStore):
         self.path = path_from_url(self.url)
         self.mode = mode_from_url(self.url.reveal())
         self._sql = SQLThread(self._open, self.path)
-        self._next_sweep = 0.0
+        self._results = SQLiteResults(self._sql)
         # The last lease found messages: lease again at once, without a probe first.
         self._busy = False
         self._bury_at = 0.0  # monotonic: when a fetch next looks for rows to dead-letter
@@ -170,8 +170,7 @@ class SQLiteBroker(Broker, ResultStore):
         await self._read(sql.nothing)
 
     async def close(self) -> None:
-        await self.close_waiters()
-        self._sql.close(asyncio.get_running_loop())
+        await self._results.close()  # its waiters, and the SQLite thread it shares with the broker
 
     # -- messages --------------------------------------------------------
 
@@ -264,7 +263,19 @@ class SQLiteBroker(Broker, ResultStore):
     # -- results -----------------------------------------------------------
 
     def result_store(self) -> ResultStore:
-        return self
+        return self._results
+
+
+class SQLiteResults(ResultStore):
+    """The result store of a ``SQLiteBroker``, in the same database, on its SQLite thread.
+
+    Closing it closes the thread too, for a store used apart from its broker's other
+    work (``results=`` a SQLite URL). The broker's own ``close`` closes its store, so
+    whoever holds both closes one of them (``Connection.close``)."""
+
+    def __init__(self, thread: SQLThread) -> None:
+        self._sql = thread
+        self._next_sweep = 0.0
 
     async def store(self, results: Sequence[tuple[str, bytes]], ttl: float) -> None:
         if not results:
@@ -273,14 +284,18 @@ class SQLiteBroker(Broker, ResultStore):
         sweep = now >= self._next_sweep
         if sweep:
             self._next_sweep = now + _SWEEP_EVERY
-        await self._write(sql.store_results, results, now + ttl, now if sweep else None)
+        await self._sql.call(sql.store_results, results, now + ttl, now if sweep else None, write=True)
 
     async def get(self, task_id: str) -> bytes | None:
-        return await self._read(sql.get_result, task_id, time.time())
+        return await self._sql.call(sql.get_result, task_id, time.time(), write=False)
 
     async def get_many(self, task_ids: Sequence[str]) -> dict[str, bytes]:
         """One read for every id: the waiters' poller asks for all of them at once."""
-        return await self._read(sql.get_results, list(task_ids), time.time())
+        return await self._sql.call(sql.get_results, list(task_ids), time.time(), write=False)
 
     async def forget(self, task_ids: Sequence[str]) -> None:
-        await self._write(sql.forget_results, list(task_ids))
+        await self._sql.call(sql.forget_results, list(task_ids), write=True)
+
+    async def close(self) -> None:
+        await self.close_waiters()
+        self._sql.close(asyncio.get_running_loop())
