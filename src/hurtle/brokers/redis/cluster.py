@@ -1,6 +1,6 @@
 """The Redis broker on a Redis Cluster: ``redis+cluster://host:6379`` (TLS: ``rediss+cluster://``).
 
-The key schema, scripts, leases and guarantees are ``redis.py``'s; what differs
+The key schema, scripts, leases and guarantees are ``broker.py``'s; what differs
 is whatever spans more than one slot. A key's slot is CRC16 of its hash tag
 modulo 16384, and every key of queue ``q`` carries the tag ``{q}``: a queue's
 stream, delayed set and dead stream share one slot, so each Lua script (its KEYS
