@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from hurtle.brokers import from_url
 from hurtle.brokers.redis import RedisBroker
 from hurtle.brokers.redis import waiters as redis_waiters
+from hurtle.brokers.redis.results import RedisResults
 from hurtle.brokers.redis.waiters import PUBLISH_MAX_BYTES
 from hurtle.errors import BrokerError
 from hurtle.results import PollingWaiters, ResultStore
@@ -104,7 +105,7 @@ async def test_a_result_written_without_a_message_is_found_all_the_same(
     waiting = asyncio.create_task(results.wait("quiet", WAIT_LIMIT))
     await subscribed_to(redis_admin, 1)
 
-    assert isinstance(results, RedisBroker)
+    assert isinstance(results, RedisResults)
     await redis_admin.rpush(results.keys.result("quiet"), b"written quietly")
 
     # Then the waiter finds it all the same
@@ -133,7 +134,7 @@ async def test_a_client_waiting_with_blmove_still_gets_the_result(
 ) -> None:
     # Given a client of an earlier hurtle, which blocks on the result list itself
     writer = await stores()
-    assert isinstance(writer, RedisBroker)
+    assert isinstance(writer, RedisResults)
     key = writer.keys.result("old")
     blocked = asyncio.create_task(redis_admin.blmove(key, key, 5, "LEFT", "LEFT"))
     await asyncio.sleep(0)  # sent (whether it blocks before the store or finds the list, it must answer)
