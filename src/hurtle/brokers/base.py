@@ -6,7 +6,7 @@ every round trip counts: a worker fetches as many messages as it has free slots
 and acknowledges a loop tick's worth at once.
 
 A broker object belongs to one event loop in one process. Make it after fork
-(seed 001: one client per process, shared by every task, never one per task).
+(one client per process, shared by every task, never one per task).
 """
 
 from __future__ import annotations

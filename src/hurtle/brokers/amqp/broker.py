@@ -13,14 +13,15 @@ and returns once RabbitMQ confirmed every message, one round trip of waiting,
 not one per message. A foreign producer publishes a JSON envelope to the
 default exchange with routing key ``<prefix>.q.<queue>``.
 
-Fetching (``fetch.py``): a standing consumer per fetched queue whose prefetch
-is the worker's slots, so what waits in the local buffer never passes the free
-slots and a busy worker holds nothing back (seed 004); it is cancelled and its
-buffer given back when no fetch came for ``STAND_DOWN_AFTER`` seconds (a worker
-busy below its water mark, or draining to stop). Fetches of several queues use
-consumers per fetch. Acks go out as one ``multiple`` ack per run of delivery
-tags (``acks.py``). Delivery counts survive a worker's death: a quorum queue's
-``x-delivery-count``, a classic queue's ``redelivered`` flag turned into a count.
+Fetching (``fetch.py``): a standing consumer per fetched queue whose prefetch is
+the worker's slots, so what waits in the local buffer never passes the free
+slots and a busy worker holds nothing back (no prefetch hoards work an idle
+worker could run); it is cancelled and its buffer given back when no fetch came
+for ``STAND_DOWN_AFTER`` seconds (a worker busy below its water mark, or
+draining to stop). Fetches of several queues use consumers per fetch. Acks go
+out as one ``multiple`` ack per run of delivery tags (``acks.py``). Delivery
+counts survive a worker's death: a quorum queue's ``x-delivery-count``, a
+classic queue's ``redelivered`` flag turned into a count.
 
 Leases. A delivery stays leased while its channel lives, however long the task
 runs: ``extend`` has nothing to do, and leases never expire by

@@ -11,7 +11,7 @@ whose prefetch is that fetch's ``max_count`` (a worker's first fetch: all its
 slots) and leaves it open. What it holds unacknowledged (tasks running,
 finished ones whose acks are on the way, messages buffered here) never passes
 the prefetch, so what waits in the buffer is never more than the worker's free
-slots: the no-hoarding bound of seed 004, without a consumer, a qos and a
+slots: nothing is hoarded that an idle worker could run, without a consumer, a qos and a
 cancel round trip per fetch. A fetch checks the bound still holds (its
 consumer's prefetch minus its leased messages within ``max_count``) and makes
 a new consumer when it does not, or when ``max_count`` outgrew the prefetch.
@@ -404,7 +404,7 @@ class Puller:
 
     async def stand_down(self, conn: AMQPConn) -> None:
         """Cancel the standing consumer and give back what it buffered: a worker that
-        does not fetch holds nothing back (seed 004)."""
+        does not fetch holds nothing back."""
         session = self.session
         if session.generation != conn.generation:
             return

@@ -1,7 +1,7 @@
 """The RabbitMQ broker's plumbing: its URL, its names, one connection per process, reconnects.
 
 One connection per broker object, made on first use in the process that uses it
-(seed 001), with three channels: ``pub`` publishes (publisher confirms on unless
+(never one per task), with three channels: ``pub`` publishes (publisher confirms on unless
 the URL says ``confirm=false``), ``sub`` consumes, gets and acknowledges, and
 ``probe`` answers passive declares (a missing queue closes the channel it was
 asked on, so that channel is a throwaway). After ``fork`` the parent's

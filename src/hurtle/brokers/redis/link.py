@@ -4,8 +4,8 @@ The client is redis-py's asyncio ``Redis``, or its ``RedisCluster`` for a
 ``redis+cluster://`` URL (``cluster.py``); both answer the same commands.
 
 One client and pool per broker object, made on first use in the process that
-uses it (seed 001: a pool built per request opened a connection per request and
-timed out under load). After ``fork`` the parent's client is dropped unclosed and
+uses it (a pool built per request opens a connection per request, and times out
+under load). After ``fork`` the parent's client is dropped unclosed and
 a new one is made, as redis-py's own pool does in ``_checkpid``.
 
 A lost connection is retried with backoff (``reconnect_timeout`` seconds at
