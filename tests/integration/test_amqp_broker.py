@@ -17,7 +17,7 @@ import pytest
 import hurtle
 from hurtle.brokers import Broker, Delivery, Message, from_url
 from hurtle.brokers.amqp import AMQPBroker
-from hurtle.brokers.amqp import publish as amqp_publish
+from hurtle.brokers.amqp import compat as amqp_compat
 from hurtle.brokers.amqp.publish import fast_path
 from hurtle.errors import BrokerError, ConfigurationError
 from tests.amqp_server import unique_amqp_url
@@ -204,7 +204,7 @@ async def test_a_batch_is_written_at_once_with_the_installed_aiormq(brokers: Bro
 async def test_without_aiormq_s_internals_a_batch_is_published_message_by_message(
     brokers: Brokers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(amqp_publish, "_MARSHALL_FITS", False)
+    monkeypatch.setattr(amqp_compat, "MARSHALL_FITS", False)
     broker = await brokers.open()
     assert isinstance(broker, AMQPBroker)
     conn = broker._link.current()

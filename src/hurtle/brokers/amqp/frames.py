@@ -28,11 +28,16 @@ import asyncio
 import struct
 from typing import Any
 
-from aiormq.connection import TCPTransportFactory, TLSTransportFactory, TransportFactory
 from pamqp import commands as spec
 from pamqp import constants, decode, frame, header
 from yarl import URL
 
+from hurtle.brokers.amqp.compat import (
+    TCPTransportFactory,
+    TLSTransportFactory,
+    TransportFactory,
+    content_flags,
+)
 from hurtle.brokers.amqp.headers import UNREADABLE, writable
 
 _HEAD = struct.Struct(">BHI")  # frame type, channel, payload size
@@ -145,7 +150,7 @@ def _salvage(data: bytes) -> tuple[spec.Basic.Properties, list[str]]:
     properties = spec.Basic.Properties()
     dropped: list[str] = []
     try:
-        offset, flags = header.ContentHeader._get_flags(data)
+        offset, flags = content_flags(data)
     except ValueError:
         return properties, ["every property"]
     data = data[offset:]

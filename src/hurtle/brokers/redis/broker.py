@@ -355,7 +355,7 @@ class RedisBroker(Broker):
 
     def _parse_read(self, conn: RedisConn, queues: list[str], reply: Any) -> list[Delivery]:
         """An XREADGROUP reply: ``{stream: [[entry id, [field, value, ...]], ...]}`` (RESP3;
-        RESP2 has a list of pairs), or None. Unparsed (``link._unparsed``) but on a
+        RESP2 has a list of pairs), or None. Unparsed (``compat.leave_unparsed``) but on a
         cluster, whose client makes each entry's fields a dict."""
         taken = []
         for stream, entries in reply.items() if isinstance(reply, dict) else reply or []:

@@ -50,6 +50,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import AskError, ConnectionError, SlotNotCoveredError, TimeoutError
 
 from hurtle.brokers.base import Delivery, Message
+from hurtle.brokers.redis import compat
 from hurtle.brokers.redis.broker import RedisBroker
 from hurtle.brokers.redis.dead import RedisDeadLetters, known_queues
 from hurtle.brokers.redis.lanes import RedisConn
@@ -64,7 +65,7 @@ class RedisClusterBroker(RedisBroker):
     def __init__(
         self, url: str | SecretURL = "redis+cluster://127.0.0.1:6379", *, visibility_timeout: float = 30.0
     ) -> None:
-        if not hasattr(ClusterNode, "release"):  # the read below takes and gives back connections
+        if not compat.CLUSTER_READS:  # the read below takes and gives back connections
             raise ConfigurationError(f"{str(SecretURL(url))!r}: a Redis Cluster needs redis-py 6.2 or later")
         super().__init__(url, visibility_timeout=visibility_timeout)
         self._dead = ClusterDeadLetters(self.keys, self._link)
@@ -158,11 +159,11 @@ class _Read:
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> Any:
-        connection = self.node.acquire_connection()
+        connection = compat.borrow(self.node)
         try:
             await connection.send_packed_command(connection.pack_commands([["CLIENT", "ID"], self.command]))
-            self.client_id.set_result(await self.node.parse_response(connection, "CLIENT ID"))
-            return await self.node.parse_response(connection, "XREADGROUP")
+            self.client_id.set_result(await compat.reply(self.node, connection, "CLIENT ID"))
+            return await compat.reply(self.node, connection, "XREADGROUP")
         except AskError:  # or MovedError, its subclass: the reply was read whole
             pass
         except (ConnectionError, TimeoutError):
@@ -172,7 +173,7 @@ class _Read:
             await connection.disconnect()
             raise
         finally:
-            self.node.release(connection)
+            compat.give_back(self.node, connection)
         # The node failed, or the slot is elsewhere now (failover, resharding): read
         # through redis-py, which refreshes its slot map and follows MOVED and ASK, or
         # raises (the broker's reconnect policy takes over). This read cannot be woken early.

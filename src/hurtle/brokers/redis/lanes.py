@@ -25,6 +25,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from hurtle.brokers.redis.compat import new_connection
+
 try:
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # redis-py runs without it, packing in Python
@@ -113,9 +115,10 @@ class RedisConn:
             return None
         connection = self.lanes.get(lane)
         if connection is None:
-            pool = self.client.connection_pool
-            kwargs = {**pool.connection_kwargs, "socket_timeout": _LANESOCKET_TIMEOUT}
-            connection = self.lanes[lane] = pool.connection_class(**kwargs)
+            connection = new_connection(self.client, socket_timeout=_LANESOCKET_TIMEOUT)
+            if connection is None:  # a redis-py hurtle does not know: through its pool
+                return None
+            self.lanes[lane] = connection
         return connection
 
     async def _exchange_on(self, lane: str, connection: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:

@@ -24,7 +24,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -45,6 +45,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hurtle.brokers.reconnect_backoff import ReconnectBackoff
+from hurtle.brokers.redis.compat import leave_unparsed
 from hurtle.brokers.redis.lanes import SOCKET_TIMEOUT, Client, RedisConn, script_source
 from hurtle.brokers.redis.url import GROUP, RedisURL
 from hurtle.errors import BrokerDataError, BrokerError
@@ -97,7 +98,7 @@ class RedisLink:
         if not self.url.cluster:
             # The read's reply as it comes: redis-py's dict per entry was a tenth of a
             # busy worker's time. (A cluster client parses node replies itself.)
-            client.set_response_callback("XREADGROUP", _unparsed)
+            leave_unparsed(client, "XREADGROUP")
         scripts = {name: client.register_script(script_source(name)) for name in _SCRIPTS}
         return RedisConn(client, scripts, consumer)
 
@@ -150,10 +151,6 @@ class RedisLink:
                 if not str(exc).startswith("BUSYGROUP"):
                     raise
             conn.groups.add(stream)
-
-
-def _unparsed(response: Any, **kwargs: Any) -> Any:
-    return response
 
 
 def _is_nogroup(exc: ResponseError) -> bool:

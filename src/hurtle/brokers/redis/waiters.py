@@ -34,6 +34,8 @@ from typing import Any, cast
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
+from hurtle.brokers.redis import compat
+from hurtle.brokers.redis.compat import new_connection, node_connection, transport_of
 from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn
 from hurtle.brokers.redis.link import RedisLink
 from hurtle.brokers.redis.url import Keys
@@ -52,8 +54,9 @@ _IDS_PER_PIPELINE = 1000
 
 
 def can_subscribe() -> bool:
-    """The subscriber parses replies with hiredis; without it the waiters poll."""
-    return hiredis is not None
+    """The subscriber parses replies with hiredis, on a connection taken from a
+    redis-py hurtle knows; without either the waiters poll."""
+    return hiredis is not None and compat.IN_RANGE
 
 
 class Subscriber(asyncio.Protocol):
@@ -67,7 +70,7 @@ class Subscriber(asyncio.Protocol):
         self._parser = hiredis.Reader()
         # redis-py made the connection (TLS, AUTH, CLIENT SETNAME); from here on its
         # transport delivers to this protocol, and redis-py's reader is never used.
-        self._transport: asyncio.Transport = connection._writer.transport
+        self._transport = transport_of(connection)
         self._transport.set_protocol(self)
 
     def send(self, commands: Sequence[Sequence[Any]]) -> None:
@@ -241,15 +244,11 @@ async def _new_connection(conn: RedisConn) -> Any:
     reaches every node). RESP2, whatever the URL asks: its pub/sub replies are
     plain arrays."""
     client = conn.client
-    connection_class: Any
     if isinstance(client, RedisCluster):
         await client.initialize()
-        node = client.get_random_node()
-        connection_class, kwargs = node.connection_class, node.connection_kwargs
+        connection = node_connection(client.get_random_node(), protocol=2)
     else:
-        pool = client.connection_pool
-        connection_class, kwargs = pool.connection_class, pool.connection_kwargs
-    connection = connection_class(**{**kwargs, "protocol": 2})
+        connection = new_connection(client, protocol=2)
     await connection.connect()
     return connection
 

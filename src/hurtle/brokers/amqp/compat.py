@@ -1,0 +1,176 @@
+"""The one place that touches aiormq's (and pamqp's) internals, checked against the version.
+
+Written for aiormq ``SUPPORTED`` (lowest and the next major version, excluded);
+pyproject.toml bounds the extra the same way. Outside them a warning says so at
+import, and the batch publish falls back to ``basic_publish`` message by
+message (slower, never wrong). ``tests/unit/test_amqp_compat.py`` checks every
+assumption below against the installed aiormq; the broker's integration tests
+check that the fast path is taken.
+
+What is used:
+
+- the batch publish (``publish.py``, its ``write_chunk`` here) does what
+  ``basic_publish`` does under the channel's lock, with the same internals:
+  ``CHANNEL_INTERNALS`` and ``ChannelFrame.marshall``. It leaves out ``basic_publish``'s routing-key length
+  check (hurtle's keys are queue names, which RabbitMQ bounds the same) and its
+  ``_raise_on_channel_close`` scope (a closing channel fails the write's drain
+  future, and the confirms are cancelled with it);
+- the salvaging reader (``frames.py``) plugs into aiormq's ``transport_factory``
+  hook with its TCP and TLS factories, and reads a content header's property
+  flags with pamqp's ``ContentHeader._get_flags``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+import warnings
+from collections.abc import Sequence
+from importlib.metadata import version
+from typing import Any
+
+import aiormq
+from aiormq.abc import ChannelFrame
+from aiormq.connection import TCPTransportFactory, TLSTransportFactory, TransportFactory
+from pamqp import commands as spec
+from pamqp import header
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
+
+__all__ = [
+    "SUPPORTED", "Outgoing", "TCPTransportFactory", "TLSTransportFactory", "TransportFactory",
+    "assumptions", "content_flags", "fast_path", "write_chunk",
+]
+
+#: (exchange, routing key, body, properties)
+Outgoing = tuple[str, str, bytes, spec.Basic.Properties]
+
+SUPPORTED = ((7, 2), (8, 0))  # aiormq versions: lowest included, highest excluded
+CHANNEL_INTERNALS = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag", "write_queue",
+                     "max_content_size", "create_future", "number", "publisher_confirms")
+
+
+def supported(installed: str) -> bool:
+    """Whether aiormq ``installed`` is one this module was written for; a warning says
+    what happens when it is not."""
+    major, _, rest = installed.partition(".")
+    minor = rest.split(".")[0]
+    release = (int(major), int(minor) if minor.isdigit() else 0)
+    if SUPPORTED[0] <= release < SUPPORTED[1]:
+        return True
+    (low_major, low_minor), (high_major, _) = SUPPORTED
+    warnings.warn(
+        f"hurtle was written for aiormq >={low_major}.{low_minor},<{high_major} and aiormq "
+        f"{installed} is installed: RabbitMQ batches are published message by message",
+        RuntimeWarning, stacklevel=2,
+    )
+    return False
+
+
+VERSION = version("aiormq")
+IN_RANGE = supported(VERSION)
+
+
+def _marshall_fits() -> bool:
+    """aiormq 7's ``ChannelFrame.marshall(channel_number, frames, drain_future)``."""
+    method = getattr(ChannelFrame, "marshall", None)
+    if method is None:
+        return False
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return {"channel_number", "frames", "drain_future"} <= set(parameters)
+
+
+MARSHALL_FITS = IN_RANGE and _marshall_fits()
+
+
+def fast_path(channel: aiormq.Channel) -> bool:
+    """True when ``channel`` has the aiormq internals a batch write needs."""
+    return MARSHALL_FITS and all(hasattr(channel, name) for name in CHANNEL_INTERNALS)
+
+
+def marshall(channel: Any, frames: list[Any], drained: Any) -> Any:
+    """``frames`` as one write-queue item for ``channel``; ``drained`` resolves once written."""
+    return ChannelFrame.marshall(channel_number=channel.number, frames=frames, drain_future=drained)
+
+
+async def write_chunk(channel: Any, chunk: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
+    """One chunk: tags assigned and frames queued under the channel's lock, as
+    ``basic_publish`` does, so no other publish interleaves; undone if not queued."""
+    confirming: bool = channel.publisher_confirms
+    async with channel.lock:
+        first = channel.delivery_tag + 1
+        frames: list[Any] = []
+        confirms: list[asyncio.Future[Any]] = []
+        for exchange, key, body, properties in chunk:
+            if confirming and not properties.message_id:
+                properties.message_id = uuid.uuid4().hex  # a returned message is matched by its id
+            frames.append(spec.Basic.Publish(exchange=exchange, routing_key=key, mandatory=confirming))
+            frames.append(ContentHeader(properties=properties, body_size=len(body)))
+            frames.extend(_split(body, channel.max_content_size))
+        if confirming:
+            for offset, (_, _, _, properties) in enumerate(chunk):
+                confirms.append(_expect(channel, first + offset, properties.message_id))
+        channel.delivery_tag += len(chunk)
+        drained = channel.create_future()
+        try:
+            await channel.write_queue.put(marshall(channel, frames, drained))
+        except BaseException:
+            channel.delivery_tag = first - 1  # RabbitMQ saw none of these: their tags are free again
+            for offset, future in enumerate(confirms):
+                channel.confirmations.pop(first + offset, None)
+                future.cancel()
+            drained.cancel()
+            raise
+    await drained  # back pressure: the writer took it (a closing channel rejects it)
+    return confirms
+
+
+def _expect(channel: Any, tag: int, message_id: str | None) -> asyncio.Future[Any]:
+    """A confirmation future for ``tag``; a returned (unroutable) message finds it by its id."""
+    future: asyncio.Future[Any] = channel.create_future()
+    channel.confirmations[tag] = future
+    if message_id:
+        ids: dict[str, int] = channel.message_id_delivery_tag
+        ids[message_id] = tag
+
+        def forget(_: asyncio.Future[Any]) -> None:
+            if ids.get(message_id) == tag:
+                del ids[message_id]
+
+        future.add_done_callback(forget)
+    return future
+
+
+def _split(body: bytes, limit: int) -> list[ContentBody]:
+    if not body:
+        return []
+    return [ContentBody(body[i : i + limit]) for i in range(0, len(body), limit)]
+
+
+def content_flags(data: bytes) -> tuple[int, int]:
+    """(offset after the flags, property flags) of a content header's property list."""
+    offset, flags = header.ContentHeader._get_flags(data)
+    return int(offset), int(flags)
+
+
+def assumptions() -> list[str]:
+    """What of the above the installed aiormq and pamqp lack: empty when all holds.
+    (The channel's own attributes are set in its ``__init__``: ``fast_path`` checks them.)"""
+    missing = [f"Channel.{name}" for name in ("lock", "create_future") if not hasattr(aiormq.Channel, name)]
+    if "publisher_confirms" not in inspect.signature(aiormq.Channel.__init__).parameters:
+        missing.append("Channel(publisher_confirms=...)")
+    if not _marshall_fits():
+        missing.append("ChannelFrame.marshall(channel_number, frames, drain_future)")
+    if not callable(getattr(header.ContentHeader, "_get_flags", None)):
+        missing.append("pamqp ContentHeader._get_flags")
+    if "create" not in vars(TransportFactory) or not issubclass(TCPTransportFactory, TransportFactory):
+        missing.append("aiormq.connection.TransportFactory.create")
+    connect = inspect.signature(aiormq.Connection.__init__).parameters
+    if "transport_factory" not in connect:
+        missing.append("Connection(transport_factory=...)")
+    return missing
+

@@ -1,0 +1,64 @@
+"""aiormq's internals that hurtle uses, all in ``brokers/amqp/compat.py``: they hold for
+the installed aiormq, the batch publish takes its fast path, and an aiormq it was
+not written for is said so and publishes message by message."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+aiormq = pytest.importorskip("aiormq")  # the amqp extra installs nothing on Python 3.10
+
+from pamqp import commands as spec  # noqa: E402
+
+from hurtle.brokers.amqp import compat, publish  # noqa: E402
+from tests.amqp_server import shared_amqp_url  # noqa: E402
+
+
+@pytest.fixture
+async def channel() -> AsyncIterator[Any]:
+    connection = await aiormq.connect(shared_amqp_url())
+    opened = await connection.channel(publisher_confirms=True)
+    yield opened
+    await connection.close()
+
+
+def test_the_installed_aiormq_has_everything_the_adapter_assumes() -> None:
+    assert compat.IN_RANGE, f"aiormq {compat.VERSION} is outside {compat.SUPPORTED}"
+    assert compat.assumptions() == []
+    assert compat.MARSHALL_FITS
+
+
+async def test_a_batch_is_published_in_one_write_with_the_installed_aiormq(
+    channel: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = f"hurtle-test-compat-{uuid.uuid4().hex}"
+    await channel.queue_declare(queue, exclusive=True, auto_delete=True)
+    assert compat.fast_path(channel)
+    writes: list[int] = []
+    write_chunk = compat.write_chunk
+
+    async def counted(channel: Any, chunk: Any) -> Any:
+        writes.append(len(chunk))
+        return await write_chunk(channel, chunk)
+
+    monkeypatch.setattr(publish, "write_chunk", counted)
+    batch = [("", queue, str(i).encode(), spec.Basic.Properties()) for i in range(50)]
+    assert await publish.publish_all(channel, batch) == [None] * 50
+    assert writes == [50]
+    declared = await channel.queue_declare(queue, passive=True)
+    assert declared.message_count == 50
+
+
+@pytest.mark.parametrize("installed", ["7.1.0", "8.0.0", "6.5"])
+def test_an_aiormq_the_adapter_was_not_written_for_is_named_in_a_warning(installed: str) -> None:
+    with pytest.warns(RuntimeWarning, match=f"aiormq {installed} is installed"):
+        assert not compat.supported(installed)
+
+
+@pytest.mark.parametrize("installed", ["7.2.0", "7.2.4", "7.9"])
+def test_an_aiormq_within_the_bounds_is_supported(installed: str) -> None:
+    assert compat.supported(installed)
