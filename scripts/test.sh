@@ -5,6 +5,10 @@
 # `scripts/test.sh --latest [pytest arguments]` runs the same checks in
 # .venv-latest, against the newest release of every dependency instead of
 # uv.lock's: drift found on purpose, before a fresh install finds it.
+#
+# Then the broker-facing tests run again in .venv-lowest, against the lowest
+# redis-py and aiormq that pyproject.toml allows (about a minute);
+# HURTLE_SKIP_LOWEST=1 leaves that step out.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -36,4 +40,13 @@ rc=0
 if ((rc == 5)); then
     echo "test.sh: pytest collected no tests; that is a failure here" >&2
 fi
-exit "$rc"
+if ((rc != 0)) || [[ $venv == .venv-latest || ${HURTLE_SKIP_LOWEST:-} == 1 ]]; then
+    exit "$rc"
+fi
+
+# The adapters to redis-py's and aiormq's internals, at the other end of their bounds.
+bash scripts/venv.sh --lowest dev,redis,amqp
+echo "== pytest, lowest redis-py and aiormq:"
+.venv-lowest/bin/uv pip list --python .venv-lowest/bin/python 2>/dev/null | grep -iE '^(redis|hiredis|aiormq) '
+.venv-lowest/bin/python -m pytest -q -p no:cacheprovider tests/contract tests/integration/test_redis_broker.py \
+    tests/integration/test_amqp_broker.py tests/unit/test_redis_compat.py tests/unit/test_amqp_compat.py

@@ -6,6 +6,10 @@
 # `venv.sh --latest EXTRAS` makes .venv-latest instead, with the newest release
 # of every dependency that pyproject.toml allows, the lock left aside: how
 # `scripts/test.sh --latest` finds what a fresh install next month would break.
+#
+# `venv.sh --lowest EXTRAS` makes .venv-lowest: uv.lock's versions, but for the
+# lowest redis-py and aiormq that pyproject.toml allows (the newest patch of that
+# minor release), whose internals the broker's compat modules use too.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -13,14 +17,20 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 UV_VERSION=0.13.9
 
 latest=false
+lowest=false
 if [[ ${1:-} == --latest ]]; then
     latest=true
+    shift
+elif [[ ${1:-} == --lowest ]]; then
+    lowest=true
     shift
 fi
 extras=${1:-uvloop}
 venv=.venv
 if $latest; then
     venv=.venv-latest
+elif $lowest; then
+    venv=.venv-lowest
 fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -65,6 +75,22 @@ else
         echo "venv.sh: installing from uv.lock failed; if pyproject.toml changed, run '$uv lock' and commit uv.lock" >&2
         exit 1
     fi
+fi
+
+if $lowest; then
+    # The lower bounds as pyproject.toml writes them (">=6.2,<9"), as "==6.2.*".
+    pins=$("$venv/bin/python" - <<'PY'
+import re
+text = open("pyproject.toml").read()
+for requirement in ("redis[hiredis]", "aiormq"):
+    low = re.search(re.escape(f'"{requirement}>=') + r'([0-9.]+)[^;"]*(;[^"]*)?"', text)
+    if low is None:
+        raise SystemExit(f"venv.sh: no lower bound for {requirement} in pyproject.toml")
+    print(f"{requirement}=={low.group(1)}.*{low.group(2) or ''}")  # with its marker (python_version)
+PY
+    )
+    mapfile -t pins <<<"$pins"
+    "$uv" pip install -q --python "$venv/bin/python" --compile-bytecode "${pins[@]}"
 fi
 
 # Wheels are byte-compiled as they are installed (--compile-bytecode), but not an
