@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-import warnings
 from collections.abc import Sequence
 from importlib.metadata import version
 from typing import Any
@@ -37,6 +36,8 @@ from pamqp import commands as spec
 from pamqp import header
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
+
+from hurtle.brokers.versions import in_range
 
 __all__ = [
     "SUPPORTED", "Outgoing", "TCPTransportFactory", "TLSTransportFactory", "TransportFactory",
@@ -54,18 +55,7 @@ CHANNEL_INTERNALS = ("lock", "delivery_tag", "confirmations", "message_id_delive
 def supported(installed: str) -> bool:
     """Whether aiormq ``installed`` is one this module was written for; a warning says
     what happens when it is not."""
-    major, _, rest = installed.partition(".")
-    minor = rest.split(".")[0]
-    release = (int(major), int(minor) if minor.isdigit() else 0)
-    if SUPPORTED[0] <= release < SUPPORTED[1]:
-        return True
-    (low_major, low_minor), (high_major, _) = SUPPORTED
-    warnings.warn(
-        f"hurtle was written for aiormq >={low_major}.{low_minor},<{high_major} and aiormq "
-        f"{installed} is installed: RabbitMQ batches are published message by message",
-        RuntimeWarning, stacklevel=2,
-    )
-    return False
+    return in_range("aiormq", installed, SUPPORTED, "RabbitMQ batches are published message by message")
 
 
 VERSION = version("aiormq")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import warnings
 from importlib.metadata import version
 from typing import Any
 
@@ -30,24 +29,15 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
+from hurtle.brokers.versions import in_range
+
 SUPPORTED = ((6, 2), (9, 0))  # redis-py versions: lowest included, highest excluded
 
 
 def supported(installed: str) -> bool:
     """Whether redis-py ``installed`` is one this module was written for; a warning says
     what happens when it is not."""
-    major, _, rest = installed.partition(".")
-    minor = rest.split(".")[0]
-    release = (int(major), int(minor) if minor.isdigit() else 0)
-    if SUPPORTED[0] <= release < SUPPORTED[1]:
-        return True
-    (low_major, low_minor), (high_major, _) = SUPPORTED
-    warnings.warn(
-        f"hurtle was written for redis-py >={low_major}.{low_minor},<{high_major} and redis-py "
-        f"{installed} is installed: commands go through its pool, result waiters poll",
-        RuntimeWarning, stacklevel=2,
-    )
-    return False
+    return in_range("redis-py", installed, SUPPORTED, "commands go through its pool, result waiters poll")
 
 
 VERSION = version("redis")
