@@ -152,7 +152,9 @@ class TaskTypes:
         return self._convert_one(value, self.returns, "its result")
 
     def _convert_one(self, value: Any, annotation: Any, what: str) -> Any:
-        if annotation is Any:
+        # The worker pays this per argument: a scalar already of its annotated type
+        # (the common case) is what converting it would give back.
+        if annotation is Any or _scalar_fits(value, annotation):
             return value
         try:
             return _convert(value, annotation)
