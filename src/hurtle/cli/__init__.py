@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
 from hurtle.cli.common import EXIT_USER_ERROR
+from hurtle.cli.lazy import LazyGroup
 
 #: Each subcommand's module, imported only when it runs: `hurtle worker` starts
 #: without the benchmark's and the demo's imports (rich among them), which was a
 #: good part of its start-up time.
 _COMMANDS = {
-    "worker": "hurtle.cli.worker",
-    "bench": "hurtle.cli.bench",
-    "demo": "hurtle.cli.demo",
-    "dlq": "hurtle.cli.dlq",
-    "status": "hurtle.cli.status",
+    name: f"hurtle.cli.{name}:{name}" for name in ("worker", "bench", "demo", "dlq", "status", "profile")
 }
 
 
-class _LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(_COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = _COMMANDS.get(cmd_name)
-        if module is None:
-            return None
-        command: click.Command = getattr(importlib.import_module(module), cmd_name)
-        return command
-
-
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hurtle")
 def cli() -> None:
     """hurtle: a fast task queue. Send tasks from your code; run them with `hurtle worker`."""
