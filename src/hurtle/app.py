@@ -137,6 +137,7 @@ class App:
         store_result: bool = True,
         retry_on: tuple[type[BaseException], ...] | None = None,
         no_retry_on: tuple[type[BaseException], ...] | None = None,
+        profile: bool = False,
     ) -> TaskDecorator: ...
     def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:  # type: ignore[misc]
         """Register a function (sync or async) as a task; usable with or without options."""
@@ -156,6 +157,7 @@ class App:
         store_result: bool = True,
         retry_on: tuple[type[BaseException], ...] | None = None,
         no_retry_on: tuple[type[BaseException], ...] | None = None,
+        profile: bool = False,
     ) -> Task[Any, Any]:
         if not callable(fn):
             raise ConfigurationError(f"@app.task decorates a function, not {fn!r}")
@@ -175,6 +177,7 @@ class App:
             # (a TypeError, say) fails at once instead of after every retry.
             no_retry_on=(() if retry_on is not None else settings.NO_RETRY_ON)
             if no_retry_on is None else no_retry_on,
+            profile=bool(profile),
         )
         self.check_queue(options.queue)
         task: Task[Any, Any] = Task(self, fn, task_name, options)

@@ -44,6 +44,8 @@ class TaskOptions:
     #: Exceptions never retried: a bug in the code fails at once rather than
     #: three times over several minutes of backoff.
     no_retry_on: tuple[type[BaseException], ...] = ()
+    #: Profile every worker's executions of this task, as ``hurtle worker --profile`` does.
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if not self.queue or not isinstance(self.queue, str):

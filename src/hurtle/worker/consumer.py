@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hurtle.app import App
 from hurtle.brokers import Delivery
@@ -32,6 +32,9 @@ from hurtle.worker.outcome import DeadLetter, Outcome, Succeeded
 from hurtle.worker.settle import Counters, Settler
 from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
 from hurtle.worker.slots import Slots
+
+if TYPE_CHECKING:
+    from hurtle.profiling.profiler import ProfileConfig, Profiler
 
 log = logging.getLogger("hurtle.worker")
 
@@ -56,10 +59,14 @@ class WorkerConfig:
     #: Finished tasks whose results and acks wait to be written, past which the
     #: process fetches nothing more (None: 4 per slot, at least 256).
     max_unsettled: int | None = None
+    #: What to profile (``--profile``); tasks declared with ``profile=True`` are profiled anyway.
+    profile: ProfileConfig | None = None
 
 
 class Consumer:
-    def __init__(self, app: App, connection: Connection, config: WorkerConfig) -> None:
+    def __init__(
+        self, app: App, connection: Connection, config: WorkerConfig, profiler: Profiler | None = None
+    ) -> None:
         self.app = app
         self.broker = connection.broker
         self.results = connection.results
@@ -96,6 +103,9 @@ class Consumer:
         )
         # Bound once: the hot path calls it per task.
         self._settle_now = self._settler.settle_now
+        #: Runs an async task's code: ``run_job``, or the profiler's wrapper around it.
+        self._run_job = run_job if profiler is None else profiler.run_async
+        self._profiler = profiler
         slots = slots_of(self._kinds, config.concurrency, config.threads)
         self._max_held = held_limit(slots, config.max_unsettled)
         self._resume_at = (self._max_held + slots) // 2  # fetch again once half the backlog is written
@@ -276,9 +286,9 @@ class Consumer:
             set_current(job)
             try:
                 if timeout is None:
-                    outcome: Outcome = Succeeded(await run_job(job))
+                    outcome: Outcome = Succeeded(await self._run_job(job))
                 else:
-                    outcome = await self.async_executor.run(task.name, run_job, [job], {}, timeout)
+                    outcome = await self.async_executor.run(task.name, self._run_job, [job], {}, timeout)
             except EventLoopBlocked as exc:
                 outcome = DeadLetter(str(exc))
             except (Exception, TimeLimitExceeded) as exc:
@@ -297,7 +307,8 @@ class Consumer:
         """Hand a sync job to the thread pool; ``_sync_done`` picks it up on the loop.
         No asyncio task and no future per job: a no-op sync task costs a queue put."""
         envelope = job.envelope
-        call = SyncCall(job.task.fn, envelope.args, envelope.kwargs, job, self._sync_done)
+        fn = job.task.fn if self._profiler is None else self._profiler.sync_function(job)
+        call = SyncCall(fn, envelope.args, envelope.kwargs, job, self._sync_done)
         self.thread_executor.submit(call)
         timeout = job.timeout
         if timeout is not None:

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hurtle.app import App
 from hurtle.client import Connection
@@ -23,6 +23,9 @@ from hurtle.loops import new_event_loop
 from hurtle.worker.consumer import Consumer, WorkerConfig
 from hurtle.worker.loop_watch import LoopWatcher, block_limit
 from hurtle.worker.watchdog import Heartbeats
+
+if TYPE_CHECKING:
+    from hurtle.profiling.profiler import Profiler
 
 log = logging.getLogger("hurtle.worker")
 
@@ -67,8 +70,8 @@ def run_process(
 async def _serve(
     app: App, config: WorkerConfig, handle_signals: bool, heartbeats: Heartbeats | None, slot: int
 ) -> int:
-    async with worker_connection(app) as connection:
-        consumer = Consumer(app, connection, config)
+    async with worker_connection(app) as connection, profiling(app, config) as profiler:
+        consumer = Consumer(app, connection, config, profiler)
         watchers: list[asyncio.Task[Any]] = []
         if handle_signals:
             _install_signals(consumer)
@@ -94,6 +97,34 @@ async def worker_connection(app: App) -> AsyncIterator[Connection]:
     finally:
         app.client.unbind()
         await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def profiling(app: App, config: WorkerConfig) -> AsyncIterator[Profiler | None]:
+    """This process's profiler, writing to the broker's store while the consumer
+    runs; None (no thread, no wrapper) when no task is profiled."""
+    if config.profile is None and not any(task.opts.profile for task in app.tasks.values()):
+        yield None
+        return
+    from hurtle.profiling.profiler import ProfileConfig, Profiler, profiled_tasks
+    from hurtle.tally_source import open_tallies
+
+    settings = config.profile or ProfileConfig()
+    store = open_tallies(app.broker_url, app.results_url, settings.directory)
+    profiler = Profiler(profiled_tasks(app, config.profile), settings, app)
+    profiler.start()
+    writer = asyncio.create_task(profiler.keep_writing(store), name="hurtle-profile-writer")
+    try:
+        yield profiler
+    finally:
+        writer.cancel()
+        profiler.stop()
+        try:
+            await profiler.write(store)  # what the last seconds sampled
+        except Exception as exc:
+            log.warning("could not write profiles (%s: %s)", type(exc).__name__, exc)
+        finally:
+            await store.close()
 
 
 def _install_signals(consumer: Consumer) -> None:

@@ -1,0 +1,228 @@
+"""The sampler: every task's stack, read about 100 times a second.
+
+cProfile cannot profile one task among several: it records every thread, and
+from Python 3.12 only one such profiler may be active per process. A sampler
+can: at each tick it reads the stacks of the loop and of the task threads
+(``sys._current_frames()``) and credits each stack to
+the execution whose wrapper frame is on it, so two async tasks interleaving on
+one loop, or sync tasks in neighbouring threads, each get their own samples.
+
+- An async task is found by the frame of its ``run_job`` coroutine
+  (``worker/loop_watch.py``) on the loop thread's stack, and that frame's ``job``.
+- A sync task is found by its thread, whose stack holds ``profiled_call``.
+
+Each sample weighs the time since the previous tick. Its share on a CPU is the
+thread's CPU clock over that time (read by this thread: nothing is added to
+the task's own path), so a sync task blocked on a socket counts as waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import TYPE_CHECKING, Any
+
+from hurtle.profiling.frames import LIBRARY, USER, Labels
+from hurtle.worker.loop_watch import run_job
+
+if TYPE_CHECKING:
+    from hurtle.profiling.profiler import Execution, Profiler
+
+#: The signal of the sampling timer (``ITIMER_REAL``): a profiled process's own.
+TICK = signal.SIGALRM
+#: Frames kept per stack, from the task's own function up: a deeper recursion
+#: loses its innermost frames, not the task's.
+MAX_DEPTH = 128
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def profiled_call(profiler: Profiler, execution: Execution, fn: Callable[..., Any], *args: Any,
+                  **kwargs: Any) -> Any:
+    """A sync task's call in its thread; the sampler knows its stack by this frame."""
+    execution.started = time.perf_counter_ns()  # made on the loop: time from the thread's start
+    execution.rss = profiler.rss
+    ident = threading.get_ident()
+    profiler.by_thread[ident] = execution
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        del profiler.by_thread[ident]
+        profiler.end(execution)
+
+
+_PROFILED_CALL = profiled_call.__code__
+_RUN_JOB = run_job.__code__
+
+
+class RSSReader:
+    """The process's resident set size, read from ``/proc`` (0 where there is none)."""
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def read(self) -> int:
+        if self._fd is None:
+            return 0
+        try:
+            return int(os.pread(self._fd, 64, 0).split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class _ThreadClock:
+    """One thread's CPU clock, and what it read at the previous tick."""
+
+    __slots__ = ("clock", "cpu", "wall")
+
+    def __init__(self, ident: int) -> None:
+        self.clock = time.pthread_getcpuclockid(ident)
+        self.cpu = -1
+        self.wall = 0
+
+    def on_cpu(self, now: int, stale_after: int) -> float | None:
+        """The share of the time since the last reading this thread spent on a
+        CPU; None without a recent reading to compare with."""
+        try:
+            cpu = time.clock_gettime_ns(self.clock)
+        except OSError:  # the thread is gone
+            return None
+        previous_cpu, previous_wall = self.cpu, self.wall
+        self.cpu, self.wall = cpu, now
+        if previous_cpu < 0 or now - previous_wall > stale_after or now <= previous_wall:
+            return None
+        return min(1.0, max(0.0, (cpu - previous_cpu) / (now - previous_wall)))
+
+
+class Sampler:
+    """The ticking of one worker process's profiler.
+
+    The ticks are signals from an interval timer (``ITIMER_REAL``: wall time, so
+    a thread blocked on I/O is sampled too), handled on the loop's thread. A
+    sampling *thread* would starve: a busy event loop drops the GIL for every
+    ``select`` and takes it straight back, so a thread waiting for it rarely
+    wins, and was seen to go a second without a sample while tasks ran.
+    """
+
+    def __init__(self, profiler: Profiler, hz: float) -> None:
+        self._profiler = profiler
+        self._interval = 1.0 / hz
+        self._cap = int(4e9 / hz)  # ns: a tick this late weighs no more than four
+        self._loop_thread = threading.get_ident()
+        self._labels = Labels()
+        self._clocks: dict[int, _ThreadClock] = {}
+        self._rss = RSSReader()
+        self._last = 0
+        self._stopped = False
+        self._previous: Any = None
+
+    def start(self) -> None:
+        """On the process's main thread, which runs the loop: signals are handled there."""
+        self._profiler.rss = self._rss.read()
+        self._last = time.perf_counter_ns()
+        self._previous = signal.signal(TICK, self._on_tick)
+        # Other threads' system calls resume after a tick instead of failing with EINTR.
+        signal.siginterrupt(TICK, False)
+        self._arm()
+
+    def stop(self) -> None:
+        self._stopped = True
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if signal.getsignal(TICK) == self._on_tick:
+            signal.signal(TICK, self._previous if self._previous is not None else signal.SIG_DFL)
+        self._rss.close()
+
+    @property
+    def ticking(self) -> bool:
+        """False once something else took the signal (a task that set an alarm of its own)."""
+        return not self._stopped and signal.getsignal(TICK) == self._on_tick
+
+    def _arm(self) -> None:
+        # One shot at a time, each a little early or late: no lockstep with periodic work.
+        signal.setitimer(signal.ITIMER_REAL, self._interval * random.uniform(0.75, 1.25))
+
+    def _on_tick(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopped:
+            return
+        try:
+            now = time.perf_counter_ns()
+            weight, self._last = min(now - self._last, self._cap), now
+            profiler = self._profiler
+            profiler.rss = self._rss.read()
+            if profiler.by_job or profiler.by_thread:
+                self._sample(frame, now, weight // 1000)
+        except Exception:  # a sampler must never take the worker down
+            pass
+        finally:
+            self._arm()
+
+    def _sample(self, loop_frame: FrameType | None, now: int, weight_us: int) -> None:
+        profiler = self._profiler
+        found: list[tuple[Execution, list[FrameType], int]] = []
+        if profiler.by_job:
+            stack = _walk_to_code(loop_frame, _RUN_JOB)
+            if stack:
+                # ``run_job``'s frame is the one under the stack's root; its ``job`` says whose it is.
+                wrapper = stack[0].f_back
+                job = wrapper.f_locals.get("job") if wrapper is not None else None
+                execution = profiler.by_job.get(id(job))
+                if execution is not None:
+                    found.append((execution, stack, self._loop_thread))
+        if profiler.by_thread:
+            frames = sys._current_frames()
+            for ident, execution in list(profiler.by_thread.items()):
+                stack = _walk_to_code(frames.get(ident), _PROFILED_CALL)
+                if stack:
+                    found.append((execution, stack, ident))
+            del frames
+        for execution, stack, ident in found:
+            clock = self._clocks.get(ident)
+            if clock is None:
+                clock = self._clocks[ident] = _ThreadClock(ident)
+            share = clock.on_cpu(now, self._cap)
+            labels, line = self._describe(stack)
+            del stack
+            profiler.credit(execution, labels, line, weight_us, share)
+        if len(self._clocks) > 4 * (len(profiler.by_thread) + 64):  # threads come and go
+            self._clocks.clear()
+
+    def _describe(self, stack: list[FrameType]) -> tuple[tuple[str, ...], str]:
+        """The stack's labels, root first, and the task's own innermost line."""
+        labels: list[str] = []
+        line = ""
+        best = -1  # the origin of ``line``: a user frame beats a library one
+        for frame in stack[:MAX_DEPTH]:  # root first
+            label, origin, path = self._labels.of(frame.f_code)
+            labels.append(label)
+            rank = 2 if origin == USER else 1 if origin == LIBRARY else 0
+            if rank >= best and rank > 0:
+                best, line = rank, f"{path}:{frame.f_lineno}"
+        return tuple(labels), line
+
+
+def _walk_to_code(top: FrameType | None, wrapper: CodeType) -> list[FrameType]:
+    """The frames above the frame running ``wrapper`` (excluded), root first:
+    the task's function first."""
+    above: list[FrameType] = []
+    frame = top
+    while frame is not None:
+        if frame.f_code is wrapper:
+            above.reverse()
+            return above
+        above.append(frame)
+        frame = frame.f_back
+    return []
+
