@@ -27,7 +27,7 @@ it to what still counts (one line per live key, and the tombstones still hiding
 a line somewhere), written beside it and renamed over it, so a reader sees the
 old file or the new one whole. Files of processes that exited stay, one folded
 line per key: their figures count as long as their keys live, as a hash's
-fields do on Redis.
+fields do on Redis. A file folded to nothing is removed.
 
 A line being appended when a reader reads may be cut short: a line that does not
 parse is skipped (it is whole at the next read).
@@ -152,9 +152,9 @@ def fold(own: Sequence[Line], others: Sequence[Line], now: float) -> list[Line]:
     ]
     kept: list[Line] = []
     if adds:
-        # Stamped with the first add's time and the key's expiry: in the replay the
+        # Stamped with the first add's time and the latest expiry: in the replay the
         # folded line spans every line it replaces, so no run of adds is cut in two.
-        merged = Line(adds[0].key, min(a.written_at for a in adds), state.expires_at)
+        merged = Line(adds[0].key, min(a.written_at for a in adds), max(a.expires_at or 0.0 for a in adds))
         for line in adds:
             for name, value in line.counts.items():
                 merged.counts[name] = merged.counts.get(name, 0) + value
@@ -253,6 +253,9 @@ class DirectoryTallies(TallyStore):
             by_key.setdefault(line.key, []).append(line)
         now = time.time()
         kept = [line for key, lines in by_key.items() for line in fold(lines, others.get(key, []), now)]
+        if not kept:  # only its owner writes it, and holds the lock: nothing to lose
+            own.unlink(missing_ok=True)
+            return
         staging = own.with_name(own.name + ".folding")
         staging.write_bytes(b"".join(line.encode() for line in kept))
         os.replace(staging, own)
