@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hurtle.brokers import broker_class
+from hurtle.brokers import Broker, broker_class
 from hurtle.tallies import TallyStore
 from hurtle.tally_dir import DirectoryTallies
 from hurtle.tally_source import open_tallies
@@ -82,6 +82,20 @@ async def test_adds_from_two_processes_to_one_key_merge_by_adding(stores: TallyS
 
 async def test_a_key_never_added_to_reads_empty(tallies: TallyStore) -> None:
     assert await tallies.read("never") == {}
+
+
+async def test_an_add_of_no_fields_makes_no_key(tallies: TallyStore) -> None:
+    await tallies.add("empty", {}, LONG_TTL, highest={})
+
+    assert await tallies.keys("") == []
+
+
+async def test_a_broker_gives_the_same_tally_store_at_each_call(broker: Broker) -> None:
+    store = broker.tally_store()
+    if store is None:
+        pytest.skip(f"{type(broker).__name__} keeps no tallies")
+
+    assert broker.tally_store() is store
 
 
 async def test_highest_raises_a_field_to_the_largest_value_seen(stores: TallyStores) -> None:
@@ -151,9 +165,9 @@ async def test_keys_lists_the_live_keys_that_start_with_a_prefix_sorted(stores: 
     assert await second.keys("profile:c") == []
 
 
-@pytest.mark.parametrize("prefix", ["p*", "p?", "p[", "p[a]", "p\\", "p]"])
-async def test_keys_takes_glob_characters_in_a_prefix_literally(tallies: TallyStore, prefix: str) -> None:
-    names = ["p*x", "p?x", "p[a]x", "p\\x", "p]x", "pax", "pbx", "p[x"]
+@pytest.mark.parametrize("prefix", ["p*", "p?", "p[", "p[a]", "p\\", "p]", "p%", "p_"])
+async def test_keys_takes_pattern_characters_in_a_prefix_literally(tallies: TallyStore, prefix: str) -> None:
+    names = ["p*x", "p?x", "p[a]x", "p\\x", "p]x", "pax", "pbx", "p[x", "p%x", "p_x"]
     for name in names:
         await tallies.add(name, {"n": 1}, LONG_TTL)
 

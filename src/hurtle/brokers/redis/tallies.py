@@ -4,7 +4,9 @@ An add is one ``tally_add.lua`` call: ``HINCRBY`` per count, a compare-and-set p
 highest field, then ``PEXPIRE``, atomic in one round trip. Redis drops an
 expired hash itself, so a tally is never read after its time.
 
-``keys`` is ``SCAN`` with ``MATCH`` on the prefix, its glob characters escaped.
+``keys`` is ``SCAN`` with ``MATCH`` on the prefix, its glob characters escaped:
+it walks the whole database, which suits listing profiles at a command, not a
+hot path. Redis leaves expired keys out of a scan's replies.
 On a Redis Cluster each tally key hashes to a slot of its own, so the keys lie
 on every node: redis-py's cluster ``scan_iter`` scans every primary, each to its
 cursor's end. A scan running while a slot migrates may miss a key that moves
