@@ -12,6 +12,7 @@ Each store keeps a key for ``ttl`` seconds after its last write.
 from __future__ import annotations
 
 import abc
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
@@ -25,7 +26,8 @@ class TallyStore(abc.ABC):
     ) -> None:
         """Add each of ``counts`` to its field (a missing field counts from 0) and
         raise each of ``highest`` to at least its value, in one atomic step; the
-        key then lives ``ttl`` seconds more. Counts may be negative."""
+        key then lives ``ttl`` seconds more. Counts may be negative. An add of no
+        fields changes nothing."""
 
     @abc.abstractmethod
     async def read(self, key: str) -> dict[str, int]:
@@ -45,10 +47,12 @@ class TallyStore(abc.ABC):
 
 
 class MemoryTallies(TallyStore):
-    """Tallies in this process's memory: for tests, and the memory broker."""
+    """Tallies in this process's memory: for tests, and the memory broker (whose
+    broker objects of one name, on any thread, share one)."""
 
     def __init__(self) -> None:
         self._keys: dict[str, tuple[float, dict[str, int]]] = {}
+        self._lock = threading.Lock()
 
     def _live(self, key: str) -> dict[str, int] | None:
         entry = self._keys.get(key)
@@ -62,22 +66,28 @@ class MemoryTallies(TallyStore):
     async def add(
         self, key: str, counts: Mapping[str, int], ttl: float, *, highest: Mapping[str, int] | None = None
     ) -> None:
-        fields = self._live(key) or {}
-        for name, value in counts.items():
-            fields[name] = fields.get(name, 0) + int(value)
-        for name, value in (highest or {}).items():
-            fields[name] = max(fields.get(name, int(value)), int(value))
-        self._keys[key] = (time.time() + ttl, fields)
+        if not counts and not highest:
+            return
+        with self._lock:
+            fields = self._live(key) or {}
+            for name, value in counts.items():
+                fields[name] = fields.get(name, 0) + int(value)
+            for name, value in (highest or {}).items():
+                fields[name] = max(fields.get(name, int(value)), int(value))
+            self._keys[key] = (time.time() + ttl, fields)
 
     async def read(self, key: str) -> dict[str, int]:
-        return dict(self._live(key) or {})
+        with self._lock:
+            return dict(self._live(key) or {})
 
     async def keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in list(self._keys) if k.startswith(prefix) and self._live(k) is not None)
+        with self._lock:
+            return sorted(k for k in list(self._keys) if k.startswith(prefix) and self._live(k) is not None)
 
     async def delete(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            self._keys.pop(key, None)
+        with self._lock:
+            for key in keys:
+                self._keys.pop(key, None)
 
     async def close(self) -> None:
         pass

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from hurtle.results import ResultStore
+from hurtle.tallies import TallyStore
 from hurtle.urls import SecretURL
 
 #: Where ``Broker.locate`` found a task's message: waiting (ready, delayed, or leased
@@ -243,6 +244,12 @@ class Broker(abc.ABC):
     def result_store(self) -> ResultStore | None:
         """The broker's own result store, or None when it cannot keep results. The
         same object at every call; the broker's ``close`` closes it too."""
+        return None
+
+    def tally_store(self) -> TallyStore | None:
+        """The broker's own tally store (``hurtle.tallies``: profiles and other figures
+        every worker adds to), or None when it keeps none. The same object at every
+        call; the broker's ``close`` closes it too."""
         return None
 
     @abc.abstractmethod

@@ -27,6 +27,7 @@ from hurtle.brokers.base import (
 )
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.results import PollingWaiters, ResultStore, Waiters
+from hurtle.tallies import MemoryTallies, TallyStore
 from hurtle.urls import SecretURL
 
 _POLL_CAP = 0.05  # seconds: delayed messages and expired leases are found by then
@@ -52,6 +53,7 @@ class _Store:
         self.queues: set[str] = set()
         self.dead: dict[str, DeadLetter] = {}
         self.results: dict[str, tuple[bytes, float]] = {}
+        self.tallies = MemoryTallies()
         self.waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
         # Result hubs of every loop, poked when a result is stored (weak: a hub goes with its broker).
         self.result_waiters: weakref.WeakSet[PollingWaiters] = weakref.WeakSet()
@@ -285,6 +287,9 @@ class MemoryBroker(Broker):
 
     def result_store(self) -> ResultStore:
         return self._results
+
+    def tally_store(self) -> TallyStore:
+        return self._store.tallies
 
     async def close(self) -> None:
         await self._results.close()

@@ -23,6 +23,8 @@ every key of a queue, and so every script, lives on one slot)::
     P:result:<task id>    CHANNEL (pub/sub, named like the key) a message when the result
                                   is stored: the record itself up to 4 KiB, else empty
                                   ("read the key")
+    P:tally:<key>         HASH    a tally (``hurtle.tallies``): integer fields, with a TTL;
+                                  tallies.py
 
 A foreign producer publishes with ``XADD P:{q}:stream * id <id> body <json>`` (and
 ``SADD P:queues q``). hurtle's own scripts give entries ids from the server clock
@@ -76,9 +78,11 @@ from hurtle.brokers.redis.link import RedisLink, is_wrong_type
 from hurtle.brokers.redis.locate import RedisLocate
 from hurtle.brokers.redis.records import Reports, SkippedQueues
 from hurtle.brokers.redis.results import RedisResults
+from hurtle.brokers.redis.tallies import RedisTallies
 from hurtle.brokers.redis.url import GROUP, OPTIONS, RedisReceipt, RedisURL, entry_order, oldest_first
 from hurtle.errors import ConfigurationError
 from hurtle.results import ResultStore
+from hurtle.tallies import TallyStore
 from hurtle.urls import SecretURL
 
 _HOUSEKEEP_EVERY = 1.0  # seconds between promotions of due delayed messages, at most
@@ -110,6 +114,7 @@ class RedisBroker(Broker):
         self._link = RedisLink(parsed, self.lease_ms)
         # What the broker does beside its queues' traffic, each on the same link.
         self._results = RedisResults(self.keys, self._link)
+        self._tallies = RedisTallies(self.keys, self._link)
         self._dead = RedisDeadLetters(self.keys, self._link)
         self._locate = RedisLocate(self.keys, self._link, self.lease_ms)
         # A quarter lease, so an expired lease is found soon after it runs out;
@@ -128,10 +133,13 @@ class RedisBroker(Broker):
         await self._link.call(lambda conn: conn.client.ping(), patience=0.0)
 
     async def close(self) -> None:
-        await self._results.close()  # its waiters, and the link it shares with the broker
+        await self._results.close()  # its waiters, and the link it shares with the broker and the tallies
 
     def result_store(self) -> ResultStore:
         return self._results
+
+    def tally_store(self) -> TallyStore:
+        return self._tallies
 
     # -- dead letters and looking up -------------------------------------------
 

@@ -57,7 +57,7 @@ log = logging.getLogger("hurtle.redis")
 _CONNECT_TIMEOUT = 5.0
 _SCRIPTS = (
     "enqueue", "peek", "ack", "extend", "release", "dead_letter", "retry", "housekeep",
-    "stats", "purge", "requeue", "store", "purge_dead", "locate_stream", "locate_delayed",
+    "stats", "purge", "requeue", "store", "purge_dead", "locate_stream", "locate_delayed", "tally_add",
 )
 _NOT_TRANSIENT = (AuthenticationError, AuthorizationError)  # a wrong password will not heal
 # Worth reconnecting for: a lost connection, or a cluster failing over (no node

@@ -51,6 +51,14 @@ class Keys:
     def result(self, task_id: str) -> str:
         return f"{self.prefix}:result:{task_id}"
 
+    @property
+    def tallies(self) -> str:
+        """What every tally's key begins with (``tally(key)`` is this + key)."""
+        return f"{self.prefix}:tally:"
+
+    def tally(self, key: str) -> str:
+        return self.tallies + key
+
 
 @dataclass(frozen=True)
 class RedisURL:

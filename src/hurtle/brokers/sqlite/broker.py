@@ -45,9 +45,11 @@ from hurtle.brokers.base import (
 )
 from hurtle.brokers.sqlite import sql
 from hurtle.brokers.sqlite.batch import SQLThread
+from hurtle.brokers.sqlite.tallies import SQLiteTallies
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.errors import ConfigurationError
 from hurtle.results import ResultStore
+from hurtle.tallies import TallyStore
 from hurtle.urls import SecretURL
 
 T = TypeVar("T")
@@ -127,6 +129,7 @@ class SQLiteBroker(Broker):
         self.mode = mode_from_url(self.url.reveal())
         self._sql = SQLThread(self._open, self.path)
         self._results = SQLiteResults(self._sql)
+        self._tallies = SQLiteTallies(self._sql)
         # The last lease found messages: lease again at once, without a probe first.
         self._busy = False
         self._bury_at = 0.0  # monotonic: when a fetch next looks for rows to dead-letter
@@ -170,7 +173,8 @@ class SQLiteBroker(Broker):
         await self._read(sql.nothing)
 
     async def close(self) -> None:
-        await self._results.close()  # its waiters, and the SQLite thread it shares with the broker
+        # Its waiters, and the SQLite thread it shares with the broker and the tallies.
+        await self._results.close()
 
     # -- messages --------------------------------------------------------
 
@@ -264,6 +268,10 @@ class SQLiteBroker(Broker):
 
     def result_store(self) -> ResultStore:
         return self._results
+
+    def tally_store(self) -> TallyStore:
+        """Tallies in the same database: ``tallies.py``."""
+        return self._tallies
 
 
 class SQLiteResults(ResultStore):

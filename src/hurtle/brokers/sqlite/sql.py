@@ -50,6 +50,16 @@ CREATE TABLE IF NOT EXISTS hurtle_results (
     body        BLOB NOT NULL,
     expires_at  REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hurtle_tallies (
+    key    TEXT    NOT NULL,
+    field  TEXT    NOT NULL,
+    value  INTEGER NOT NULL,
+    PRIMARY KEY (key, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hurtle_tally_keys (
+    key         TEXT PRIMARY KEY,
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 # True for a row whose visible_at is a number past ?1 (leased, or delayed). Any TEXT
