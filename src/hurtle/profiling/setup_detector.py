@@ -12,10 +12,11 @@ A function is a suspect when all of these hold:
   profiled (its ``e:`` field), and at least ``MIN_EXECUTIONS`` were profiled; a cache
   filled once, on the first call, is seen in one execution and is not a suspect;
 - *significant*: its total share of the task's time is at least ``SIGNIFICANT_SHARE``;
-- *looks like setup*: its name, or the name of a function calling it, matches the
-  patterns below (building an engine, client, pool, session or connection;
-  ``configure_mappers``, ``setup_*``, ``init_*``, ``connect``, ``from_url``, importing
-  a module; filling a cache: ``load_config``, ``build_index``, ``warm_cache``);
+- *looks like setup*: its name, or the name of a function calling it (other than
+  the task's own), matches the patterns below (building an engine, client, pool,
+  session or connection; ``configure_mappers``, ``setup_*``, ``init_*``, ``connect``,
+  ``from_url``, importing a module; filling a cache: ``load_config``,
+  ``build_index``, ``warm_cache``);
 - it is not the task's own function, and no function calling it is a suspect: the
   outermost frame is named, the call in the user's code that does the setup, not a
   library's innermost frame.
@@ -144,10 +145,11 @@ def _setup_like(label: str, parents: dict[str, set[str]]) -> bool:
 
 
 def _callers(stacks: Stacks) -> dict[str, set[str]]:
-    """For each function, the frames right above it in any stack."""
+    """For each function, the frames right above it in any stack, but the task's own
+    function: a task named ``init_tenant`` does its setup as its job, on purpose."""
     parents: dict[str, set[str]] = defaultdict(set)
     for stack in stacks:
-        for depth in range(1, len(stack)):
+        for depth in range(2, len(stack)):
             parents[stack[depth]].add(stack[depth - 1])
     return parents
 

@@ -1,0 +1,199 @@
+"""The repeated-setup detector: setup redone on every call is flagged; real work is not."""
+
+from __future__ import annotations
+
+import pytest
+
+from hurtle.profiling.setup_detector import ADVICE, looks_like_setup, setup_suspects
+
+from .profiles import SITE, STDLIB, asyncio_frame, frame, hurtle_frame, profile_of
+
+N = 40  # executions profiled
+
+
+def sqlalchemy(qualname: str, line: int = 100) -> str:
+    return frame(qualname, f"{SITE}/sqlalchemy/orm/mapper.py", line)
+
+
+def redis_py(qualname: str, module: str = "connection", line: int = 100) -> str:
+    return frame(qualname, f"{SITE}/redis/{module}.py", line)
+
+
+# Seed story (a): an ORM configured on every call.
+RECORD_EVENT = frame("record_event", "app/tasks.py", 20)
+SETUP_MODELS = frame("setup_models", "app/models.py", 5)
+CONFIGURE_MAPPERS = sqlalchemy("configure_mappers", 4100)
+POST_CONFIGURE = sqlalchemy("Mapper._post_configure_properties", 2300)
+COMMIT = frame("Session.commit", f"{SITE}/sqlalchemy/orm/session.py", 1900)
+EXECUTE = frame("Cursor.execute", f"{STDLIB}/sqlite3/dbapi2.py", 10)
+
+ORM_PER_CALL = {
+    (RECORD_EVENT, SETUP_MODELS, CONFIGURE_MAPPERS, POST_CONFIGURE): 700_000,
+    (RECORD_EVENT, SETUP_MODELS, CONFIGURE_MAPPERS): 50_000,
+    (RECORD_EVENT, COMMIT, EXECUTE): 200_000,
+    (RECORD_EVENT,): 50_000,
+}
+
+# Seed story (b): a client built per call opens a new connection per call.
+RECOMMEND = frame("recommend", "app/tasks.py", 40)
+CLIENT_INIT = frame("RecommendClient.__init__", "app/clients.py", 10)
+POOL_INIT = redis_py("ConnectionPool.__init__", line=1000)
+FETCH = frame("RecommendClient.fetch", "app/clients.py", 20)
+GET = redis_py("Redis.get", "commands/core", 1800)
+EXECUTE_COMMAND = redis_py("Redis.execute_command", "client", 540)
+GET_CONNECTION = redis_py("ConnectionPool.get_connection", line=1100)
+CONNECT = redis_py("Connection.connect", line=270)
+UNDER_CONNECT = redis_py("Connection._connect", line=320)
+CREATE_CONNECTION = frame("create_connection", f"{STDLIB}/socket.py", 830)
+READ_RESPONSE = redis_py("Connection.read_response", line=500)
+
+POOL_PER_CALL = {
+    (RECOMMEND, CLIENT_INIT, POOL_INIT): 30_000,
+    (RECOMMEND, FETCH, GET, EXECUTE_COMMAND, GET_CONNECTION, CONNECT, UNDER_CONNECT, CREATE_CONNECTION):
+        600_000,
+    (RECOMMEND, FETCH, GET, EXECUTE_COMMAND, READ_RESPONSE): 300_000,
+    (RECOMMEND,): 70_000,
+}
+
+# Real work dominates: numbers crunched and a large document encoded.
+REPORT_TASK = frame("build_monthly_report", "app/tasks.py", 60)
+COMPUTE = frame("compute_report", "app/reports.py", 12)
+SUM_ROWS = frame("_sum_rows", "app/reports.py", 40)
+LOAD_ROWS = frame("load_rows", "app/reports.py", 80)
+SESSION_EXECUTE = frame("Session.execute", f"{SITE}/sqlalchemy/orm/session.py", 2200)
+DUMPS = frame("dumps", f"{STDLIB}/json/__init__.py", 183)
+ENCODE = frame("JSONEncoder.encode", f"{STDLIB}/json/encoder.py", 183)
+
+REAL_WORK = {
+    (REPORT_TASK, COMPUTE, SUM_ROWS): 450_000,
+    (REPORT_TASK, COMPUTE, LOAD_ROWS, SESSION_EXECUTE): 200_000,
+    (REPORT_TASK, DUMPS, ENCODE): 300_000,
+    (REPORT_TASK,): 50_000,
+}
+
+
+def test_an_orm_configured_on_every_call_is_flagged_at_the_users_setup_call() -> None:
+    (suspect,) = setup_suspects(profile_of("tasks.record_event", ORM_PER_CALL, executions=N))
+
+    assert suspect.label == SETUP_MODELS
+    assert suspect.share == pytest.approx(0.75)
+    assert suspect.message == (
+        f"setup_models runs in every execution (75% of the task's time): {ADVICE}"
+    )
+    assert suspect.called_from == RECORD_EVENT
+
+
+def test_configure_mappers_called_straight_from_the_task_is_flagged() -> None:
+    stacks = {tuple(f for f in stack if f != SETUP_MODELS): us for stack, us in ORM_PER_CALL.items()}
+
+    (suspect,) = setup_suspects(profile_of("tasks.record_event", stacks, executions=N))
+
+    assert suspect.label == CONFIGURE_MAPPERS
+
+
+def test_a_redis_client_built_per_call_is_flagged_at_the_connection_it_opens() -> None:
+    (suspect,) = setup_suspects(profile_of("tasks.recommend", POOL_PER_CALL, executions=N))
+
+    assert suspect.label == CONNECT
+    assert suspect.share == pytest.approx(0.6)
+    assert suspect.called_from == FETCH  # the user's line, not redis-py's get_connection
+
+
+def test_a_redis_client_built_by_from_url_on_every_call_is_flagged() -> None:
+    from_url = redis_py("Redis.from_url", "client", 130)
+    stacks = {(RECOMMEND, from_url, POOL_INIT): 300_000, (RECOMMEND, FETCH, GET, READ_RESPONSE): 700_000}
+
+    (suspect,) = setup_suspects(profile_of("tasks.recommend", stacks, executions=N))
+
+    assert suspect.label == from_url
+
+
+def test_a_task_whose_real_work_dominates_is_not_flagged() -> None:
+    assert setup_suspects(profile_of("tasks.build_monthly_report", REAL_WORK, executions=N)) == []
+
+
+def test_setup_seen_in_only_the_first_execution_is_a_cache_filled_once() -> None:
+    load_config = frame("load_config", "app/settings.py", 3)
+    stacks = {(REPORT_TASK, load_config): 400_000, (REPORT_TASK, COMPUTE): 600_000}
+
+    profile = profile_of("tasks.build_monthly_report", stacks, executions=N, seen_in={load_config: 1})
+
+    assert setup_suspects(profile) == []
+
+
+def test_setup_in_most_but_not_nearly_all_executions_is_not_flagged() -> None:
+    seen_in = {SETUP_MODELS: int(N * 0.7), CONFIGURE_MAPPERS: int(N * 0.7), POST_CONFIGURE: int(N * 0.7)}
+
+    assert setup_suspects(profile_of("tasks.record_event", ORM_PER_CALL, executions=N, seen_in=seen_in)) == []
+
+
+def test_setup_in_every_execution_that_costs_little_is_not_flagged() -> None:
+    # A shared pool hands out a connection it already has: in every call, but cheap.
+    stacks = {
+        (RECOMMEND, FETCH, GET, EXECUTE_COMMAND, GET_CONNECTION): 50_000,
+        (RECOMMEND, FETCH, GET): 950_000,
+    }
+
+    assert setup_suspects(profile_of("tasks.recommend", stacks, executions=N)) == []
+
+
+def test_too_few_executions_tell_nothing_about_every_execution() -> None:
+    assert setup_suspects(profile_of("tasks.record_event", ORM_PER_CALL, executions=3)) == []
+
+
+def test_a_task_whose_own_name_says_setup_is_not_flagged_for_doing_its_job() -> None:
+    init_tenant = frame("init_tenant", "app/tasks.py", 5)
+    create_tables = frame("_create_tables", "app/tenants.py", 9)
+    stacks = {(init_tenant, create_tables): 900_000, (init_tenant,): 100_000}
+
+    assert setup_suspects(profile_of("tasks.init_tenant", stacks, executions=N)) == []
+
+
+def test_plumbing_between_the_task_and_its_setup_does_not_hide_it() -> None:
+    stacks = {
+        (RECORD_EVENT, hurtle_frame("Executor.call"), SETUP_MODELS, asyncio_frame("run")): 800_000,
+        (RECORD_EVENT,): 200_000,
+    }
+
+    (suspect,) = setup_suspects(profile_of("tasks.record_event", stacks, executions=N))
+
+    assert suspect.label == SETUP_MODELS
+
+
+def test_a_neutral_function_is_flagged_when_its_callers_look_like_setup() -> None:
+    # Each execution takes one of two setup paths; only the function they share
+    # runs in every execution.
+    load_config = frame("load_config", "app/settings.py", 3)
+    build_index = frame("build_index", "app/search.py", 8)
+    compile_schema = frame("Schema.compile", f"{SITE}/jsonschema/validators.py", 400)
+    stacks = {
+        (RECORD_EVENT, load_config, compile_schema): 300_000,
+        (RECORD_EVENT, build_index, compile_schema): 300_000,
+        (RECORD_EVENT,): 400_000,
+    }
+    half = {load_config: N // 2, build_index: N // 2}
+    profile = profile_of("tasks.record_event", stacks, executions=N, seen_in=half)
+
+    (suspect,) = setup_suspects(profile)
+
+    assert suspect.label == compile_schema
+
+
+@pytest.mark.parametrize("qualname", [
+    "configure_mappers", "setup_models", "set_up_db", "init_db", "initialize", "create_engine",
+    "create_async_engine", "connect", "Connection.connect", "Connection._connect", "ConnectionPool.__init__",
+    "Redis.__init__", "redis.client.Redis.from_url", "StrictRedis.__init__", "RecommendClient.__init__",
+    "AsyncEngine.__init__", "sessionmaker.__init__", "import_module", "_find_and_load", "load_config",
+    "warm_cache", "build_index", "loadModel", "make_session", "open_connection", "bootstrap",
+])
+def test_names_that_say_setup(qualname: str) -> None:
+    assert looks_like_setup(qualname)
+
+
+@pytest.mark.parametrize("qualname", [
+    "compute_report", "_sum_rows", "dumps", "JSONEncoder.encode", "load_user", "loads",
+    "Session.execute", "ConnectionPool.get_connection", "Report.__init__", "connection_count",
+    "initial_state", "warning", "record_event", "Connection.read_response", "__init__",
+])
+def test_names_that_do_not(qualname: str) -> None:
+    assert not looks_like_setup(qualname)
