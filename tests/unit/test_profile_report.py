@@ -83,6 +83,12 @@ def test_ranking_by_self_puts_the_innermost_time_first() -> None:
     assert [t.label for t in ranked(times, "self")] == [WALK, SAVE, PARSE, TASK]
 
 
+def test_equal_totals_rank_a_caller_before_what_it_calls() -> None:
+    times = function_times({(TASK, SAVE, PARSE, WALK): 50, (TASK,): 10}, {})
+
+    assert [t.label for t in ranked(times, "total")] == [TASK, SAVE, PARSE, WALK]
+
+
 def test_each_function_carries_the_executions_it_was_seen_in() -> None:
     (time,) = function_times({(TASK,): 10}, {TASK: 7})
 

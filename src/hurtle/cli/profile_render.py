@@ -6,6 +6,7 @@ one is printed through ``literal`` (never read as Rich markup).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from hurtle.profiling.report import (
 )
 from hurtle.profiling.setup_detector import SetupSuspect
 
+_STDLIB = re.compile(r"^.*/lib/python\d+\.\d+/")
 MEMORY_HINT = "no allocation sites recorded: run the worker with --profile-memory to record them"
 
 
@@ -198,7 +200,7 @@ def _suspect_line(suspect: SetupSuspect) -> Text:
     line = Text.assemble(("setup? ", "bold yellow"), literal(suspect.message))
     if suspect.called_from is not None:
         caller = Frame.parse(suspect.called_from)
-        line.append_text(Text.assemble(" (called from ", literal(caller), ")"))
+        line.append_text(Text.assemble(" (called from ", literal(_named(caller)), ")"))
     return line
 
 
@@ -206,13 +208,12 @@ def _functions_table(shown: Shown) -> Table:
     by = "self" if shown.sort == "self" else "total"
     table = Table(
         "function", "file:line", "total", "self", "total ms/exec",
-        title=f"functions by {by} share of the time seen"
-        + ("" if shown.all_frames else " (hurtle and asyncio frames folded; --all-frames shows them)"),
+        title=f"functions by {by} share" + ("" if shown.all_frames else " (plumbing folded: --all-frames)"),
     )
     n = shown.profile.executions
     for time in shown.functions:
         table.add_row(
-            literal(time.frame.name), literal(time.frame.where), _percent(time.total_us, shown.seen_us),
+            literal(time.frame.name), literal(_where(time.frame)), _percent(time.total_us, shown.seen_us),
             _percent(time.self_us, shown.seen_us), f"{per_execution_ms(time.total_us, n):.2f}",
         )
     return table
@@ -232,7 +233,7 @@ def _callers_table(shown: Shown) -> Table:
     assert shown.callee is not None
     callee, n = shown.callee, shown.profile.executions
     title = Text.assemble(
-        "callers of ", literal(callee.frame),
+        "callers of ", literal(_named(callee.frame)),
         f": {_percent(callee.total_us, shown.seen_us)} of the task, "
         f"{per_execution_ms(callee.total_us, n):.2f} ms per execution",
     )
@@ -240,7 +241,7 @@ def _callers_table(shown: Shown) -> Table:
     for caller in shown.callers:
         frame = None if caller.label == ENTRY else Frame.parse(caller.label)
         table.add_row(
-            literal(ENTRY if frame is None else frame.name), literal("" if frame is None else frame.where),
+            literal(ENTRY if frame is None else frame.name), literal("" if frame is None else _where(frame)),
             _percent(caller.us, callee.total_us), _percent(caller.us, shown.seen_us),
             f"{per_execution_ms(caller.us, n):.2f}",
         )
@@ -259,6 +260,26 @@ def _memory_sites(shown: Shown, console: Console) -> None:
             human_bytes(site.bytes / max(memory.executions, 1)),
         )
     console.print(table)
+
+
+def _where(frame: Frame) -> str:
+    """``path:line`` with an installed package's or the stdlib's directory left out
+    (``redis/connection.py:270``): the part that tells one file from another.
+    ``--json`` keeps whole paths."""
+    if frame.path == "?":
+        return ""  # the task itself, credited with stacks of plumbing only
+    path = frame.path.replace("\\", "/")
+    for mark in ("/site-packages/", "/dist-packages/"):
+        if mark in path:
+            path = path.rpartition(mark)[2]
+            break
+    else:
+        path = _STDLIB.sub("", path)
+    return f"{path}:{frame.line}"
+
+
+def _named(frame: Frame) -> str:
+    return f"{frame.name} ({_where(frame)})"
 
 
 def _percent(part: int, whole: int) -> str:

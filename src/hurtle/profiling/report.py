@@ -57,6 +57,8 @@ class FunctionTime:
     total_us: int
     self_us: int
     executions_seen: int
+    #: The shallowest it was seen at, the task's own function being 0.
+    depth: int = 0
 
     @property
     def frame(self) -> Frame:
@@ -67,22 +69,27 @@ def function_times(stacks: Stacks, executions_seen: Mapping[str, int]) -> list[F
     """Total and self time of every function in ``stacks``, most total first."""
     totals: dict[str, int] = defaultdict(int)
     selves: dict[str, int] = defaultdict(int)
+    depths: dict[str, int] = {}
     for stack, us in stacks.items():
+        for depth, label in enumerate(stack):
+            depths[label] = min(depth, depths.get(label, depth))
         for label in set(stack):
             totals[label] += us
         selves[stack[-1]] += us
     times = [
-        FunctionTime(label, us, selves[label], executions_seen.get(label, 0)) for label, us in totals.items()
+        FunctionTime(label, us, selves[label], executions_seen.get(label, 0), depths[label])
+        for label, us in totals.items()
     ]
     return ranked(times, "total")
 
 
 def ranked(times: Iterable[FunctionTime], by: SortBy) -> list[FunctionTime]:
-    """Most time first by ``by``; the other figure, then the name, break ties so the
-    order is the same on every run."""
+    """Most time first by ``by``. Ties put a caller before what it calls (a chain of
+    equal totals reads as the call chain), then go by name, so the order is the
+    same on every run."""
     if by == "self":
-        return sorted(times, key=lambda t: (-t.self_us, -t.total_us, t.label))
-    return sorted(times, key=lambda t: (-t.total_us, -t.self_us, t.label))
+        return sorted(times, key=lambda t: (-t.self_us, -t.total_us, t.depth, t.label))
+    return sorted(times, key=lambda t: (-t.total_us, t.depth, -t.self_us, t.label))
 
 
 @dataclass(frozen=True)
