@@ -43,16 +43,22 @@ def test_all_frames_keeps_the_plumbing() -> None:
     assert fold(profile, all_frames=True) == {stack: 100}
 
 
-def test_a_stack_of_plumbing_only_is_credited_to_the_task_itself() -> None:
+def test_a_stack_of_plumbing_only_is_credited_to_the_tasks_own_function() -> None:
     profile = profile_of("tasks.handle", {
         (hurtle_frame("Executor.call"), asyncio_frame("sleep")): 40,
-        (TASK, PARSE): 60,
+        (hurtle_frame("Executor.call"), TASK, PARSE): 60,
     }, executions=1)
 
     folded = fold(profile)
 
-    assert folded == {("tasks.handle",): 40, (TASK, PARSE): 60}
+    assert folded == {(TASK,): 40, (TASK, PARSE): 60}
     assert sum(folded.values()) == seen_us(profile)
+
+
+def test_a_profile_of_plumbing_only_keeps_its_roots() -> None:
+    stack = (hurtle_frame("Executor.call"), asyncio_frame("sleep"))
+
+    assert fold(profile_of("tasks.handle", {stack: 40}, executions=1)) == {stack[:1]: 40}
 
 
 def test_stacks_equal_once_folded_are_merged() -> None:
