@@ -4,38 +4,44 @@ The two costliest mistakes seen in task code are an ORM configured on every call
 (``configure_mappers`` re-run per job cost 4x the jobs' own time) and a client or
 connection pool built per call (a new connection per request: timeouts over 1 s).
 Both leave the same print in a profile: one function takes a large share of every
-execution, and its name, or its caller's, says it builds something.
+execution, and its name, or its callers', says it builds something.
 
 A function is a suspect when all of these hold:
 
-- *every execution*: it was seen in at least ``EVERY_EXECUTION`` of the executions
-  profiled (its ``e:`` field), and at least ``MIN_EXECUTIONS`` were profiled; a cache
-  filled once, on the first call, is seen in one execution and is not a suspect;
+- *every execution*: it was seen (its ``e:`` field) in at least ``EVERY_EXECUTION``
+  of the executions it would have been seen in had it run in each one; a cache
+  filled once, on the first call, is seen in one execution per process and is not
+  a suspect. The sampler catches a short execution only now and then (a 1 ms task
+  sampled every few ms), so that expectation is not "all of them": it is worked out
+  from how many executions the task itself was caught in (``expected_coverage``).
+  The task must have been caught in at least ``MIN_EXECUTIONS``;
 - *significant*: its total share of the task's time is at least ``SIGNIFICANT_SHARE``;
-- *looks like setup*: its name, or the name of a function calling it (other than
-  the task's own), matches the patterns below (building an engine, client, pool,
-  session or connection; ``configure_mappers``, ``setup_*``, ``init_*``, ``connect``,
-  ``from_url``, importing a module; filling a cache: ``load_config``,
-  ``build_index``, ``warm_cache``);
+- *looks like setup*: its name matches the patterns below (building an engine,
+  client, pool, session or connection; ``configure_mappers``, ``setup_*``,
+  ``init_*``, ``connect``, ``from_url``, importing a module; filling a cache:
+  ``load_config``, ``build_index``, ``warm_cache``), or every stack it is in runs
+  under a function whose name does (other than the task's own: a task named
+  ``init_tenant`` sets up as its job). A helper shared by setup and real work,
+  such as a client's retry loop, is neither;
 - it is not the task's own function, and no function calling it is a suspect: the
-  outermost frame is named, the call in the user's code that does the setup, not a
-  library's innermost frame.
-
-Sampling can miss a short call in some executions, so ``EVERY_EXECUTION`` is below 1.
+  outermost frame is named, the call that does the setup, not a library's
+  innermost frame; the suspect also names the nearest caller in the task's own
+  code, the line to move.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 
 from hurtle.profiling.record import Frame, Profile
-from hurtle.profiling.report import FunctionTime, Stacks, fold, function_times, seen_us, share
+from hurtle.profiling.report import Stacks, fold, function_times, seen_us, share
 
-#: Share of the executions profiled a function must be seen in.
-EVERY_EXECUTION = 0.8
-#: Fewer executions than this tell nothing about "every execution".
+#: Share of the executions a function would be seen in, were it in each, that it must be seen in.
+EVERY_EXECUTION = 0.7
+#: Fewer executions caught by the sampler than this tell nothing about "every execution".
 MIN_EXECUTIONS = 5
 #: Share of the task's time a function must take.
 SIGNIFICANT_SHARE = 0.15
@@ -112,16 +118,18 @@ class SetupSuspect:
 
 def setup_suspects(profile: Profile) -> list[SetupSuspect]:
     """The functions ``profile``'s task seems to set up again on every call, largest first."""
-    if profile.executions < MIN_EXECUTIONS:
-        return []
     stacks = fold(profile)
+    caught = _executions_caught(profile, stacks)
+    if caught < MIN_EXECUTIONS:
+        return []
     whole = seen_us(profile)
-    parents = _callers(stacks)
     roots = {stack[0] for stack in stacks}
     flagged = [
         time for time in function_times(stacks, profile.executions_seen)
-        if time.label not in roots and _recurs(time, profile.executions)
-        and share(time.total_us, whole) >= SIGNIFICANT_SHARE and _setup_like(time.label, parents)
+        if time.label not in roots and share(time.total_us, whole) >= SIGNIFICANT_SHARE
+        and time.executions_seen >= EVERY_EXECUTION * profile.executions * expected_coverage(
+            share(time.total_us, whole), caught, profile.executions)
+        and _setup_like(time.label, stacks)
     ]
     labels = {time.label for time in flagged}
     outermost = [time for time in flagged if not _below_another(time.label, labels, stacks)]
@@ -134,24 +142,42 @@ def setup_suspects(profile: Profile) -> list[SetupSuspect]:
     ]
 
 
-def _recurs(time: FunctionTime, executions: int) -> bool:
-    return time.executions_seen >= EVERY_EXECUTION * executions
+def expected_coverage(function_share: float, caught: int, executions: int) -> float:
+    """The share of ``executions`` a function taking ``function_share`` of each one
+    would be seen in, when the task itself was seen in ``caught`` of them.
+
+    Samples falling at random, an execution given ``m`` samples on average is seen
+    at all with probability ``1 - exp(-m)``, and a function holding a share ``s`` of
+    it with ``1 - exp(-m s)``: ``m`` comes from the first, the answer from the second.
+    When every execution was caught, ``m`` is taken as ``ln(2n)``, the least that
+    makes that likely, so a well-sampled task is held to nearly every execution."""
+    if executions <= 0:
+        return 1.0
+    caught_share = min(caught, executions - 0.5) / executions
+    samples_per_execution = -math.log(1.0 - caught_share)
+    return 1.0 - math.exp(-samples_per_execution * function_share)
 
 
-def _setup_like(label: str, parents: dict[str, set[str]]) -> bool:
+def _executions_caught(profile: Profile, stacks: Stacks) -> int:
+    """Executions the sampler caught the task in: those its own function was seen
+    in (the root with the most time), else, with no such field, every one."""
+    roots: dict[str, int] = defaultdict(int)
+    for stack, us in stacks.items():
+        roots[stack[0]] += us
+    if not roots:
+        return 0
+    root = min(roots, key=lambda label: (-roots[label], label))
+    seen = profile.executions_seen.get(root, 0)
+    return min(seen, profile.executions) if seen else profile.executions
+
+
+def _setup_like(label: str, stacks: Stacks) -> bool:
+    """Whether ``label``'s name says setup, or every stack it is in runs under a
+    function (other than the task's own) whose name does."""
     if looks_like_setup(Frame.parse(label).name):
         return True
-    return any(looks_like_setup(Frame.parse(caller).name) for caller in parents.get(label, ()))
-
-
-def _callers(stacks: Stacks) -> dict[str, set[str]]:
-    """For each function, the frames right above it in any stack, but the task's own
-    function: a task named ``init_tenant`` does its setup as its job, on purpose."""
-    parents: dict[str, set[str]] = defaultdict(set)
-    for stack in stacks:
-        for depth in range(2, len(stack)):
-            parents[stack[depth]].add(stack[depth - 1])
-    return parents
+    under = [stack[1 : stack.index(label)] for stack in stacks if label in stack]
+    return all(any(looks_like_setup(Frame.parse(caller).name) for caller in callers) for callers in under)
 
 
 def _below_another(label: str, flagged: set[str], stacks: Stacks) -> bool:
