@@ -19,7 +19,7 @@ from hurtle.profiling import record
 from hurtle.tallies import MemoryTallies
 
 from .profiles import frame, hurtle_frame, tally_fields
-from .test_setup_detector import CONFIGURE_MAPPERS, ORM_PER_CALL, REAL_WORK, SETUP_MODELS, N
+from .seed_profiles import CONFIGURE_MAPPERS, ORM_PER_CALL, REAL_WORK, SETUP_MODELS, N
 
 APP_MODULE = "profiled_app"
 APP_URL = "memory://profile-cli"
@@ -184,6 +184,15 @@ def test_show_of_a_task_without_a_profile_names_the_profiled_ones(kept: Kept) ->
 
     assert "no profile for 'send_mail'" in line
     assert "app.tasks.build_monthly_report, app.tasks.record_event" in line
+
+
+def test_a_task_name_end_two_tasks_share_lists_both(kept: Kept) -> None:
+    for task in ("billing.tasks.send", "mail.tasks.send"):
+        kept.keep(task, tally_fields({(frame("send"),): 10}, executions=1))
+
+    line = one_line_error(show("send"))
+
+    assert "billing.tasks.send, mail.tasks.send" in line
 
 
 def test_show_with_no_profile_at_all_says_how_to_turn_profiling_on(kept: Kept) -> None:
