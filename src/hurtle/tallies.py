@@ -16,8 +16,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from hurtle.urls import SecretURL
-
 
 class TallyStore(abc.ABC):
     """Keys of integer fields, added to atomically."""
@@ -94,14 +92,3 @@ class MemoryTallies(TallyStore):
     async def close(self) -> None:
         pass
 
-
-def open_tallies(
-    broker_url: str | SecretURL, results_url: str | SecretURL | None, directory: str | None
-) -> TallyStore:
-    """The tally store a command reads: a stand-in until the stores on each broker
-    land; it keeps nothing, so it says so as a configuration error."""
-    from hurtle.errors import ConfigurationError
-
-    raise ConfigurationError(
-        f"{broker_url} keeps no profiles here yet; pass --profile-dir DIR (directory: {directory})"
-    )

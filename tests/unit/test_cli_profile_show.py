@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from hurtle import tallies
+from hurtle import tally_source
 from hurtle.cli import cli
 from hurtle.errors import ConfigurationError
 from hurtle.profiling import record
@@ -57,7 +57,7 @@ def kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kept:
         profiles.opened.append((broker_url, results_url, directory))
         return profiles.store
 
-    monkeypatch.setattr(tallies, "open_tallies", open_tallies)
+    monkeypatch.setattr(tally_source, "open_tallies", open_tallies)
     return profiles
 
 
@@ -206,7 +206,7 @@ def test_a_store_that_keeps_nothing_is_one_line(kept: Kept, monkeypatch: pytest.
     def keeps_nothing(*_: Any) -> MemoryTallies:
         raise ConfigurationError("memory://x keeps no profiles: pass --profile-dir DIR")
 
-    monkeypatch.setattr(tallies, "open_tallies", keeps_nothing)
+    monkeypatch.setattr(tally_source, "open_tallies", keeps_nothing)
 
     assert "keeps no profiles" in one_line_error(show("record_event"))
 

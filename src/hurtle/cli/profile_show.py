@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from hurtle import tallies
+from hurtle import tally_source
 from hurtle.cli.common import app_option, fail, run, where_to_read
 from hurtle.cli.literal import literal, when
 from hurtle.cli.profile_render import Shown, render, to_json
@@ -55,7 +55,7 @@ class _Place:
     def __init__(self, app_spec: str | None, profile_dir: str | None) -> None:
         where = where_to_read(app_spec, None)
         try:
-            self.store = tallies.open_tallies(where.broker_url, where.results_url, profile_dir)
+            self.store = tally_source.open_tallies(where.broker_url, where.results_url, profile_dir)
         except HurtleError as exc:
             fail(str(exc))
         self.name = profile_dir if profile_dir else str(where.broker_url)
