@@ -81,3 +81,11 @@ class MemoryTallies(TallyStore):
 
     async def close(self) -> None:
         pass
+
+
+def open_tallies(broker_url: str, results_url: str | None, directory: str | None) -> TallyStore:
+    """The tally store that keeps profiles for this broker and result store, or
+    the one in ``directory``; ``ConfigurationError`` when nothing keeps them."""
+    from hurtle.errors import ConfigurationError
+
+    raise ConfigurationError("no store keeps profiles here yet")
