@@ -178,7 +178,9 @@ def _run_call(call: SyncCall) -> None:
     # Plain strings, for `hurtle profile dump`: py-spy shows a str local but not
     # an object's fields. ``context`` is the Job (None in tests of the pool alone).
     job = call.context
-    task_name, task_id = (job.task.name, job.envelope.id) if job is not None else ("", "")  # noqa: F841
+    if job is not None:
+        task_name = job.task.name  # noqa: F841
+        task_id = job.envelope.id  # noqa: F841
     call.started = time.time()
     try:
         call.outcome = Succeeded(call.fn(*call.args, **call.kwargs))

@@ -57,7 +57,8 @@ async def run_job(job: Job) -> Any:
     envelope = job.envelope
     # Plain strings, for `hurtle profile dump`: py-spy shows a str local but not
     # an object's fields. Two attribute reads, a few nanoseconds.
-    task_name, task_id = job.task.name, envelope.id  # noqa: F841
+    task_name = job.task.name  # noqa: F841
+    task_id = envelope.id  # noqa: F841
     return await job.task.fn(*envelope.args, **envelope.kwargs)
 
 
