@@ -49,7 +49,9 @@ def flame(*args: str) -> Result:
     return CliRunner().invoke(cli, ["profile", "flame", "--broker", "memory://", *args])
 
 
-def test_folded_stacks_are_one_line_per_stack_without_hurtles_frames(store: MemoryTallies, tmp_path: Path) -> None:
+def test_folded_stacks_are_one_line_per_stack_without_hurtles_frames(
+    store: MemoryTallies, tmp_path: Path
+) -> None:
     out = tmp_path / "checkout.txt"
     assert flame(TASK, "-o", str(out)).exit_code == 0
     assert out.read_text().splitlines() == [
@@ -108,7 +110,9 @@ def test_a_task_without_a_profile_is_one_line_and_exit_2(store: MemoryTallies, t
     assert "no profile of shop.refund" in result.output and result.output.strip().count("\n") == 0
 
 
-def test_nowhere_keeping_profiles_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_nowhere_keeping_profiles_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     def nowhere(*where: object) -> MemoryTallies:
         raise ConfigurationError("nothing keeps profiles for memory://")
 

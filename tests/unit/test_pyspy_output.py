@@ -12,10 +12,12 @@ from hurtle.profiling.pyspy import failure_message, is_denied, parse_dump
 from hurtle.profiling.worker_processes import worker_arguments
 
 #: As an unprivileged user.
-DENIED_AS_USER = """Permission Denied: Try running again with elevated permissions by going 'sudo env "PATH=$PATH" !!'
-"""
+DENIED_AS_USER = (
+    "Permission Denied: Try running again with elevated permissions by going 'sudo env \"PATH=$PATH\" !!'\n"
+)
 #: As root in a container without CAP_SYS_PTRACE.
-DENIED_WITHOUT_CAPABILITY = """Error: Failed to get process executable name. Check that the process is running.
+DENIED_WITHOUT_CAPABILITY = """\
+Error: Failed to get process executable name. Check that the process is running.
 
 Caused by:
     0: Permission denied (os error 13)
@@ -69,7 +71,8 @@ def test_another_failure_is_py_spys_first_line() -> None:
 def test_a_dumped_thread_names_the_task_it_runs_and_lists_frames_innermost_first() -> None:
     (thread,) = parse_dump(SYNC_TASK_THREAD)
     assert running_task(thread) == "spinapp.spin[dd4a48e7cb68233133649db5223ea681]"
-    assert (thread.thread_id, thread.name, thread.active, thread.owns_gil) == (10649, "hurtle-task-0", True, True)
+    assert (thread.thread_id, thread.name) == (10649, "hurtle-task-0")
+    assert thread.active and thread.owns_gil
     assert [str(frame) for frame in thread.frames[:2]] == ["spin_here (spinapp.py:8)", "spin (spinapp.py:14)"]
 
 
