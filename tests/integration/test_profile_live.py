@@ -96,6 +96,12 @@ def test_the_app_finds_its_workers_supervisor(
     for child in workers.children(supervisor):
         assert f"process {child} (worker)" in dump.stdout
 
+    # A --pid of one of its processes dumps that process alone
+    child = workers.children(supervisor)[0]
+    one = hurtle_cli("profile", "dump", "--pid", str(child))
+    assert one.returncode == 0, one.stderr
+    assert f"process {child} (worker)" in one.stdout and "(supervisor)" not in one.stdout
+
     # Given a second worker of the same app, the app alone no longer says which
     second = workers.start("-p", "1", app=alias)
     wait_until(lambda: workers.children(second), "the second worker's process")

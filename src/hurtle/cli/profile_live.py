@@ -11,7 +11,7 @@ import click
 from hurtle.cli.common import fail
 from hurtle.profiling import pyspy
 from hurtle.profiling.pyspy import PySpyError, StackFrame, ThreadStack
-from hurtle.profiling.worker_processes import children, command_line, supervisors
+from hurtle.profiling.worker_processes import children, command_line, forked_by_its_supervisor, supervisors
 
 T = TypeVar("T")
 
@@ -94,7 +94,10 @@ def dump_command(pid: int | None, app_spec: str | None) -> None:
     """Print the stacks of a worker's every process now, and the task each thread runs:
     for a worker that seems stuck. Stacks read innermost frame last, as in a traceback."""
     target = readable_supervisor(pid, app_spec)
-    processes = [(target, "supervisor"), *((child, "worker") for child in children(target))]
+    if forked_by_its_supervisor(target):  # --pid named one process of a worker: that one alone
+        processes = [(target, "worker")]
+    else:
+        processes = [(target, "supervisor"), *((child, "worker") for child in children(target))]
     for number, (process, role) in enumerate(processes):
         if number:
             click.echo()

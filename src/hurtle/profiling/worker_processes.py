@@ -102,6 +102,16 @@ def children(pid: int) -> list[int]:
     return sorted(set(found))
 
 
+def forked_by_its_supervisor(pid: int) -> bool:
+    """Whether ``pid`` is one of a worker's processes rather than its supervisor:
+    its parent runs the same ``hurtle worker`` command line."""
+    process = _read(pid)
+    if process is None or worker_arguments(process.argv) is None:
+        return False
+    parent = _read(process.parent)
+    return parent is not None and parent.argv == process.argv
+
+
 def command_line(pid: int) -> str:
     process = _read(pid)
     return process.command if process is not None else "?"
