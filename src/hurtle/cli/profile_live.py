@@ -12,6 +12,7 @@ from hurtle.cli.common import fail
 from hurtle.profiling import pyspy
 from hurtle.profiling.pyspy import PySpyError, StackFrame, ThreadStack
 from hurtle.profiling.worker_processes import children, command_line, forked_by_its_supervisor, supervisors
+from hurtle.settings import ENV_APP
 
 T = TypeVar("T")
 
@@ -22,8 +23,8 @@ _TASK_FRAMES = {("run_job", "loop_watch.py"), ("_run_call", "executors.py")}
 
 pid_option = click.option("--pid", type=click.IntRange(min=1), help="The worker supervisor's process id.")
 app_option = click.option(
-    "-A", "--app", "app_spec", metavar="MODULE[:ATTR]",
-    help="Find the supervisor of the `hurtle worker` running this app on this machine.",
+    "-A", "--app", "app_spec", metavar="MODULE[:ATTR]", envvar=ENV_APP,
+    help=f"Find the supervisor of the `hurtle worker` running this app on this machine. Default: ${ENV_APP}.",
 )
 
 
