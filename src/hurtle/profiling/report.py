@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from hurtle.profiling.fold import fold as fold_stacks
 from hurtle.profiling.record import PLUMBING, Frame, Profile
 
 Stacks = Mapping[tuple[str, ...], int]
@@ -26,28 +27,8 @@ ENTRY = "(task entry)"
 
 
 def fold(profile: Profile, *, all_frames: bool = False) -> dict[tuple[str, ...], int]:
-    """The profile's stacks with plumbing frames taken out (unless ``all_frames``),
-    equal stacks merged. A stack of plumbing alone goes to the task's own function:
-    the first frame not of the plumbing with the most time; without one, the stack
-    keeps its root, so no time is lost."""
-    folded: dict[tuple[str, ...], int] = defaultdict(int)
-    task_root = _task_root(profile.stacks)
-    for stack, us in profile.stacks.items():
-        if not stack:
-            continue
-        kept = stack if all_frames else tuple(label for label in stack if not label.startswith(PLUMBING))
-        folded[kept or ((task_root,) if task_root is not None else stack[:1])] += us
-    return dict(folded)
-
-
-def _task_root(stacks: Stacks) -> str | None:
-    roots: dict[str, int] = defaultdict(int)
-    for stack, us in stacks.items():
-        first = next((label for label in stack if not label.startswith(PLUMBING)), None)
-        if first is not None:
-            roots[first] += us
-    # Ties go to the label that sorts first, so the result never depends on dict order.
-    return min(roots, key=lambda label: (-roots[label], label)) if roots else None
+    """The profile's stacks as views show them (``hurtle.profiling.fold``)."""
+    return fold_stacks(profile.stacks, all_frames)
 
 
 def seen_us(profile: Profile) -> int:

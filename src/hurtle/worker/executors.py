@@ -175,6 +175,12 @@ class ThreadExecutor:
 def _run_call(call: SyncCall) -> None:
     """On a pool thread, in the call's copy of its caller's context variables."""
     set_current(call.context)
+    # Plain strings, for `hurtle profile dump`: py-spy shows a str local but not
+    # an object's fields. ``context`` is the Job (None in tests of the pool alone).
+    job = call.context
+    if job is not None:
+        task_name = job.task.name  # noqa: F841
+        task_id = job.envelope.id  # noqa: F841
     call.started = time.time()
     try:
         call.outcome = Succeeded(call.fn(*call.args, **call.kwargs))

@@ -120,3 +120,24 @@ async def record_async(key: str) -> int:
     _append("runs", f"{key} {os.getpid()}")
     await asyncio.sleep(0.01)
     return os.getpid()
+
+
+def busy_loop_until_go() -> int:
+    """On a CPU until the test creates ``go``: a named frame for samplers to find."""
+    turns = 0
+    while not (MARKS / "go").exists():
+        turns += 1
+    return turns
+
+
+@app.task
+def spin_until_go(key: str) -> int:
+    _append("started", key)
+    return busy_loop_until_go()
+
+
+@app.task
+async def spin_until_go_async(key: str) -> int:
+    """Holds the event loop while it spins, as a CPU-bound async task would."""
+    _append("started", key)
+    return busy_loop_until_go()
