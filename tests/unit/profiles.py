@@ -33,6 +33,7 @@ def tally_fields(
     cpu_us: int | None = None,
     asynchronous: bool = False,
     rss_growth: int = 0,
+    rss_executions: int | None = None,
     rss_peak: int = 50 * 2**20,
     lines: Mapping[str, int] | None = None,
     memory: Mapping[str, int] | None = None,
@@ -49,6 +50,7 @@ def tally_fields(
         record.CPU: seen if cpu_us is None else cpu_us,
         record.SEEN: seen,
         record.RSS_GROWTH: rss_growth,
+        record.RSS_EXECUTIONS: executions if rss_executions is None else rss_executions,
         record.RSS_PEAK: rss_peak,
         record.LAST: last,
     }

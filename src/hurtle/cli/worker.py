@@ -6,15 +6,20 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
+from hurtle.app import App
 from hurtle.brokers import Broker, from_url
 from hurtle.cli.common import check_reachable, fail, load_app, run
 from hurtle.errors import HurtleError
 from hurtle.settings import ENV_APP, ENV_BROKER
 from hurtle.worker.consumer import WorkerConfig
 from hurtle.worker.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from hurtle.profiling.profiler import ProfileConfig
 
 
 def _queues(value: str | None) -> list[str] | None:
@@ -44,6 +49,16 @@ def _queues(value: str | None) -> list[str] | None:
 @click.option("--max-disconnect", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Seconds without the broker before the worker exits non-zero (69).")
 @click.option("--broker", "broker_url", help="Broker URL; overrides the app's.")
+@click.option("--profile", "profile_spec", metavar="all|TASK,TASK",
+              help="Profile these tasks' executions (see `hurtle profile show`).")
+@click.option("--profile-hz", type=click.FloatRange(min=1, max=1000), default=100.0, show_default=True,
+              help="Samples per second of each profiled execution.")
+@click.option("--profile-sample", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,
+              show_default=True, help="The fraction of executions profiled.")
+@click.option("--profile-memory", is_flag=True,
+              help="Also trace allocations (tracemalloc; slow): where profiled tasks hold memory.")
+@click.option("--profile-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Keep profiles in files in DIR (for a broker that keeps nothing, such as RabbitMQ).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def worker(
@@ -58,6 +73,11 @@ def worker(
     grace: float,
     max_disconnect: float,
     broker_url: str | None,
+    profile_spec: str | None,
+    profile_hz: float,
+    profile_sample: float,
+    profile_memory: bool,
+    profile_dir: str | None,
     log_level: str,
 ) -> None:
     """Run the tasks of the app MODULE[:ATTR] (imported from the current directory;
@@ -89,6 +109,7 @@ def worker(
         fail(f"the broker {app.broker_url} lives in one process: no other process can send this"
              " worker tasks (use sqlite:///path.db, redis:// or amqp://)")
     run(check_reachable(broker))
+    profile = _profile_config(app, profile_spec, profile_hz, profile_sample, profile_memory, profile_dir)
     config = WorkerConfig(
         queues=chosen or app.queues(),
         concurrency=concurrency,
@@ -98,6 +119,7 @@ def worker(
         max_tasks_per_child=max_tasks_per_child,
         grace=grace,
         max_disconnect=max_disconnect,
+        profile=profile,
     )
     supervisor = Supervisor(app, config, processes or os.cpu_count() or 1)
     code = supervisor.run()
@@ -113,6 +135,40 @@ def worker(
                        f" {burst_timeout:g}s burst timeout", err=True)
             code = 1
     raise SystemExit(code)
+
+
+def _profile_config(
+    app: App, spec: str | None, hz: float, sample: float, memory: bool, directory: str | None
+) -> ProfileConfig | None:
+    """What to profile; None when no --profile option was given (tasks declared
+    with ``profile=True`` are profiled anyway). Checks now, before any fork, that
+    the profiles have somewhere to go."""
+    from hurtle.profiling.profiler import (
+        ProfileConfig,  # here: a worker that profiles nothing never imports it
+    )
+    from hurtle.tally_source import open_tallies
+
+    if spec is None:
+        given = [name for name, value in (("--profile-memory", memory), ("--profile-dir", directory),
+                                          ("--profile-hz", hz != 100.0), ("--profile-sample", sample != 1.0))
+                 if value]
+        if given and not any(task.opts.profile for task in app.tasks.values()):
+            fail(f"{given[0]} needs --profile all|TASK,TASK (or a task with profile=True)")
+    tasks: frozenset[str] | None = None
+    if spec is not None and spec.strip() != "all":
+        tasks = frozenset(name.strip() for name in spec.split(",") if name.strip())
+        unknown = sorted(tasks - set(app.tasks))
+        if not tasks or unknown:
+            known = ", ".join(sorted(app.tasks)) or "none"
+            fail(f"--profile: no task named {', '.join(unknown) or repr(spec)} (tasks: {known})")
+    config = ProfileConfig(tasks=tasks, hz=hz, sample=sample, memory=memory, directory=directory)
+    if spec is not None or any(task.opts.profile for task in app.tasks.values()):
+        try:
+            store = open_tallies(app.broker_url, app.results_url, directory)
+        except HurtleError as exc:
+            fail(str(exc))
+        run(store.close())
+    return config if spec is not None or directory or memory else None
 
 
 async def _pending(broker: Broker, queues: Sequence[str]) -> int:

@@ -4,15 +4,16 @@ A profile keeps the RSS growth summed over its executions and the largest RSS se
 after one (``hurtle.profiling.record``). Growth *per execution* is what tells a leak:
 a task that appends to a module-level list grows its process by about the same
 amount on every call, while a normal task grows it once, on its first calls
-(imports, caches, thread stacks, the allocator's arenas), and that warm-up spread
-over many executions comes to little each.
+(imports, caches, thread stacks, the allocator's arenas). Those first calls, in
+each process, are left out of the growth (``profiler.WARM_UP``).
 
-A task is *growing* when at least ``MIN_EXECUTIONS`` were profiled and they grew
-RSS by ``GROWING_BYTES_PER_EXECUTION`` or more each on average. 64 KiB is sixteen
-pages: more than the allocator's rounding and a warm-up of a megabyte or so spread
-over the executions needed, and less than the smallest leak a page-granular RSS
-can show within a few dozen calls. A one-off allocation of several megabytes still
-reads as growing until enough executions dilute it, which is the honest reading.
+A task is *growing* when the growth was measured over at least ``MIN_EXECUTIONS``
+executions and came to ``GROWING_BYTES_PER_EXECUTION`` or more each on average.
+32 KiB is eight pages: above the allocator's rounding and the noise of tasks
+running beside it in the same process, and a leak that size costs a gigabyte
+every 30,000 calls. A one-off allocation of several megabytes after the warm-up
+still reads as growing until enough executions dilute it, which is the honest
+reading.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from hurtle.profiling.record import Profile
 
 #: Average RSS growth per execution at and above which a task is called growing.
-GROWING_BYTES_PER_EXECUTION = 64 * 1024
+GROWING_BYTES_PER_EXECUTION = 32 * 1024
 #: Fewer executions than this cannot tell a warm-up from a leak.
 MIN_EXECUTIONS = 10
 
@@ -38,6 +39,7 @@ class AllocationSite:
 
 @dataclass(frozen=True)
 class MemoryView:
+    #: The executions RSS growth was measured over (after each process's warm-up).
     executions: int
     rss_growth: int
     rss_peak: int
@@ -65,4 +67,4 @@ def memory_view(profile: Profile, limit: int) -> MemoryView:
         path, _, line = where.rpartition(":")
         sites.append(AllocationSite(path or where, int(line) if line.isdigit() else 0, held))
     sites.sort(key=lambda site: (-site.bytes, site.path, site.line))
-    return MemoryView(profile.executions, profile.rss_growth, profile.rss_peak, sites[:limit], bool(sites))
+    return MemoryView(profile.rss_executions, profile.rss_growth, profile.rss_peak, sites[:limit], bool(sites))

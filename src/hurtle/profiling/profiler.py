@@ -36,6 +36,9 @@ FLUSH_EVERY = 5.0  # seconds between writes of a process's figures
 #: Distinct stacks kept per task between two writes; beyond, a stack is counted
 #: under its task's function alone (a recursion with ever new depths, say).
 MAX_STACKS = 5000
+#: Each process's first executions of a task fill caches, import modules and grow
+#: the allocator's arenas: their RSS growth is warm-up, not what every call costs.
+WARM_UP = 10
 _OTHER = "[other stacks]"
 
 
@@ -99,6 +102,7 @@ class Profiler:
         #: The process's RSS at the sampler's last tick.
         self.rss = 0
         self._figures: dict[str, _Figures] = {}
+        self._ended: dict[str, int] = {}  # executions ended, per task
         self._lock = threading.Lock()
         self._sampler: Sampler | None = None
         self._memory = HeldMemory(app, tasks) if config.memory else None
@@ -136,11 +140,12 @@ class Profiler:
         with self._lock:
             figures = self._of(execution.task)
             counts = figures.counts
-            for name, value in (
-                (record.EXECUTIONS, 1), (execution.kind, 1), (record.WALL, wall),
-                (record.RSS_GROWTH, rss - execution.rss),
-            ):
+            for name, value in ((record.EXECUTIONS, 1), (execution.kind, 1), (record.WALL, wall)):
                 counts[name] = counts.get(name, 0) + value
+            ended = self._ended[execution.task] = self._ended.get(execution.task, 0) + 1
+            if ended > WARM_UP:
+                counts[record.RSS_GROWTH] = counts.get(record.RSS_GROWTH, 0) + rss - execution.rss
+                counts[record.RSS_EXECUTIONS] = counts.get(record.RSS_EXECUTIONS, 0) + 1
             for label in execution.frames:
                 name = record.EXECUTIONS_SEEN + label
                 counts[name] = counts.get(name, 0) + 1

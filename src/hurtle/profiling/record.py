@@ -10,7 +10,9 @@ Fields:
 - ``wall``: their wall time; ``cpu``: their time on a CPU (a sync task's thread CPU
   time, measured; an async task's time seen running on the loop, sampled)
 - ``seen``: time credited to the task's stacks by the sampler
-- ``rss``: the growth of the process's RSS across the executions, bytes (may be negative)
+- ``rss``: the growth of the process's RSS across the executions, bytes (may be
+  negative); ``rss_n``: the executions it was measured over (each process's
+  first few executions of a task are its warm-up, left out)
 - ``rss_peak`` (highest): the largest RSS seen at the end of an execution, bytes
 - ``last`` (highest): unix seconds of the latest write
 - ``s:<stack>``: time seen on that stack, frames root first, joined by ``;``
@@ -40,6 +42,7 @@ WALL = "wall"
 CPU = "cpu"
 SEEN = "seen"
 RSS_GROWTH = "rss"
+RSS_EXECUTIONS = "rss_n"
 RSS_PEAK = "rss_peak"
 LAST = "last"
 STACK = "s:"
@@ -103,6 +106,7 @@ class Profile:
     cpu_us: int = 0
     seen_us: int = 0
     rss_growth: int = 0
+    rss_executions: int = 0
     rss_peak: int = 0
     last: int = 0
     #: Time seen per stack: frame labels, root (the task's own function) first.
@@ -120,6 +124,7 @@ class Profile:
         scalars = {
             EXECUTIONS: "executions", ASYNC: "async_executions", SYNC: "sync_executions",
             WALL: "wall_us", CPU: "cpu_us", SEEN: "seen_us", RSS_GROWTH: "rss_growth",
+            RSS_EXECUTIONS: "rss_executions",
             RSS_PEAK: "rss_peak", LAST: "last",
         }
         for name, value in fields.items():

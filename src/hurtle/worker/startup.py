@@ -42,6 +42,10 @@ def start_block(app: App, config: WorkerConfig, processes: int) -> str:
         f"  broker:  {app.broker_url}",
         f"  results: {describe_results(app.broker_url, app.results_url)}",
     ]
+    if config.profile is not None or any(task.opts.profile for task in app.tasks.values()):
+        from hurtle.profiling.profiler import ProfileConfig, describe, profiled_tasks
+
+        lines.append(f"  profile: {describe(profiled_tasks(app, config.profile), config.profile or ProfileConfig())}")
     if not app.tasks:
         lines.append("  tasks:   none registered")
     width = max((len(name) for name in app.tasks), default=0)
