@@ -41,7 +41,7 @@ def kept_profile() -> MemoryTallies:
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> MemoryTallies:
     kept = kept_profile()
-    monkeypatch.setattr("hurtle.cli.profile_flame.open_tallies", lambda *where: kept)
+    monkeypatch.setattr("hurtle.tally_source.open_tallies", lambda *where: kept)
     return kept
 
 
@@ -107,7 +107,7 @@ def test_an_unknown_suffix_is_one_line_and_exit_2(store: MemoryTallies, tmp_path
 def test_a_task_without_a_profile_is_one_line_and_exit_2(store: MemoryTallies, tmp_path: Path) -> None:
     result = flame("shop.refund", "-o", str(tmp_path / "refund.txt"))
     assert result.exit_code == 2
-    assert "no profile of shop.refund" in result.output and result.output.strip().count("\n") == 0
+    assert "no profile for 'shop.refund'" in result.output and result.output.strip().count("\n") == 0
 
 
 def test_nowhere_keeping_profiles_is_one_line_and_exit_2(
@@ -116,7 +116,7 @@ def test_nowhere_keeping_profiles_is_one_line_and_exit_2(
     def nowhere(*where: object) -> MemoryTallies:
         raise ConfigurationError("nothing keeps profiles for memory://")
 
-    monkeypatch.setattr("hurtle.cli.profile_flame.open_tallies", nowhere)
+    monkeypatch.setattr("hurtle.tally_source.open_tallies", nowhere)
     result = flame(TASK, "-o", str(tmp_path / "checkout.txt"))
     assert result.exit_code == 2
     assert "nothing keeps profiles" in result.output and result.output.strip().count("\n") == 0

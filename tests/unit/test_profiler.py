@@ -170,8 +170,9 @@ async def test_a_sync_task_blocked_on_a_sleep_is_waiting_not_on_a_cpu(app: App) 
 
     napping, toiling = profiles[nap.name], profiles[toil.name]
     assert napping.waiting_us > napping.cpu_us  # asleep most of its time
-    assert toiling.cpu_us > toiling.waiting_us  # spinning most of its time
-    assert napping.wall_us > 0 and toiling.wall_us > 0
+    # Spinning, on a CPU whenever the machine lets it: a busy machine lowers that
+    # share, never to a sleeper's.
+    assert toiling.cpu_us / toiling.wall_us > 2 * napping.cpu_us / napping.wall_us
 
 
 async def test_only_the_tasks_chosen_are_profiled(app: App) -> None:

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import click
 
-from hurtle.cli.common import app_option, broker_option, fail, run, where_to_read
-from hurtle.errors import ConfigurationError
+from hurtle.cli.common import app_option, broker_option, fail
+from hurtle.cli.profile_store import ProfilePlace, profile_dir_option
 from hurtle.profiling import export
 from hurtle.profiling.fold import fold
-from hurtle.profiling.record import Profile, key
-from hurtle.tallies import TallyStore
-from hurtle.tally_source import open_tallies
+from hurtle.profiling.record import Profile
 
 #: Output suffixes and what each writes from a profile and its folded stacks.
 _FORMATS: dict[str, Callable[[Profile, dict[tuple[str, ...], int]], str]] = {
@@ -40,37 +38,16 @@ def output_format(path: Path) -> str:
               help="File to write; its suffix picks the format: .html (interactive, offline),"
                    " .speedscope.json (speedscope.app), .txt or .folded (flamegraph.pl, inferno).")
 @click.option("--all-frames", is_flag=True, help="Keep hurtle's own frames (folded away by default).")
-@click.option("--profile-dir", type=click.Path(file_okay=False), help="Read profiles kept in this directory.")
+@profile_dir_option
 def flame_command(
     task: str, app_spec: str | None, broker_url: str | None, output: Path, all_frames: bool,
     profile_dir: str | None,
 ) -> None:
     """Write TASK's profile as a flame graph: where its time went, by stack."""
     suffix = output_format(output)
-    profile = read_profile(task, app_spec, broker_url, profile_dir)
+    profile = ProfilePlace(app_spec, broker_url, profile_dir).read(task)
     stacks = fold(profile.stacks, all_frames)
     if not stacks:
         fail(f"the profile of {task} has no stacks yet: its executions were too short to be sampled")
     output.write_text(_FORMATS[suffix](profile, stacks), encoding="utf-8")
     click.echo(f"wrote {output} ({len(stacks)} stacks, {sum(stacks.values()) / 1e6:.3f} s seen)")
-
-
-def read_profile(task: str, app_spec: str | None, broker_url: str | None, profile_dir: str | None) -> Profile:
-    """TASK's profile from the store that keeps profiles; one line and exit 2 if there is none."""
-    where = where_to_read(app_spec, broker_url)
-    results = where.results_url.reveal() if where.results_url is not None else None
-    try:
-        store = open_tallies(where.broker_url.reveal(), results, profile_dir)
-    except ConfigurationError as exc:
-        fail(str(exc))
-    fields = run(_read(store, key(task)))
-    if not fields:
-        fail(f"no profile of {task}: run workers with --profile, then run the task")
-    return Profile.from_tally(task, fields)
-
-
-async def _read(store: TallyStore, tally: str) -> dict[str, int]:
-    try:
-        return await store.read(tally)
-    finally:
-        await store.close()

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from hurtle import tally_source
-from hurtle.cli.common import app_option, fail, run, where_to_read
+from hurtle.cli.common import app_option, broker_option, fail
 from hurtle.cli.literal import literal, when
 from hurtle.cli.profile_render import Shown, render, to_json
-from hurtle.errors import HurtleError
+from hurtle.cli.profile_store import (
+    HOW_TO_PROFILE,
+    ProfilePlace,
+    choose_task,
+    profile_dir_option,
+    profiled_tasks,
+)
 from hurtle.profiling import record
 from hurtle.profiling.memory import memory_view
 from hurtle.profiling.record import Profile
@@ -35,67 +39,18 @@ from hurtle.profiling.report import (
     timing,
 )
 from hurtle.profiling.setup_detector import setup_suspects
-from hurtle.settings import ENV_APP
 from hurtle.tallies import TallyStore
 
 T = TypeVar("T")
 
-HOW_TO_PROFILE = "turn profiling on with `hurtle worker MODULE --profile all` or @app.task(profile=True)"
 _HOT_LINES = 5
-
-_profile_dir_option = click.option(
-    "--profile-dir", type=click.Path(file_okay=False), default=None,
-    help="Read the profiles kept in this directory (workers run with the same --profile-dir).",
-)
-
-
-class _Place:
-    """Where profiles are read from, and the store open there."""
-
-    def __init__(self, app_spec: str | None, profile_dir: str | None) -> None:
-        where = where_to_read(app_spec, None)
-        try:
-            self.store = tally_source.open_tallies(where.broker_url, where.results_url, profile_dir)
-        except HurtleError as exc:
-            fail(str(exc))
-        self.name = profile_dir if profile_dir else str(where.broker_url)
-        if where.by_default and not profile_dir:
-            click.echo(f"reading {self.name} (no -A/--app given; set {ENV_APP} or pass -A)", err=True)
-
-    def use(self, action: Callable[[TallyStore], Awaitable[T]]) -> T:
-        """Run ``action`` on the store, closing it whatever happens."""
-
-        async def act() -> T:
-            try:
-                return await action(self.store)
-            finally:
-                await self.store.close()
-
-        return run(act())
-
-
-async def _profiled_tasks(store: TallyStore) -> list[str]:
-    return [record.task_name(key) for key in await store.keys(record.PREFIX)]
-
-
-def _choose_task(query: str, names: Sequence[str], place: str) -> str:
-    """The profiled task ``query`` names: its whole name, or the end of it after a dot."""
-    if query in names:
-        return query
-    ends = [name for name in names if name.endswith("." + query)]
-    if len(ends) == 1:
-        return ends[0]
-    if ends:
-        fail(f"{query!r} names several profiled tasks: {', '.join(ends)}")
-    if names:
-        fail(f"no profile for {query!r} on {place}; profiled tasks: {', '.join(names)}")
-    fail(f"no task has a profile on {place}; {HOW_TO_PROFILE}")
 
 
 @click.command("show")
 @click.argument("task")
 @app_option
-@_profile_dir_option
+@broker_option
+@profile_dir_option
 @click.option("--sort", type=click.Choice(["total", "self"]), default="total", show_default=True,
               help="Rank functions by the time of the stacks they are in, or where they are innermost.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=25, show_default=True,
@@ -107,21 +62,13 @@ def _choose_task(query: str, names: Sequence[str], place: str) -> str:
 @click.option("--memory", "with_memory", is_flag=True,
               help="List the allocation sites still holding memory (workers run with --profile-memory).")
 def show_command(
-    task: str, app_spec: str | None, profile_dir: str | None, sort: SortBy, limit: int,
-    callers_of: str | None, as_json: bool, all_frames: bool, with_memory: bool,
+    task: str, app_spec: str | None, broker_url: str | None, profile_dir: str | None, sort: SortBy,
+    limit: int, callers_of: str | None, as_json: bool, all_frames: bool, with_memory: bool,
 ) -> None:
     """Where TASK's time goes: wall time on CPU and waiting, memory growth, the
     functions ranked by share, the hottest lines, and setup it repeats on every call."""
-    place = _Place(app_spec, profile_dir)
-
-    async def read(store: TallyStore) -> Profile:
-        name = _choose_task(task, await _profiled_tasks(store), place.name)
-        fields = await store.read(record.key(name))
-        if not fields:
-            fail(f"the profile of {name} on {place.name} expired or was reset just now")
-        return Profile.from_tally(name, fields)
-
-    shown = _shown(place.use(read), sort, limit, all_frames, callers_of)
+    profile = ProfilePlace(app_spec, broker_url, profile_dir).read(task)
+    shown = _shown(profile, sort, limit, all_frames, callers_of)
     if as_json:
         click.echo(json.dumps(to_json(shown, with_callers=callers_of is not None)))
         return
@@ -148,15 +95,18 @@ def _shown(profile: Profile, sort: SortBy, limit: int, all_frames: bool, callers
 
 @click.command("list")
 @app_option
-@_profile_dir_option
+@broker_option
+@profile_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per task.")
-def list_command(app_spec: str | None, profile_dir: str | None, as_json: bool) -> None:
+def list_command(
+    app_spec: str | None, broker_url: str | None, profile_dir: str | None, as_json: bool
+) -> None:
     """Every profiled task: executions profiled, mean wall time, last written."""
-    place = _Place(app_spec, profile_dir)
+    place = ProfilePlace(app_spec, broker_url, profile_dir)
 
     async def read(store: TallyStore) -> list[Profile]:
         profiles = []
-        for name in await _profiled_tasks(store):
+        for name in await profiled_tasks(store):
             fields = await store.read(record.key(name))
             if fields:
                 profiles.append(Profile.from_tally(name, fields))
@@ -183,19 +133,22 @@ def list_command(app_spec: str | None, profile_dir: str | None, as_json: bool) -
 @click.command("reset")
 @click.argument("tasks", nargs=-1)
 @app_option
-@_profile_dir_option
+@broker_option
+@profile_dir_option
 @click.option("--all", "every", is_flag=True, help="Delete every task's profile.")
-def reset_command(tasks: tuple[str, ...], app_spec: str | None, profile_dir: str | None, every: bool) -> None:
+def reset_command(
+    tasks: tuple[str, ...], app_spec: str | None, broker_url: str | None, profile_dir: str | None, every: bool
+) -> None:
     """Delete the profiles of TASKS (or --all), so the next ones start afresh."""
     if not tasks and not every:
         raise click.UsageError("name the tasks whose profiles to delete, or pass --all")
     if tasks and every:
         raise click.UsageError("name tasks or pass --all, not both")
-    place = _Place(app_spec, profile_dir)
+    place = ProfilePlace(app_spec, broker_url, profile_dir)
 
     async def delete(store: TallyStore) -> list[str]:
-        names = await _profiled_tasks(store)
-        chosen = names if every else list(dict.fromkeys(_choose_task(t, names, place.name) for t in tasks))
+        names = await profiled_tasks(store)
+        chosen = names if every else list(dict.fromkeys(choose_task(t, names, place.name) for t in tasks))
         await store.delete([record.key(name) for name in chosen])
         return chosen
 

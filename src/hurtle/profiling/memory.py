@@ -67,4 +67,5 @@ def memory_view(profile: Profile, limit: int) -> MemoryView:
         path, _, line = where.rpartition(":")
         sites.append(AllocationSite(path or where, int(line) if line.isdigit() else 0, held))
     sites.sort(key=lambda site: (-site.bytes, site.path, site.line))
-    return MemoryView(profile.rss_executions, profile.rss_growth, profile.rss_peak, sites[:limit], bool(sites))
+    executions, growth = profile.rss_executions, profile.rss_growth
+    return MemoryView(executions, growth, profile.rss_peak, sites[:limit], bool(sites))

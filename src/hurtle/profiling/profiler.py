@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import random
 import threading
 import time
@@ -39,7 +40,12 @@ MAX_STACKS = 5000
 #: Each process's first executions of a task fill caches, import modules and grow
 #: the allocator's arenas: their RSS growth is warm-up, not what every call costs.
 WARM_UP = 10
+#: The RSS is read as an execution ends, at most once a millisecond: a read is a
+#: system call of several microseconds, as much as a third of a no-op task's cost.
+RSS_EVERY_NS = 1_000_000
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _OTHER = "[other stacks]"
+_LOCK_WAIT = 0.1  # seconds a tick waits for a task thread to finish its figures
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,11 @@ def profiled_tasks(app: App, config: ProfileConfig | None) -> frozenset[str]:
 class Execution:
     """One profiled run of a task."""
 
-    __slots__ = ("frames", "kind", "rss", "started", "task")
+    __slots__ = ("frames", "kind", "started", "task")
 
-    def __init__(self, task: str, kind: str, rss: int) -> None:
+    def __init__(self, task: str, kind: str) -> None:
         self.task = task
         self.kind = kind
-        self.rss = rss
         self.frames: set[str] = set()  # every frame seen in this run
         self.started = time.perf_counter_ns()
 
@@ -99,11 +104,14 @@ class Profiler:
         self.by_job: dict[int, Execution] = {}
         #: The sync executions running now, by thread.
         self.by_thread: dict[int, Execution] = {}
-        #: The process's RSS at the sampler's last tick.
-        self.rss = 0
+        self._rss = RSSReader()
+        self._rss_at = 0  # perf_counter_ns of the last read
+        self._rss_last = self._rss.read()
         self._figures: dict[str, _Figures] = {}
         self._ended: dict[str, int] = {}  # executions ended, per task
-        self._lock = threading.Lock()
+        # Re-entrant: the sampler's tick runs on the loop's thread, maybe inside
+        # ``end`` or ``take`` there; every step under it is one dict operation.
+        self._lock = threading.RLock()
         self._sampler: Sampler | None = None
         self._memory = HeldMemory(app, tasks) if config.memory else None
 
@@ -117,7 +125,7 @@ class Profiler:
         name = job.task.name
         if not self.selects(name):
             return await run_job(job)
-        execution = Execution(name, record.ASYNC, self.rss)
+        execution = Execution(name, record.ASYNC)
         key = id(job)
         self.by_job[key] = execution
         try:
@@ -131,12 +139,16 @@ class Profiler:
         task = job.task
         if not self.selects(task.name):
             return task.fn
-        execution = Execution(task.name, record.SYNC, 0)
+        execution = Execution(task.name, record.SYNC)
         return functools.partial(profiled_call, self, execution, task.fn)
 
     def end(self, execution: Execution) -> None:
-        wall = (time.perf_counter_ns() - execution.started) // 1000
-        rss = self.rss
+        now = time.perf_counter_ns()
+        wall = (now - execution.started) // 1000
+        rss = 0
+        if now - self._rss_at >= RSS_EVERY_NS:
+            self._rss_at = now
+            rss = self._rss.read()
         with self._lock:
             figures = self._of(execution.task)
             counts = figures.counts
@@ -144,21 +156,26 @@ class Profiler:
                 counts[name] = counts.get(name, 0) + value
             ended = self._ended[execution.task] = self._ended.get(execution.task, 0) + 1
             if ended > WARM_UP:
-                counts[record.RSS_GROWTH] = counts.get(record.RSS_GROWTH, 0) + rss - execution.rss
+                # The growth since the last read goes to the execution that reads: with
+                # executions ending thousands of times a second, in proportion to what
+                # each task grows (an exact figure needs a read at both ends of each).
                 counts[record.RSS_EXECUTIONS] = counts.get(record.RSS_EXECUTIONS, 0) + 1
+                if rss:
+                    counts[record.RSS_GROWTH] = counts.get(record.RSS_GROWTH, 0) + rss - self._rss_last
+            if rss:
+                self._rss_last = rss
+                figures.peak = max(figures.peak, rss)
             for label in execution.frames:
                 name = record.EXECUTIONS_SEEN + label
                 counts[name] = counts.get(name, 0) + 1
-            figures.peak = max(figures.peak, rss)
 
     # -- the sampler's side -----------------------------------------------------
 
     def credit(self, execution: Execution, labels: tuple[str, ...], line: str, weight: int,
                on_cpu: float | None) -> None:
-        """Credit one sample of ``weight`` microseconds to ``execution``. Called from a
-        signal handler: when the lock is held (by the very code the signal
-        interrupted, maybe), the sample is dropped rather than waited for."""
-        if not self._lock.acquire(blocking=False):
+        """Credit one sample of ``weight`` microseconds to ``execution`` (from the
+        sampler's tick, on the loop's thread)."""
+        if not self._lock.acquire(timeout=_LOCK_WAIT):
             return
         try:
             figures = self._of(execution.task)
@@ -199,6 +216,7 @@ class Profiler:
         if self._sampler is not None:
             self._sampler.stop()
             self._sampler = None
+        self._rss.close()
 
     def take(self) -> list[tuple[str, dict[str, int], dict[str, int]]]:
         """Every task's figures since the last call, as (tally key, counts, highest)."""
@@ -239,6 +257,30 @@ class Profiler:
                     warned = time.monotonic()
                     log.warning("could not write profiles (%s: %s); their samples are dropped",
                                 type(exc).__name__, exc)
+
+
+class RSSReader:
+    """The process's resident set size, read from ``/proc`` (0 where there is none)."""
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def read(self) -> int:
+        if self._fd is None:
+            return 0
+        try:
+            return int(os.pread(self._fd, 64, 0).split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
 
 
 def describe(tasks: Iterable[str], config: ProfileConfig) -> str:

@@ -18,7 +18,6 @@ the task's own path), so a sync task blocked on a socket counts as waiting.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sys
@@ -39,14 +38,12 @@ TICK = signal.SIGALRM
 #: Frames kept per stack, from the task's own function up: a deeper recursion
 #: loses its innermost frames, not the task's.
 MAX_DEPTH = 128
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def profiled_call(profiler: Profiler, execution: Execution, fn: Callable[..., Any], *args: Any,
                   **kwargs: Any) -> Any:
     """A sync task's call in its thread; the sampler knows its stack by this frame."""
     execution.started = time.perf_counter_ns()  # made on the loop: time from the thread's start
-    execution.rss = profiler.rss
     ident = threading.get_ident()
     profiler.by_thread[ident] = execution
     try:
@@ -58,29 +55,6 @@ def profiled_call(profiler: Profiler, execution: Execution, fn: Callable[..., An
 
 _PROFILED_CALL = profiled_call.__code__
 _RUN_JOB = run_job.__code__
-
-
-class RSSReader:
-    """The process's resident set size, read from ``/proc`` (0 where there is none)."""
-
-    def __init__(self) -> None:
-        try:
-            self._fd: int | None = os.open("/proc/self/statm", os.O_RDONLY)
-        except OSError:
-            self._fd = None
-
-    def read(self) -> int:
-        if self._fd is None:
-            return 0
-        try:
-            return int(os.pread(self._fd, 64, 0).split()[1]) * _PAGE
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 class _ThreadClock:
@@ -120,18 +94,20 @@ class Sampler:
     def __init__(self, profiler: Profiler, hz: float) -> None:
         self._profiler = profiler
         self._interval = 1.0 / hz
-        self._cap = int(4e9 / hz)  # ns: a tick this late weighs no more than four
+        # A tick waits for the loop's thread to hold the GIL, which busy task threads
+        # can delay by tens of milliseconds: a late tick weighs all the time since
+        # the one before, as its stacks stand for it; one after a stop of the
+        # process (a debugger, SIGSTOP) weighs no more than a second.
+        self._cap = max(int(4e9 / hz), 1_000_000_000)
         self._loop_thread = threading.get_ident()
         self._labels = Labels()
         self._clocks: dict[int, _ThreadClock] = {}
-        self._rss = RSSReader()
         self._last = 0
         self._stopped = False
         self._previous: Any = None
 
     def start(self) -> None:
         """On the process's main thread, which runs the loop: signals are handled there."""
-        self._profiler.rss = self._rss.read()
         self._last = time.perf_counter_ns()
         self._previous = signal.signal(TICK, self._on_tick)
         # Other threads' system calls resume after a tick instead of failing with EINTR.
@@ -143,7 +119,6 @@ class Sampler:
         signal.setitimer(signal.ITIMER_REAL, 0)
         if signal.getsignal(TICK) == self._on_tick:
             signal.signal(TICK, self._previous if self._previous is not None else signal.SIG_DFL)
-        self._rss.close()
 
     @property
     def ticking(self) -> bool:
@@ -161,7 +136,6 @@ class Sampler:
             now = time.perf_counter_ns()
             weight, self._last = min(now - self._last, self._cap), now
             profiler = self._profiler
-            profiler.rss = self._rss.read()
             if profiler.by_job or profiler.by_thread:
                 self._sample(frame, now, weight // 1000)
         except Exception:  # a sampler must never take the worker down
@@ -191,7 +165,10 @@ class Sampler:
         for execution, stack, ident in found:
             clock = self._clocks.get(ident)
             if clock is None:
-                clock = self._clocks[ident] = _ThreadClock(ident)
+                try:
+                    clock = self._clocks[ident] = _ThreadClock(ident)
+                except OSError:  # the thread ended meanwhile
+                    continue
             share = clock.on_cpu(now, self._cap)
             labels, line = self._describe(stack)
             del stack

@@ -45,7 +45,8 @@ def start_block(app: App, config: WorkerConfig, processes: int) -> str:
     if config.profile is not None or any(task.opts.profile for task in app.tasks.values()):
         from hurtle.profiling.profiler import ProfileConfig, describe, profiled_tasks
 
-        lines.append(f"  profile: {describe(profiled_tasks(app, config.profile), config.profile or ProfileConfig())}")
+        profiled = profiled_tasks(app, config.profile)
+        lines.append(f"  profile: {describe(profiled, config.profile or ProfileConfig())}")
     if not app.tasks:
         lines.append("  tasks:   none registered")
     width = max((len(name) for name in app.tasks), default=0)
