@@ -11,6 +11,9 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from hurtle import App
 from hurtle.profiling import record
@@ -194,3 +197,45 @@ async def test_a_worker_with_nothing_to_profile_starts_no_sampler(app: App) -> N
     async with profiling(app, WorkerConfig()) as profiler:
         assert profiler is None
         assert not [t for t in threading.enumerate() if t.name == "hurtle-profiler"]
+
+
+async def test_a_task_that_takes_the_sampling_signal_is_named_in_the_log(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import signal
+
+    from hurtle.profiling import profiler as profiler_module
+    from hurtle.tallies import MemoryTallies
+
+    monkeypatch.setattr(profiler_module, "FLUSH_EVERY", 0.01)
+    profiler = Profiler(frozenset(), ProfileConfig(), app)
+    profiler.start()
+    writer = asyncio.create_task(profiler.keep_writing(MemoryTallies()))
+    previous = signal.signal(signal.SIGALRM, lambda *_: None)  # what a task's own alarm does
+    try:
+        deadline = time.monotonic() + GIVE_UP_AFTER
+        while "other code took SIGALRM" not in caplog.text:
+            assert time.monotonic() < deadline, "no warning logged"
+            await asyncio.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        writer.cancel()
+        profiler.stop()
+
+
+def test_a_profile_option_without_profile_keeps_to_the_tasks_declared_profiled(
+    app: App, tmp_path: Path
+) -> None:
+    from hurtle.cli.worker import _profile_config
+
+    @app.task(profile=True)
+    def chosen() -> None: ...
+
+    @app.task
+    def other() -> None: ...
+
+    config = _profile_config(app, None, 100.0, 1.0, False, str(tmp_path / "profiles"))
+    assert config is not None and config.directory == str(tmp_path / "profiles")
+    assert profiled_tasks(app, config) == {chosen.name}
+    everything = _profile_config(app, "all", 100.0, 1.0, False, str(tmp_path / "profiles"))
+    assert profiled_tasks(app, everything) == {chosen.name, other.name}

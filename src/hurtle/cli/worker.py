@@ -154,7 +154,8 @@ def _profile_config(
                  if value]
         if given and not any(task.opts.profile for task in app.tasks.values()):
             fail(f"{given[0]} needs --profile all|TASK,TASK (or a task with profile=True)")
-    tasks: frozenset[str] | None = None
+    # Without --profile, only the tasks declared with profile=True (profiled_tasks adds them).
+    tasks: frozenset[str] | None = frozenset() if spec is None else None
     if spec is not None and spec.strip() != "all":
         tasks = frozenset(name.strip() for name in spec.split(",") if name.strip())
         unknown = sorted(tasks - set(app.tasks))

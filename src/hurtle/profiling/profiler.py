@@ -248,8 +248,14 @@ class Profiler:
         """Write every ``FLUSH_EVERY`` seconds until cancelled; a store that fails
         loses those figures, never a task."""
         warned = 0.0
+        told_stolen = False
         while True:
             await asyncio.sleep(FLUSH_EVERY)
+            sampler = self._sampler
+            if sampler is not None and not sampler.ticking and not told_stolen:
+                told_stolen = True
+                log.warning("profiling stopped in this process: other code took SIGALRM"
+                            " (signal.alarm or setitimer in a task?), which the sampler ticks on")
             try:
                 await self.write(store)
             except Exception as exc:
