@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextvars
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -144,6 +145,10 @@ class ThreadExecutor:
     def _work(self) -> None:
         loop = self._loop
         assert loop is not None
+        # SIGALRM is the profiler's tick, handled on the loop's thread: delivered
+        # here, it would cut a task's system call short (EINTR) for nothing.
+        if hasattr(signal, "pthread_sigmask"):  # POSIX
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         take, finished = self._inbox.get, self._finished
         while (call := take()) is not None:
             if call.cancelled:
