@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hurtle.cli.literal import literal, when
+from hurtle.profiling.frames import LIBRARY_PREFIXES
 from hurtle.profiling.memory import GROWING_BYTES_PER_EXECUTION, MemoryView
 from hurtle.profiling.record import Frame, Profile
 from hurtle.profiling.report import (
@@ -269,6 +270,9 @@ def _where(frame: Frame) -> str:
     if frame.path == "?":
         return ""  # the task itself, credited with stacks of plumbing only
     path = frame.path.replace("\\", "/")
+    for prefix in LIBRARY_PREFIXES:  # as workers keep them
+        if path.startswith(prefix):
+            return f"{path[len(prefix):]}:{frame.line}"
     for mark in ("/site-packages/", "/dist-packages/"):
         if mark in path:
             path = path.rpartition(mark)[2]

@@ -20,25 +20,30 @@ PLUMBING = 2  # hurtle itself and the asyncio and threading machinery: folded aw
 _HURTLE_ROOT = os.path.dirname(os.path.abspath(hurtle.__file__))
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[name]) + os.sep for name in ("stdlib", "platstdlib")})
 _PLUMBING_STDLIB = ("asyncio" + os.sep, "concurrent" + os.sep, "threading.py", "selectors.py")
+#: How an installed package's and the standard library's files are shown.
+LIBRARY_PREFIXES = ("site-packages/", "stdlib/")
 _PACKAGE_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 
 
 def classify(path: str) -> tuple[int, str]:
-    """The origin of a file, and how to show its path: short, and the same on
-    every machine for library code (relative to its package root)."""
+    """The origin of a file, and how to show its path: short, and the same on every
+    machine for library code, so profiles from several machines merge. An installed
+    package's file is ``site-packages/<its path in the package root>``, the standard
+    library's ``stdlib/<its path>``: views can tell them from the user's own files."""
     if path.startswith("<"):  # <frozen importlib._bootstrap>, <string>
         return LIBRARY, path
     path = os.path.abspath(path)
     if path.startswith(_HURTLE_ROOT + os.sep):
-        return PLUMBING, "hurtle" + os.sep + path[len(_HURTLE_ROOT) + 1:]
+        return PLUMBING, "hurtle/" + path[len(_HURTLE_ROOT) + 1:].replace(os.sep, "/")
     for marker in _PACKAGE_DIRS:
         at = path.rfind(marker)
         if at >= 0:
-            return LIBRARY, path[at + len(marker):]
+            return LIBRARY, LIBRARY_PREFIXES[0] + path[at + len(marker):].replace(os.sep, "/")
     for root in _STDLIB:
         if path.startswith(root):
             short = path[len(root):]
-            return (PLUMBING if short.startswith(_PLUMBING_STDLIB) else LIBRARY), short
+            origin = PLUMBING if short.startswith(_PLUMBING_STDLIB) else LIBRARY
+            return origin, LIBRARY_PREFIXES[1] + short.replace(os.sep, "/")
     cwd = os.getcwd() + os.sep
     return USER, path[len(cwd):] if path.startswith(cwd) else path
 

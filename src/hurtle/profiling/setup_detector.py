@@ -36,6 +36,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from hurtle.profiling.frames import LIBRARY_PREFIXES
 from hurtle.profiling.record import Frame, Profile
 from hurtle.profiling.report import Stacks, fold, function_times, seen_us, share
 
@@ -74,7 +75,9 @@ _SETUP_NAMES = frozenset({
 _RESOURCE_CLASS = re.compile(
     r"(engine|client|pool|session|sessionmaker|connection|connector|redis|registry|mappers?)$", re.IGNORECASE
 )
-_LIBRARY_PATHS = ("site-packages/", "dist-packages/", "/lib/python", "<frozen ", "<string>")
+# Paths as workers keep them (``frames.LIBRARY_PREFIXES``), and whole ones.
+_LIBRARY_STARTS = (*LIBRARY_PREFIXES, "<")
+_LIBRARY_PATHS = ("/site-packages/", "/dist-packages/", "/lib/python")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
@@ -205,4 +208,5 @@ def _user_caller(label: str, stacks: Stacks) -> str | None:
 
 def _installed(path: str) -> bool:
     """Whether ``path`` is a library's (an installed package, the stdlib, frozen code)."""
-    return any(mark in path.replace("\\", "/") for mark in _LIBRARY_PATHS)
+    path = path.replace("\\", "/")
+    return path.startswith(_LIBRARY_STARTS) or any(mark in path for mark in _LIBRARY_PATHS)
