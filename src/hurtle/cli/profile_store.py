@@ -41,6 +41,8 @@ class ProfilePlace:
             self.store = tally_source.open_tallies(where.broker_url, where.results_url, profile_dir)
         except HurtleError as exc:
             fail(str(exc))
+        if isinstance(self.store, tally_source.BrokerTallies):  # the broker's, or the result store's
+            self.name = str(self.store.broker.url)
         if where.by_default and not profile_dir:
             click.echo(f"reading {self.name} (no -A/--app given; set {ENV_APP} or pass -A)", err=True)
 
