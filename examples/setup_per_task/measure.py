@@ -1,0 +1,69 @@
+"""Time the same tasks through ``tasks.py`` (setup per call) and ``tasks_fixed.py`` (setup once).
+
+For each version: send N tasks, then run a real ``hurtle worker MODULE --burst``
+(it exits once the queue is empty) and time it. A burst worker on an empty queue
+is timed first, so its start-up (imports, forking, the preload) can be taken
+off: what is left is the time the tasks took.
+
+    python measure.py [--tasks 500] [-p 2] [--broker redis://127.0.0.1:6379/15]
+
+Runs from any folder. The broker is a SQLite file in a temp dir unless
+``--broker`` names another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VERSIONS = ("tasks", "tasks_fixed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=500, help="tasks per version")
+    parser.add_argument("-p", "--processes", type=int, default=2, help="worker processes")
+    parser.add_argument("--broker", help="broker URL (default: SQLite in a temp dir)")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        broker = options.broker or f"sqlite:///{folder}/broker.db"
+        os.environ["HURTLE_BROKER"] = broker
+        sys.path.insert(0, str(HERE))
+        print(f"{options.tasks} tasks per version, {options.processes} processes, broker {broker}")
+        for module in VERSIONS:
+            start_up = burst(module, options.processes)
+            send(module, options.tasks)
+            total = burst(module, options.processes)
+            work = total - start_up
+            print(f"{module + '.py':15} {total:7.2f} s in all, {start_up:5.2f} s of it start-up: "
+                  f"{work:6.2f} s for the tasks, {options.tasks / work:8.1f} tasks/s")
+
+
+def send(module: str, count: int) -> None:
+    tasks = __import__(module)
+    from models import page_visit_events
+
+    events = page_visit_events()
+    tasks.record_events.send_many([(user_id, events) for user_id in range(count)])
+    tasks.app.close()
+
+
+def burst(module: str, processes: int) -> float:
+    """Seconds a burst worker of ``module`` takes, from its start to its exit."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "hurtle", "worker", module, "--burst", "-p", str(processes),
+         "--log-level", "warning"],
+        cwd=HERE, check=True,
+    )
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
