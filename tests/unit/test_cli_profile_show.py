@@ -127,6 +127,17 @@ def test_show_json_has_every_figure_and_a_functions_list(kept: Kept) -> None:
     assert "callers" not in data
 
 
+def test_json_says_how_far_below_the_task_each_function_was_seen(kept: Kept) -> None:
+    kept.keep_seed_profiles()
+
+    functions = show_json("record_event")["functions"]
+
+    depths = {f["function"]: f["depth"] for f in functions}
+    assert depths["record_event"] == 0  # the task's own function
+    assert depths["setup_models"] == 1 and depths["Session.commit"] == 1  # what it calls itself
+    assert depths["configure_mappers"] == 2 and depths["Mapper._post_configure_properties"] == 3
+
+
 def test_real_work_shows_no_setup_suspect(kept: Kept) -> None:
     kept.keep_seed_profiles()
 

@@ -100,6 +100,8 @@ def _function_json(time: FunctionTime, shown: Shown) -> dict[str, Any]:
         "total_ms_per_execution": per_execution_ms(time.total_us, n),
         "self_ms_per_execution": per_execution_ms(time.self_us, n),
         "executions_seen": time.executions_seen,
+        # 0: the task's own function; 1: a function it calls itself (a bar right under it in a flame graph).
+        "depth": time.depth,
     }
 
 
