@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from hurtle.profiling.setup_detector import ADVICE, expected_coverage, looks_like_setup, setup_suspects
+from hurtle.profiling.setup_detector import (
+    ADVICE,
+    MIN_EXECUTIONS,
+    expected_coverage,
+    looks_like_setup,
+    setup_suspects,
+    significant,
+)
 
 from .profiles import SITE, asyncio_frame, frame, hurtle_frame, profile_of
 from .seed_profiles import (
@@ -96,6 +103,32 @@ def test_setup_in_every_execution_that_costs_little_is_not_flagged() -> None:
     }
 
     assert setup_suspects(profile_of("tasks.recommend", stacks, executions=N)) == []
+
+
+def test_a_share_read_from_a_handful_of_samples_is_not_enough_to_flag() -> None:
+    # A 1 ms task using a shared pool, caught in 10 of 400 executions: the pool's
+    # check of the connection it hands out read 38% of the time, on 4 of them.
+    ensure = redis_py("ConnectionPool.ensure_connection", line=4376)
+    stacks = {(RECOMMEND, GET, EXECUTE_COMMAND, ensure): 38_000, (RECOMMEND, GET, READ_RESPONSE): 62_000}
+    seen_in = {RECOMMEND: 10, GET: 10, EXECUTE_COMMAND: 10, ensure: 4, READ_RESPONSE: 6}
+
+    assert setup_suspects(profile_of("tasks.recommend", stacks, executions=400, seen_in=seen_in)) == []
+
+
+def test_the_same_share_read_from_many_executions_is_flagged() -> None:
+    ensure = redis_py("ConnectionPool.ensure_connection", line=4376)
+    stacks = {(RECOMMEND, GET, EXECUTE_COMMAND, ensure): 38_000, (RECOMMEND, GET, READ_RESPONSE): 62_000}
+    seen_in = {RECOMMEND: 60, GET: 60, EXECUTE_COMMAND: 60, ensure: 24, READ_RESPONSE: 36}
+
+    (suspect,) = setup_suspects(profile_of("tasks.recommend", stacks, executions=400, seen_in=seen_in))
+
+    assert suspect.label == ensure
+
+
+def test_significance_needs_the_share_clear_of_the_threshold_for_the_samples_taken() -> None:
+    assert significant(0.38, 60) and not significant(0.38, 10)
+    assert significant(0.75, MIN_EXECUTIONS)
+    assert not significant(0.14, 10_000) and not significant(0.9, 0)
 
 
 def test_too_few_executions_tell_nothing_about_every_execution() -> None:
