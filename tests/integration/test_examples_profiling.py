@@ -175,11 +175,13 @@ def test_a_pool_built_per_call_is_the_top_entry_and_flagged_as_setup(redis_broke
 
 
 def test_a_client_made_at_worker_start_is_not_in_the_tasks_profile(redis_broker: str, pages: list[str]) -> None:
-    send(redis_broker, "tasks_fixed.count_visit", counted_visits(pages, 400))  # ~1 ms each
+    send(redis_broker, "tasks_fixed.count_visit", counted_visits(pages, 1000))  # ~1 ms each: caught now and then
 
     profile = profile_after_a_burst(POOL_PER_CALL, "tasks_fixed", "tasks_fixed.count_visit", redis_broker,
                                     env={"REDIS_URL": shared_redis_url()})
 
-    assert profile["executions"] == 400 and executions_caught(profile) >= MIN_EXECUTIONS
+    assert profile["executions"] == 1000 and executions_caught(profile) >= MIN_EXECUTIONS
     assert profile["setup_suspects"] == []
-    assert not names(profile) & {"connect_redis", "AbstractConnection.connect", "ConnectionPool.__init__"}
+    # The process's pool still opens a connection the first time each of its threads
+    # needs one, so a connect may be seen; a new pool never is.
+    assert not names(profile) & {"connect_redis", "Redis.from_url", "ConnectionPool.__init__"}
