@@ -160,7 +160,9 @@ def counted_visits(pages: list[str], count: int) -> list[tuple[Any, ...]]:
     return [(pages[n % len(pages)],) for n in range(count)]
 
 
-def test_a_pool_built_per_call_is_the_top_entry_and_flagged_as_setup(redis_broker: str, pages: list[str]) -> None:
+def test_a_pool_built_per_call_is_the_top_entry_and_flagged_as_setup(
+    redis_broker: str, pages: list[str]
+) -> None:
     send(redis_broker, "tasks.count_visit", counted_visits(pages, 150))
 
     profile = profile_after_a_burst(POOL_PER_CALL, "tasks", "tasks.count_visit", redis_broker,
@@ -174,8 +176,10 @@ def test_a_pool_built_per_call_is_the_top_entry_and_flagged_as_setup(redis_broke
     assert suspect["called_from"]["function"] == "count_visit"
 
 
-def test_a_client_made_at_worker_start_is_not_in_the_tasks_profile(redis_broker: str, pages: list[str]) -> None:
-    send(redis_broker, "tasks_fixed.count_visit", counted_visits(pages, 1000))  # ~1 ms each: caught now and then
+def test_a_client_made_at_worker_start_is_not_in_the_tasks_profile(
+    redis_broker: str, pages: list[str]
+) -> None:
+    send(redis_broker, "tasks_fixed.count_visit", counted_visits(pages, 1000))  # ~1 ms each: caught at times
 
     profile = profile_after_a_burst(POOL_PER_CALL, "tasks_fixed", "tasks_fixed.count_visit", redis_broker,
                                     env={"REDIS_URL": shared_redis_url()})
