@@ -41,6 +41,9 @@ def main() -> None:
             send(module, options.tasks)
             total = burst(module, options.processes)
             work = total - start_up
+            if work <= 0:  # the tasks took less than start-up's own variation
+                print(f"{module + '.py':15} {total:7.2f} s in all: too few tasks to tell from start-up")
+                continue
             print(f"{module + '.py':15} {total:7.2f} s in all, {start_up:5.2f} s of it start-up: "
                   f"{work:6.2f} s for the tasks, {options.tasks / work:8.1f} tasks/s")
 
