@@ -178,6 +178,23 @@ async def test_a_sync_task_blocked_on_a_sleep_is_waiting_not_on_a_cpu(app: App) 
     assert toiling.cpu_us / toiling.wall_us > 2 * napping.cpu_us / napping.wall_us
 
 
+async def test_a_sync_tasks_cpu_time_is_measured_whole_however_rarely_a_tick_catches_it(app: App) -> None:
+    spent: list[int] = []  # the thread CPU time each execution measured itself
+
+    @app.task
+    def quick() -> None:
+        started = time.thread_time_ns()
+        spin(0.002)
+        spent.append(time.thread_time_ns() - started)
+
+    quick.send_many([() for _ in range(20)])
+    profiles = await run_profiled(app, hz=10.0)  # a tick every 100 ms: most executions see none
+
+    profile = profiles[quick.name]
+    assert profile.executions == len(spent) == 20
+    assert sum(spent) // 1000 <= profile.cpu_us <= profile.wall_us
+
+
 async def test_only_the_tasks_chosen_are_profiled(app: App) -> None:
     @app.task(profile=True)
     def chosen() -> None: ...

@@ -75,13 +75,15 @@ def profiled_tasks(app: App, config: ProfileConfig | None) -> frozenset[str]:
 class Execution:
     """One profiled run of a task."""
 
-    __slots__ = ("frames", "kind", "started", "task")
+    __slots__ = ("cpu_ns", "frames", "kind", "started", "task")
 
     def __init__(self, task: str, kind: str) -> None:
         self.task = task
         self.kind = kind
         self.frames: set[str] = set()  # every frame seen in this run
         self.started = time.perf_counter_ns()
+        #: A sync execution's thread CPU time, measured by its thread; None: sampled.
+        self.cpu_ns: int | None = None
 
 
 class _Figures:
@@ -154,6 +156,8 @@ class Profiler:
             counts = figures.counts
             for name, value in ((record.EXECUTIONS, 1), (execution.kind, 1), (record.WALL, wall)):
                 counts[name] = counts.get(name, 0) + value
+            if execution.cpu_ns is not None:
+                counts[record.CPU] = counts.get(record.CPU, 0) + execution.cpu_ns // 1000
             ended = self._ended[execution.task] = self._ended.get(execution.task, 0) + 1
             if ended > WARM_UP:
                 # The growth since the last read goes to the execution that reads: with
