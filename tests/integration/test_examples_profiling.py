@@ -101,8 +101,8 @@ def sqlite_broker(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/broker.db"
 
 
-def visits(count: int) -> list[tuple[Any, ...]]:
-    events = load_models().page_visit_events()
+def visits(count: int, events_each: int = 300) -> list[tuple[Any, ...]]:
+    events = load_models().page_visit_events(events_each)
     return [(user_id, events) for user_id in range(count)]
 
 
@@ -123,11 +123,14 @@ def test_configuring_the_orm_per_call_is_the_top_entry_and_flagged_as_setup(sqli
 
 
 def test_the_orm_configured_at_preload_is_not_in_the_tasks_profile(sqlite_broker: str) -> None:
-    send(sqlite_broker, "tasks_fixed.record_events", visits(120))  # ~2 ms each: caught now and then
+    # A sync task holds the interpreter lock until it ends or 5 ms pass, and the
+    # sampler's tick runs when it gets the lock: a 2 ms task is rarely caught.
+    # Larger visits (~10 ms of work) are caught in many executions.
+    send(sqlite_broker, "tasks_fixed.record_events", visits(60, events_each=1500))
 
     profile = profile_after_a_burst(SETUP_PER_TASK, "tasks_fixed", "tasks_fixed.record_events", sqlite_broker)
 
-    assert profile["executions"] == 120 and executions_caught(profile) >= MIN_EXECUTIONS
+    assert profile["executions"] == 60 and executions_caught(profile) >= MIN_EXECUTIONS
     assert profile["setup_suspects"] == []
     assert "configure_mappers" not in names(profile)
     assert top_below_the_task(profile)["function"] == "store_events"
