@@ -256,3 +256,16 @@ def test_a_profile_option_without_profile_keeps_to_the_tasks_declared_profiled(
     assert profiled_tasks(app, config) == {chosen.name}
     everything = _profile_config(app, "all", 100.0, 1.0, False, str(tmp_path / "profiles"))
     assert profiled_tasks(app, everything) == {chosen.name, other.name}
+
+
+async def test_a_profiled_process_hands_the_gil_over_sooner_and_gives_the_interval_back(app: App) -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    profiler = Profiler(frozenset(), ProfileConfig(), app)
+    profiler.start()
+    try:
+        assert sys.getswitchinterval() <= 0.001
+    finally:
+        profiler.stop()
+    assert sys.getswitchinterval() == before

@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +46,7 @@ WARM_UP = 10
 RSS_EVERY_NS = 1_000_000
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _OTHER = "[other stacks]"
+SWITCH_INTERVAL = 0.001  # seconds: the GIL's switch interval while profiling
 _LOCK_WAIT = 0.1  # seconds a tick waits for a task thread to finish its figures
 
 
@@ -115,6 +117,7 @@ class Profiler:
         # ``end`` or ``take`` there; every step under it is one dict operation.
         self._lock = threading.RLock()
         self._sampler: Sampler | None = None
+        self._switch_interval = 0.0
         self._memory = HeldMemory(app, tasks) if config.memory else None
 
     # -- the loop's and the threads' side ---------------------------------------
@@ -215,11 +218,18 @@ class Profiler:
             self._memory.start()
         self._sampler = Sampler(self, self.config.hz)
         self._sampler.start()
+        # A tick runs once the loop's thread holds the GIL, which a CPU-bound task
+        # thread keeps for the whole switch interval (5 ms): a 2 ms task was caught
+        # in 11 of 300 executions. At 1 ms, in 96 of 300, its time seen matching its
+        # wall time; the price is more GIL hand-offs between busy threads.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL))
 
     def stop(self) -> None:
         if self._sampler is not None:
             self._sampler.stop()
             self._sampler = None
+            sys.setswitchinterval(self._switch_interval)
         self._rss.close()
 
     def take(self) -> list[tuple[str, dict[str, int], dict[str, int]]]:
