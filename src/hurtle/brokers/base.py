@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from hurtle.records import RecordStore
 from hurtle.results import ResultStore
 from hurtle.tallies import TallyStore
 from hurtle.urls import SecretURL
@@ -250,6 +251,12 @@ class Broker(abc.ABC):
         """The broker's own tally store (``hurtle.tallies``: profiles and other figures
         every worker adds to), or None when it keeps none. The same object at every
         call; the broker's ``close`` closes it too."""
+        return None
+
+    def record_store(self) -> RecordStore | None:
+        """The broker's own record store (``hurtle.records``: the worker registry's
+        heartbeats), or None when it keeps none. The same object at every call; the
+        broker's ``close`` closes it too."""
         return None
 
     @abc.abstractmethod

@@ -26,6 +26,7 @@ from hurtle.brokers.base import (
     Requeued,
 )
 from hurtle.brokers.url_options import query_options, refuse_unknown
+from hurtle.records import MemoryRecords, RecordStore
 from hurtle.results import PollingWaiters, ResultStore, Waiters
 from hurtle.tallies import MemoryTallies, TallyStore
 from hurtle.urls import SecretURL
@@ -54,6 +55,7 @@ class _Store:
         self.dead: dict[str, DeadLetter] = {}
         self.results: dict[str, tuple[bytes, float]] = {}
         self.tallies = MemoryTallies()
+        self.records = MemoryRecords()
         self.waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
         # Result hubs of every loop, poked when a result is stored (weak: a hub goes with its broker).
         self.result_waiters: weakref.WeakSet[PollingWaiters] = weakref.WeakSet()
@@ -290,6 +292,9 @@ class MemoryBroker(Broker):
 
     def tally_store(self) -> TallyStore:
         return self._store.tallies
+
+    def record_store(self) -> RecordStore:
+        return self._store.records
 
     async def close(self) -> None:
         await self._results.close()

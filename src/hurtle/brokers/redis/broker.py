@@ -25,6 +25,8 @@ every key of a queue, and so every script, lives on one slot)::
                                   ("read the key")
     P:tally:<key>         HASH    a tally (``hurtle.tallies``): integer fields, with a TTL;
                                   tallies.py
+    P:record:<key>        STRING  a record (``hurtle.records``: a worker's heartbeat), with a
+                                  TTL; record_store.py
 
 A foreign producer publishes with ``XADD P:{q}:stream * id <id> body <json>`` (and
 ``SADD P:queues q``). hurtle's own scripts give entries ids from the server clock
@@ -76,11 +78,13 @@ from hurtle.brokers.redis.dead import RedisDeadLetters, known_queues
 from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn, script_source
 from hurtle.brokers.redis.link import RedisLink, is_wrong_type
 from hurtle.brokers.redis.locate import RedisLocate
+from hurtle.brokers.redis.record_store import RedisRecords
 from hurtle.brokers.redis.records import Reports, SkippedQueues
 from hurtle.brokers.redis.results import RedisResults
 from hurtle.brokers.redis.tallies import RedisTallies
 from hurtle.brokers.redis.url import GROUP, OPTIONS, RedisReceipt, RedisURL, entry_order, oldest_first
 from hurtle.errors import ConfigurationError
+from hurtle.records import RecordStore
 from hurtle.results import ResultStore
 from hurtle.tallies import TallyStore
 from hurtle.urls import SecretURL
@@ -115,6 +119,7 @@ class RedisBroker(Broker):
         # What the broker does beside its queues' traffic, each on the same link.
         self._results = RedisResults(self.keys, self._link)
         self._tallies = RedisTallies(self.keys, self._link)
+        self._records = RedisRecords(self.keys, self._link)
         self._dead = RedisDeadLetters(self.keys, self._link)
         self._locate = RedisLocate(self.keys, self._link, self.lease_ms)
         # A quarter lease, so an expired lease is found soon after it runs out;
@@ -140,6 +145,9 @@ class RedisBroker(Broker):
 
     def tally_store(self) -> TallyStore:
         return self._tallies
+
+    def record_store(self) -> RecordStore:
+        return self._records
 
     # -- dead letters and looking up -------------------------------------------
 

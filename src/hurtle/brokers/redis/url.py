@@ -59,6 +59,14 @@ class Keys:
     def tally(self, key: str) -> str:
         return self.tallies + key
 
+    @property
+    def records(self) -> str:
+        """What every record's key begins with (``record(key)`` is this + key)."""
+        return f"{self.prefix}:record:"
+
+    def record(self, key: str) -> str:
+        return self.records + key
+
 
 @dataclass(frozen=True)
 class RedisURL:

@@ -45,9 +45,11 @@ from hurtle.brokers.base import (
 )
 from hurtle.brokers.sqlite import sql
 from hurtle.brokers.sqlite.batch import SQLThread
+from hurtle.brokers.sqlite.record_store import SQLiteRecords
 from hurtle.brokers.sqlite.tallies import SQLiteTallies
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.errors import ConfigurationError
+from hurtle.records import RecordStore
 from hurtle.results import ResultStore
 from hurtle.tallies import TallyStore
 from hurtle.urls import SecretURL
@@ -130,6 +132,7 @@ class SQLiteBroker(Broker):
         self._sql = SQLThread(self._open, self.path)
         self._results = SQLiteResults(self._sql)
         self._tallies = SQLiteTallies(self._sql)
+        self._records = SQLiteRecords(self._sql)
         # The last lease found messages: lease again at once, without a probe first.
         self._busy = False
         self._bury_at = 0.0  # monotonic: when a fetch next looks for rows to dead-letter
@@ -272,6 +275,10 @@ class SQLiteBroker(Broker):
     def tally_store(self) -> TallyStore:
         """Tallies in the same database: ``tallies.py``."""
         return self._tallies
+
+    def record_store(self) -> RecordStore:
+        """Records in the same database: ``record_store.py``."""
+        return self._records
 
 
 class SQLiteResults(ResultStore):

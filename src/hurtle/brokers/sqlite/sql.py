@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS hurtle_tally_keys (
     key         TEXT PRIMARY KEY,
     expires_at  REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hurtle_records (
+    key         TEXT PRIMARY KEY,
+    value       BLOB NOT NULL,
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 # True for a row whose visible_at is a number past ?1 (leased, or delayed). Any TEXT

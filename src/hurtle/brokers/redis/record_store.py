@@ -1,0 +1,71 @@
+"""Records in Redis (``hurtle.records``): one string per record, ``P:record:<key>``, with a TTL.
+
+A put is ``SET ... PX``: Redis drops the key itself when its time is up, so an
+expired record is never read. ``get_all`` finds the keys with ``SCAN`` and
+``MATCH`` on the prefix (its glob characters escaped, as for tallies: it walks
+the whole database, which suits a command such as ``hurtle status``, not a hot
+path), then reads them with one pipeline of ``GET``: a key that expired between
+the two answers nothing and is left out. On a Redis Cluster the keys lie on
+every node: the scan covers every primary and the pipeline is split by slot,
+as for tallies (``tallies.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from hurtle.brokers.redis.lanes import RedisConn
+from hurtle.brokers.redis.link import RedisLink
+from hurtle.brokers.redis.tallies import glob_escape
+from hurtle.brokers.redis.url import Keys
+from hurtle.records import RecordStore
+
+_SCAN_COUNT = 1000  # keys Redis looks at per SCAN call (a hint)
+
+
+class RedisRecords(RecordStore):
+    """The record store of a ``RedisBroker``, on the broker's link.
+
+    Closing it closes the link too, as ``RedisTallies`` does; the link opens again
+    if the broker is used after."""
+
+    def __init__(self, keys: Keys, link: RedisLink) -> None:
+        self._names = keys
+        self._link = link
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        name = self._names.record(key)
+        await self._link.call(lambda conn: conn.client.set(name, bytes(value), px=max(1, int(ttl * 1000))))
+
+    async def get_all(self, prefix: str) -> dict[str, bytes]:
+        return await self._link.call(lambda conn: self._read(conn, prefix))
+
+    async def _read(self, conn: RedisConn, prefix: str) -> dict[str, bytes]:
+        pattern = glob_escape(self._names.records + prefix) + "*"
+        names: set[bytes] = set()  # a scan during a slot migration may see a key twice
+        async for name in conn.client.scan_iter(match=pattern, count=_SCAN_COUNT):
+            names.add(bytes(name))
+        if not names:
+            return {}
+        ordered = sorted(names)
+        pipe = conn.client.pipeline(transaction=False)
+        for name in ordered:
+            pipe.get(name)
+        # A key another program made of another type fails its GET alone: left out.
+        values = cast("list[object]", await pipe.execute(raise_on_error=False))
+        skip = len(self._names.records.encode())
+        return {
+            name[skip:].decode(errors="replace"): value
+            for name, value in zip(ordered, values, strict=True)
+            if isinstance(value, bytes)
+        }
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        # A cluster client splits a DEL of several keys by slot.
+        names = [self._names.record(key) for key in keys]
+        if names:
+            await self._link.call(lambda conn: conn.client.delete(*names))
+
+    async def close(self) -> None:
+        await self._link.close()

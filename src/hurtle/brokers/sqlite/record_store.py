@@ -1,0 +1,76 @@
+"""Records in the SQLite broker's database (``hurtle.records``), on its SQLite thread.
+
+One table, ``hurtle_records`` (schema in ``sql.py``): a row per key with its
+bytes and the time it expires. A record whose time has passed is never read as
+live (``get_all`` checks ``expires_at``); expired rows are deleted by a ``put``
+at most once a minute, so a worker killed without a goodbye leaves no row for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from hurtle.brokers.sqlite.batch import SQLThread
+from hurtle.records import RecordStore
+
+_SWEEP_EVERY = 60.0  # seconds between deletions of expired records
+
+
+def put_record(
+    conn: sqlite3.Connection, key: str, value: bytes, expires_at: float, now: float, sweep: bool
+) -> None:
+    if sweep:
+        conn.execute("DELETE FROM hurtle_records WHERE expires_at <= ?", (now,))
+    conn.execute(
+        "INSERT INTO hurtle_records (key, value, expires_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        (key, value, expires_at),
+    )
+
+
+def live_records(conn: sqlite3.Connection, prefix: str, now: float) -> dict[str, bytes]:
+    # ``key >= prefix`` lets the primary key's index skip what sorts before the prefix;
+    # substr compares the prefix exactly (LIKE would need escapes and ignores case).
+    # ``expires_at < ''`` holds for numbers only: a row another program wrote with
+    # text there (text sorts above every number) must not live for ever.
+    rows = conn.execute(
+        "SELECT key, CAST(value AS BLOB) FROM hurtle_records"
+        " WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 AND expires_at > ?2 AND expires_at < ''",
+        (prefix, now),
+    )
+    return {key: bytes(value) for key, value in rows}
+
+
+def delete_records(conn: sqlite3.Connection, keys: list[str]) -> None:
+    conn.executemany("DELETE FROM hurtle_records WHERE key = ?", [(k,) for k in keys])
+
+
+class SQLiteRecords(RecordStore):
+    """The record store of a ``SQLiteBroker``, in the same database, on its SQLite thread.
+
+    Closing it closes the thread too, as ``SQLiteTallies`` does; the thread starts
+    again if the broker is used after."""
+
+    def __init__(self, thread: SQLThread) -> None:
+        self._sql = thread
+        self._next_sweep = 0.0
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        now = time.time()
+        sweep = now >= self._next_sweep
+        if sweep:
+            self._next_sweep = now + _SWEEP_EVERY
+        await self._sql.call(put_record, key, bytes(value), now + ttl, now, sweep, write=True)
+
+    async def get_all(self, prefix: str) -> dict[str, bytes]:
+        return await self._sql.call(live_records, prefix, time.time(), write=False)
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._sql.call(delete_records, list(keys), write=True)
+
+    async def close(self) -> None:
+        self._sql.close(asyncio.get_running_loop())

@@ -1,0 +1,48 @@
+"""Where an app's records (``hurtle.records``) are kept: ``open_records``.
+
+The broker's own store, else that of the app's result store URL, so an app on
+RabbitMQ with ``results="redis://..."`` keeps its worker registry in that Redis.
+None when neither keeps records: the registry is then off, and ``hurtle status``
+says how to turn it on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hurtle.brokers import Broker, from_url
+from hurtle.records import RecordStore
+from hurtle.urls import SecretURL
+
+
+def open_records(broker_url: str | SecretURL, results_url: str | SecretURL | None) -> RecordStore | None:
+    """The record store to use, or None when neither URL's broker keeps records;
+    closing it closes the broker connection it came from. Makes no connection
+    (brokers connect on first use)."""
+    urls = [SecretURL(broker_url)] + ([SecretURL(results_url)] if results_url is not None else [])
+    for url in urls:
+        broker = from_url(url)
+        store = broker.record_store()
+        if store is not None:
+            return BrokerRecords(store, broker)
+    return None
+
+
+class BrokerRecords(RecordStore):
+    """A broker's record store, made for the records alone: closing it closes the broker."""
+
+    def __init__(self, store: RecordStore, broker: Broker) -> None:
+        self.store = store
+        self.broker = broker
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        await self.store.put(key, value, ttl)
+
+    async def get_all(self, prefix: str) -> dict[str, bytes]:
+        return await self.store.get_all(prefix)
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        await self.store.delete(keys)
+
+    async def close(self) -> None:
+        await self.broker.close()

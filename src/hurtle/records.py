@@ -1,0 +1,64 @@
+"""Records: short-lived bytes under a key, kept in the broker's store.
+
+Where tallies (``hurtle.tallies``) merge integers from every process, a record
+belongs to one writer, which replaces it whole at each ``put``: the worker
+registry (``hurtle.observe.registry``) is one record per worker process,
+written every few seconds with a time to live, so a process that stops writing
+disappears by itself and a reader sees only the living.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from collections.abc import Sequence
+
+
+class RecordStore(abc.ABC):
+    """Keys of opaque bytes, each with a time to live."""
+
+    @abc.abstractmethod
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        """Set ``key`` to ``value`` (replacing any value it had) for ``ttl`` seconds."""
+
+    @abc.abstractmethod
+    async def get_all(self, prefix: str) -> dict[str, bytes]:
+        """Every live record whose key starts with ``prefix`` (taken literally), by key.
+        An expired record is never returned."""
+
+    @abc.abstractmethod
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove ``keys``; keys that do not exist are no error."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close connections. Idempotent."""
+
+
+class MemoryRecords(RecordStore):
+    """Records in this process's memory: for tests, and the memory broker (whose
+    broker objects of one name, on any thread, share one)."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        with self._lock:
+            self._records[key] = (time.time() + ttl, bytes(value))
+
+    async def get_all(self, prefix: str) -> dict[str, bytes]:
+        now = time.time()
+        with self._lock:
+            for key in [k for k, (expires_at, _) in self._records.items() if expires_at <= now]:
+                del self._records[key]
+            return {k: value for k, (_, value) in self._records.items() if k.startswith(prefix)}
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._records.pop(key, None)
+
+    async def close(self) -> None:
+        pass
