@@ -14,6 +14,7 @@ from hurtle.app import App
 from hurtle.brokers import Broker, from_url
 from hurtle.cli.common import check_reachable, fail, load_app, run
 from hurtle.errors import HurtleError
+from hurtle.observe.registry import HEARTBEAT_EVERY
 from hurtle.settings import ENV_APP, ENV_BROKER
 from hurtle.worker.consumer import WorkerConfig
 from hurtle.worker.supervisor import Supervisor
@@ -48,6 +49,10 @@ def _queues(value: str | None) -> list[str] | None:
               help="Seconds to finish tasks in flight after SIGTERM.")
 @click.option("--max-disconnect", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Seconds without the broker before the worker exits non-zero (69).")
+@click.option("--registry-interval", type=click.FloatRange(min=0), default=HEARTBEAT_EVERY, show_default=True,
+              metavar="SECONDS",
+              help="Seconds between each process's record in the worker registry (`hurtle status`);"
+              " a process silent for 3 intervals drops out. 0: no records.")
 @click.option("--broker", "broker_url", help="Broker URL; overrides the app's.")
 @click.option("--profile", "profile_spec", metavar="all|TASK,TASK",
               help="Profile these tasks' executions (see `hurtle profile show`).")
@@ -72,6 +77,7 @@ def worker(
     max_tasks_per_child: int | None,
     grace: float,
     max_disconnect: float,
+    registry_interval: float,
     broker_url: str | None,
     profile_spec: str | None,
     profile_hz: float,
@@ -120,6 +126,7 @@ def worker(
         grace=grace,
         max_disconnect=max_disconnect,
         profile=profile,
+        registry_interval=registry_interval,
     )
     supervisor = Supervisor(app, config, processes or os.cpu_count() or 1)
     code = supervisor.run()

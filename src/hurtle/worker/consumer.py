@@ -24,11 +24,13 @@ from hurtle.client import Connection
 from hurtle.context import set_current
 from hurtle.envelope import Envelope
 from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
+from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
 from hurtle.worker.broker_outage import BrokerOutage
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
 from hurtle.worker.loop_watch import run_job
 from hurtle.worker.outcome import DeadLetter, Outcome, Succeeded
+from hurtle.worker.running import async_running, sync_running
 from hurtle.worker.settle import Counters, Settler
 from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
 from hurtle.worker.slots import Slots
@@ -61,6 +63,9 @@ class WorkerConfig:
     max_unsettled: int | None = None
     #: What to profile (``--profile``); tasks declared with ``profile=True`` are profiled anyway.
     profile: ProfileConfig | None = None
+    #: Seconds between this process's worker registry records (``--registry-interval``;
+    #: each lives 3 intervals, ``hurtle.observe.registry``); 0 writes none.
+    registry_interval: float = HEARTBEAT_EVERY
 
 
 class Consumer:
@@ -279,7 +284,8 @@ class Consumer:
     async def _run_async(self, job: Job) -> None:
         """An async job from start to settled, in one coroutine (``_guarded``'s duties
         included), tracked without a done callback: on no-op tasks every object and
-        callback more per message showed."""
+        callback more per message showed. ``started`` stays a local: the worker
+        registry reads it from this coroutine's frame (``running.py``)."""
         task, timeout = job.task, job.timeout
         try:
             started = time.time()
@@ -352,6 +358,14 @@ class Consumer:
         spent = limit is not None and self._started >= limit and self._idle()
         if self.thread_executor.needs_recycle or spent:
             self.stop(EXIT_RECYCLE)
+
+    def running_tasks(self) -> list[RunningTask]:
+        """The tasks running now, async then sync: read at the registry's heartbeat,
+        from what the consumer holds anyway (nothing is kept per task for it)."""
+        now = time.time()
+        return async_running(list(self._async_runs.values()), now) + sync_running(
+            self.thread_executor.thread_ids(), now
+        )
 
     def _idle(self) -> bool:
         return self.async_slots.busy == 0 and self.thread_slots.busy == 0

@@ -171,6 +171,10 @@ class ThreadExecutor:
             self._unfinished -= 1
             call.on_done(call)
 
+    def thread_ids(self) -> list[int | None]:
+        """The pool's threads, by ``threading.get_ident()``: where ``running.py`` looks."""
+        return [worker.ident for worker in self._workers]
+
     def shutdown(self) -> None:
         """Stop the threads once they finish what they run; never wait for a stuck one."""
         for _ in self._workers:
@@ -178,7 +182,8 @@ class ThreadExecutor:
 
 
 def _run_call(call: SyncCall) -> None:
-    """On a pool thread, in the call's copy of its caller's context variables."""
+    """On a pool thread, in the call's copy of its caller's context variables.
+    ``call`` stays a local: the worker registry finds running calls by it (``running.py``)."""
     set_current(call.context)
     # Plain strings, for `hurtle profile dump`: py-spy shows a str local but not
     # an object's fields. ``context`` is the Job (None in tests of the pool alone).
@@ -192,3 +197,6 @@ def _run_call(call: SyncCall) -> None:
     except BaseException as exc:  # SystemExit too: the thread must live on
         call.outcome = failure(exc)
     call.finished = time.time()
+
+
+run_call_code = _run_call.__code__  # the frame ``running.py`` looks for on a thread's stack

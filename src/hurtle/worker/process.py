@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from hurtle.app import App
 from hurtle.client import Connection
 from hurtle.loops import new_event_loop
+from hurtle.observe.heartbeat import Heartbeat
+from hurtle.record_source import open_records
 from hurtle.worker.consumer import Consumer, WorkerConfig
 from hurtle.worker.loop_watch import LoopWatcher, block_limit
 from hurtle.worker.watchdog import Heartbeats
@@ -80,7 +82,8 @@ async def _serve(
             watchers.append(asyncio.create_task(heartbeats.keep_stamping(slot)))
         log.info("worker %s started", consumer.name)  # what it runs: the supervisor's start block
         try:
-            return await consumer.run()
+            async with registry(app, consumer, supervised=heartbeats is not None):
+                return await consumer.run()
         finally:
             for watcher in watchers:
                 watcher.cancel()
@@ -125,6 +128,31 @@ async def profiling(app: App, config: WorkerConfig) -> AsyncIterator[Profiler | 
             log.warning("could not write profiles (%s: %s)", type(exc).__name__, exc)
         finally:
             await store.close()
+
+
+@contextlib.asynccontextmanager
+async def registry(app: App, consumer: Consumer, *, supervised: bool) -> AsyncIterator[None]:
+    """This process in the worker registry while the consumer runs
+    (``hurtle.observe``): a record every few seconds, deleted at a clean stop.
+    Nothing when the interval is 0 or no store keeps records (RabbitMQ without a
+    result store that does)."""
+    every = consumer.config.registry_interval
+    store = open_records(app.broker_url, app.results_url) if every > 0 else None
+    if store is None:
+        yield
+        return
+    heartbeat = Heartbeat(store, consumer, every, os.getppid() if supervised else None)
+    beating = asyncio.create_task(heartbeat.keep_beating(), name="hurtle-registry")
+    try:
+        yield
+    finally:
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
+        await heartbeat.leave()
+        try:
+            await store.close()
+        except Exception as exc:
+            log.warning("could not close the worker registry's store (%s: %s)", type(exc).__name__, exc)
 
 
 def _install_signals(consumer: Consumer) -> None:

@@ -1,0 +1,1 @@
+"""What a deployment is doing, seen from outside its workers: the worker registry."""
