@@ -15,7 +15,7 @@ from hurtle.records import RecordStore
 from hurtle.urls import SecretURL
 
 
-def open_records(broker_url: str | SecretURL, results_url: str | SecretURL | None) -> RecordStore | None:
+def open_records(broker_url: str | SecretURL, results_url: str | SecretURL | None) -> BrokerRecords | None:
     """The record store to use, or None when neither URL's broker keeps records;
     closing it closes the broker connection it came from. Makes no connection
     (brokers connect on first use)."""
