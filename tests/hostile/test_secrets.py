@@ -8,8 +8,12 @@ printed for it.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
 import subprocess
+import sys
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -22,8 +26,9 @@ import pytest
 from hurtle import App
 from hurtle.brokers import from_url
 from hurtle.errors import HurtleError
+from hurtle.record_source import open_records
 from tests.amqp_server import rabbitmqctl, shared_amqp_url, with_params
-from tests.integration.conftest import hurtle_cli
+from tests.integration.conftest import hurtle_cli, wait_until
 from tests.redis_server import free_port, shared_redis_url, with_prefix
 
 PASSWORD = f"s3cr3t-pa55-{uuid.uuid4().hex[:8]}"
@@ -148,6 +153,53 @@ def test_no_command_prints_the_password(where: Where, app_dir: Path) -> None:
         assert_hidden(printed(done))
     worker_log = hurtle_cli(*commands[0], cwd=app_dir, env=where.env)
     assert "broker:" in worker_log.stderr  # the start block was printed, and read above
+
+
+def test_the_worker_registry_holds_no_password_nor_login(where: Where, app_dir: Path, logins: Logins) -> None:
+    # Given a worker logged in with a password, its records long-lived (only a clean stop removes them)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hurtle", "worker", "secretapp", "-p", "1", "--registry-interval", "60"],
+        cwd=app_dir, env=_environ(where.env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        # When it has written its record to the registry
+        def listed() -> str | None:
+            done = hurtle_cli("status", "-A", "secretapp", "--json", cwd=app_dir, env=where.env)
+            return printed(done) if done.returncode == 0 and json.loads(done.stdout)["workers"] else None
+
+        shown = wait_until(listed, "the worker in the registry")
+        records = asyncio.run(_raw_records(where))
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=60)
+    # Then no record holds the password, nor even the login (URLs are printed with the
+    # user name and the password masked; a record holds no URL at all), and nothing
+    # printed shows the password
+    assert records
+    for record in records:
+        text = record.decode(errors="replace")
+        assert_hidden(text)
+        assert logins.redis_user not in text and logins.amqp_user not in text
+    assert_hidden(shown + output)
+
+
+def _environ(changes: dict[str, str | None]) -> dict[str, str]:
+    environ = dict(os.environ)
+    for name, value in changes.items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
+    return environ
+
+
+async def _raw_records(where: Where) -> list[bytes]:
+    store = open_records(where.broker, where.results)
+    assert store is not None
+    try:
+        return list((await store.get_all("")).values())
+    finally:
+        await store.close()
 
 
 @pytest.mark.slow
