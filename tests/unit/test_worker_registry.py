@@ -55,7 +55,7 @@ class RunningWorker:
 
 
 @pytest.fixture
-async def running(app: App) -> AsyncIterator[list[RunningWorker]]:
+async def running(app: App) -> AsyncIterator[list[RunningWorker]]:  # stopped before the app closes
     started: list[RunningWorker] = []
     yield started
     for worker in started:
