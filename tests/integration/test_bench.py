@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hurtle.bench.result import RunResult, Timings
 from hurtle.bench.runner import check_run
+from hurtle.profiling import record
+from hurtle.tally_source import open_tallies
 
 
 def bench_json(*args: str) -> tuple[int, list[dict[str, Any]], str]:
@@ -33,6 +37,45 @@ def test_bench_noop_reports_every_task_ran_once_in_json() -> None:
     assert (run["pending"], run["dead"], run["worker_exit"]) == (0, 0, 0)
     assert {"enqueue_rate", "processing_rate", "wall_rate"} <= run.keys()
     assert summary["type"] == "summary" and summary["verified"] is True and summary["runs"] == 1
+
+
+def read_profile(broker_url: str, task: str) -> record.Profile:
+    async def read() -> dict[str, int]:
+        store = open_tallies(broker_url, None, None)
+        try:
+            return await store.read(record.key(task))
+        finally:
+            await store.close()
+
+    return record.Profile.from_tally(task, asyncio.run(read()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_bench_with_profile_runs_a_worker_that_profiles_every_execution(tmp_path: Path, kind: str) -> None:
+    # Given a broker the test can read after the run
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+
+    # When a tiny noop run is profiled
+    code, lines, stderr = bench_json(
+        "noop", "-n", "200", "-p", "1", "--kind", kind, "--broker", url, "--profile"
+    )
+
+    # Then it is verified, says profiling was on, and every execution left its mark in the broker
+    assert code == 0, stderr
+    run, summary = lines
+    assert run["verified"] is True and summary["profile"] == {"hz": 100.0, "sample": 1.0}
+    task = "hurtle.bench.noop.noop_async" if kind == "async" else "hurtle.bench.noop.noop"
+    profile = read_profile(url, task)
+    assert profile.executions == 200
+    assert (profile.async_executions, profile.sync_executions) == ((200, 0) if kind == "async" else (0, 200))
+
+
+def test_bench_profile_rate_without_profile_is_a_one_line_error() -> None:
+    done = subprocess.run([sys.executable, "-m", "hurtle", "bench", "noop", "--profile-hz", "50"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "hurtle: error: --profile-hz needs --profile"
 
 
 def test_a_run_that_lost_tasks_reports_the_loss_and_no_speed() -> None:

@@ -55,6 +55,21 @@ class Options:
     scale: float = 1.0  # latency: sleeps multiplied by this (tests run it at 0.01)
     preload: bool = False  # heavyinit: the setup in an on_preload hook, before fork
     in_flight: int | None = None  # latency: -c (async) or -t (sync) per process; None: its default
+    profile: bool = False  # the worker profiles every task (``--profile all``)
+    profile_hz: float | None = None  # None: the worker's default rate
+    profile_sample: float | None = None  # None: every execution
+
+
+def profile_args(options: Options) -> list[str]:
+    """The worker's profiling options for a run; none when profiling is off."""
+    if not options.profile:
+        return []
+    args = ["--profile", "all"]
+    if options.profile_hz is not None:
+        args += ["--profile-hz", f"{options.profile_hz:g}"]
+    if options.profile_sample is not None:
+        args += ["--profile-sample", f"{options.profile_sample:g}"]
+    return args
 
 
 class RunRecorder:
@@ -260,7 +275,8 @@ def run_burst(
 ) -> RunResult:
     """One verified run: send ``calls`` to ``task``, drain them with a burst worker.
 
-    ``worker_args`` are added to the worker's command line (``-c``, ``-t``);
+    ``worker_args`` are added to the worker's command line (``-c``, ``-t``), and
+    so are its profiling options (``profile_args``);
     ``inspect`` runs after the standard checks, before the records are deleted;
     ``progress`` is told the count of runs while the worker drains the queue.
     """
@@ -284,7 +300,8 @@ def run_burst(
             result.problems.append(f"sent {len(calls)} task(s) but the queue holds {sent.pending}")
             return result
         worker = run_worker(
-            app_spec, url, queue, options.processes, Path(folder), len(calls), worker_args, progress
+            app_spec, url, queue, options.processes, Path(folder), len(calls),
+            [*worker_args, *profile_args(options)], progress,
         )
         after = queue_stats(url, queue)
         records = read_records(Path(folder))

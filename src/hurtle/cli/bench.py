@@ -22,6 +22,7 @@ from hurtle.bench.result import RunResult, summarize
 from hurtle.bench.runner import Options
 from hurtle.bench.workloads import DEFAULT_KIND, WORKLOADS, Workload, describe, load
 from hurtle.cli.common import fail
+from hurtle.cli.common import run as run_async
 from hurtle.errors import HurtleError
 from hurtle.urls import display_url
 
@@ -53,14 +54,20 @@ PEERS_POINTER = (
               " Default: N for async, min(N, 10,000) for sync.")
 @click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Calls per send_many.")
+@click.option("--profile", is_flag=True,
+              help="Run the worker with profiling on for every task (`hurtle worker --profile all`).")
+@click.option("--profile-hz", type=click.FloatRange(min=1, max=1000),
+              help="With --profile: samples per second of each execution. Default: the worker's.")
+@click.option("--profile-sample", type=click.FloatRange(min=0, max=1, min_open=True),
+              help="With --profile: the fraction of executions profiled. Default: every one.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: each run, then a summary.")
 @click.option("--peers", "peer_list", metavar="NAMES", hidden=True,
               help="Moved: the comparison with other task queues runs from a checkout.")
 def bench(
     workload: str, count: int, broker_url: str | None, processes: int | None, repeat: int,
-    kind: str | None, preload: bool, scale: float, in_flight: int | None, batch: int, as_json: bool,
-    peer_list: str | None,
+    kind: str | None, preload: bool, scale: float, in_flight: int | None, batch: int, profile: bool,
+    profile_hz: float | None, profile_sample: float | None, as_json: bool, peer_list: str | None,
 ) -> None:
     """Run WORKLOAD and report enqueue and processing rates, only for verified runs."""
     if peer_list is not None:
@@ -74,14 +81,51 @@ def bench(
         fail("--in-flight: only the latency workload sets the worker's -c or -t")
     if workload == "ping" and broker_url and broker_url.startswith(("amqp:", "amqps:")):
         fail("--broker: ping reads each task's result, and RabbitMQ keeps none: use redis:// or sqlite://")
+    if not profile and (profile_hz is not None or profile_sample is not None):
+        fail(f"--profile-{'hz' if profile_hz is not None else 'sample'} needs --profile")
+    if profile and broker_url:
+        _check_keeps_profiles(broker_url)
     options = Options(
-        count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale, preload, in_flight
+        count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale, preload, in_flight,
+        profile, profile_hz, profile_sample,
     )
     try:
         run = load(workload)
     except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER
         fail(str(exc))
     _hurtle_alone(workload, run, options, repeat, as_json)
+
+
+def _check_keeps_profiles(url: str) -> None:
+    """A broker that keeps no profiles fails here in one line, not in every worker."""
+    from hurtle.tally_source import open_tallies
+
+    try:
+        store = open_tallies(url, None, None)
+    except HurtleError as exc:
+        fail(f"--profile: {exc}")
+    run_async(store.close())
+
+
+def _profile_rate(options: Options) -> tuple[float, float] | None:
+    """The worker's sampling rate (Hz) and share of executions profiled; None when off."""
+    if not options.profile:
+        return None
+    from hurtle.profiling.profiler import ProfileConfig
+
+    default = ProfileConfig()
+    return (options.profile_hz or default.hz,
+            default.sample if options.profile_sample is None else options.profile_sample)
+
+
+def profiling_line(options: Options) -> str | None:
+    """The header's word on profiling: a profiled run is not comparable with one that is not."""
+    rate = _profile_rate(options)
+    if rate is None:
+        return None
+    hz, sample = rate
+    executions = "every execution" if sample >= 1.0 else f"{sample:.0%} of executions"
+    return f"profiling on: every task at {hz:g} Hz, {executions} (the worker runs with --profile all)"
 
 
 def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, as_json: bool) -> None:
@@ -93,9 +137,9 @@ def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, a
             f" process(es), {where}, {repeat} run(s)",
             markup=False,  # a URL's brackets are not markup
         )
-        described = describe(workload, options)
-        if described:
-            console.print(described)
+        for line in (describe(workload, options), profiling_line(options)):
+            if line:
+                console.print(line)
     runs: list[RunResult] = []
     for index in range(repeat):
         with run_progress(f"run {index + 1}/{repeat}", options.n) as tick:
@@ -114,7 +158,8 @@ def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, a
     spreads = summarize(runs)
     if as_json:
         summary = {"type": "summary", "system": "hurtle", "workload": workload, "kind": options.kind,
-                   "n": options.n, "processes": options.processes, "runs": len(runs), "verified": True}
+                   "n": options.n, "processes": options.processes, "runs": len(runs), "verified": True,
+                   "profile": _profile_json(options)}
         for name, spread in spreads.items():
             summary[name] = {"median": spread.median, "min": spread.low, "max": spread.high}
         click.echo(json.dumps(summary))
@@ -124,3 +169,8 @@ def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, a
             console.print(bench_report.ping_notes(runs[0], len(runs)))
         else:
             console.print(bench_report.notes(runs[0], len(runs), options.batch))
+
+
+def _profile_json(options: Options) -> dict[str, float] | None:
+    rate = _profile_rate(options)
+    return None if rate is None else {"hz": rate[0], "sample": rate[1]}
