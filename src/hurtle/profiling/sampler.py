@@ -8,7 +8,8 @@ the execution whose wrapper frame is on it, so two async tasks interleaving on
 one loop, or sync tasks in neighbouring threads, each get their own samples.
 
 - An async task is found by the frame of its ``run_job`` coroutine
-  (``worker/loop_watch.py``) on the loop thread's stack, and that frame's ``job``.
+  (``worker/loop_watch.py``) on the loop thread's stack, and the ``execution``
+  of the profiler's wrapper that awaits it.
 - A sync task is found by its thread, whose stack holds ``profiled_call``.
 
 Each sample weighs the time since the previous tick. An async task's share on a
@@ -28,12 +29,12 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
-from hurtle.profiling import record
+from hurtle.profiling.figures import Execution, TaskFigures
 from hurtle.profiling.frames import LIBRARY, USER, Labels
 from hurtle.worker.loop_watch import run_job
 
 if TYPE_CHECKING:
-    from hurtle.profiling.profiler import Execution, Profiler
+    from hurtle.profiling.profiler import Profiler
 
 #: The signal of the sampling timer (``ITIMER_REAL``): a profiled process's own.
 TICK = signal.SIGALRM
@@ -42,14 +43,14 @@ TICK = signal.SIGALRM
 MAX_DEPTH = 128
 
 
-def profiled_call(profiler: Profiler, execution: Execution, fn: Callable[..., Any], *args: Any,
+def profiled_call(profiler: Profiler, figures: TaskFigures, fn: Callable[..., Any], *args: Any,
                   **kwargs: Any) -> Any:
     """A sync task's call in its thread; the sampler knows its stack by this frame.
 
     Its CPU time is the thread's CPU clock read at both ends: sampled instead, a
     2 ms task caught by one tick in several compared that tick with one taken in an
     earlier task, the idle time between them included, and read 0.04 ms."""
-    execution.started = time.perf_counter_ns()  # made on the loop: time from the thread's start
+    execution = Execution(figures, time.perf_counter_ns())
     cpu_started = time.thread_time_ns()
     ident = threading.get_ident()
     profiler.by_thread[ident] = execution
@@ -57,8 +58,7 @@ def profiled_call(profiler: Profiler, execution: Execution, fn: Callable[..., An
         return fn(*args, **kwargs)
     finally:
         del profiler.by_thread[ident]
-        execution.cpu_ns = time.thread_time_ns() - cpu_started
-        profiler.end(execution)
+        profiler.end_sync(execution, time.thread_time_ns() - cpu_started)
 
 
 _PROFILED_CALL = profiled_call.__code__
@@ -108,6 +108,7 @@ class Sampler:
         # process (a debugger, SIGSTOP) weighs no more than a second.
         self._cap = max(int(4e9 / hz), 1_000_000_000)
         self._loop_thread = threading.get_ident()
+        self._async_wrapper = type(profiler).run_async.__code__
         self._labels = Labels()
         self._clocks: dict[int, _ThreadClock] = {}
         self._last = 0
@@ -143,9 +144,7 @@ class Sampler:
         try:
             now = time.perf_counter_ns()
             weight, self._last = min(now - self._last, self._cap), now
-            profiler = self._profiler
-            if profiler.by_job or profiler.by_thread:
-                self._sample(frame, now, weight // 1000)
+            self._sample(frame, now, weight // 1000)
         except Exception:  # a sampler must never take the worker down
             pass
         finally:
@@ -154,13 +153,14 @@ class Sampler:
     def _sample(self, loop_frame: FrameType | None, now: int, weight_us: int) -> None:
         profiler = self._profiler
         found: list[tuple[Execution, list[FrameType], int]] = []
-        if profiler.by_job:
-            stack = _walk_to_code(loop_frame, _RUN_JOB)
-            if stack:
-                # ``run_job``'s frame is the one under the stack's root; its ``job`` says whose it is.
-                wrapper = stack[0].f_back
-                job = wrapper.f_locals.get("job") if wrapper is not None else None
-                execution = profiler.by_job.get(id(job))
+        stack = _walk_to_code(loop_frame, _RUN_JOB)
+        if stack:
+            # Under the stack's root is ``run_job``'s frame, and under it the profiler's
+            # wrapper, whose ``execution`` says whose stack it is (none: not profiled).
+            wrapper = stack[0].f_back
+            caller = wrapper.f_back if wrapper is not None else None
+            if caller is not None and caller.f_code is self._async_wrapper:
+                execution = caller.f_locals.get("execution")
                 if execution is not None:
                     found.append((execution, stack, self._loop_thread))
         if profiler.by_thread:
@@ -172,7 +172,7 @@ class Sampler:
             del frames
         for execution, stack, ident in found:
             # A sync execution's CPU time is measured whole as it ends (``profiled_call``).
-            share = self._on_cpu(ident, now) if execution.kind == record.ASYNC else None
+            share = self._on_cpu(ident, now) if ident == self._loop_thread else None
             labels, line = self._describe(stack)
             del stack
             profiler.credit(execution, labels, line, weight_us, share)
