@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hurtle.demo import tasks
 from hurtle.demo.workload import Plan
 from hurtle.settings import ENV_BROKER, ENV_RESULTS
 
@@ -54,6 +55,13 @@ def test_the_demo_runs_its_planned_workload_through_a_worker_and_summarises_it(t
     # And it explains its dead letters by their reasons
     assert "ValueError: card declined" in out
     assert "unknown task 'hurtle.demo.tasks.export_legacy'" in out
+    # And it ends with where the time went in one of its tasks, read from the worker's profiles
+    hot = re.search(r"^where the time went in (\w+): \d+% in ([\w.]+) \((\S+):\d+\)", out, re.MULTILINE)
+    assert hot is not None, out
+    task, function, path = hot.groups()
+    assert task in {name.rsplit(".", 1)[-1] for name in tasks.app.tasks}
+    assert path.endswith("hurtle/demo/tasks.py") and hasattr(tasks, function.split(".")[0]), hot.group(0)
+    assert out.rstrip().endswith(f"run with --keep, then hurtle profile show {task}")
     # And it leaves nothing behind: not its temporary broker, not a hurtle.db here
     broker = re.search(r"broker: sqlite:///(\S+)", out)
     assert broker is not None, out

@@ -33,7 +33,7 @@ from rich.progress import (
 
 from hurtle.brokers import Broker, from_url
 from hurtle.cli.common import fail, run
-from hurtle.demo import tasks
+from hurtle.demo import hotspot, tasks
 from hurtle.demo.report import Summary, collect, render
 from hurtle.demo.tasks import QUEUE
 from hurtle.demo.workload import MIN_TASKS, Plan, Sent, send
@@ -63,6 +63,10 @@ class DemoRun:
     processes: int
     broker_url: SecretURL
     workdir: Path
+    #: The worker runs with ``--profile all`` (not on a broker that keeps no profiles).
+    profiling: bool = False
+    #: The broker outlives the demo (``--keep``, or ``--broker``): its profiles can be read after.
+    kept: bool = False
 
     @property
     def log(self) -> Path:
@@ -88,11 +92,14 @@ def demo(total: int, processes: int | None, broker_url: str | None, keep: bool) 
     if broker_url is not None:
         _check_url(broker_url)
     workdir = Path(tempfile.mkdtemp(prefix="hurtle-demo-"))
+    url = SecretURL(broker_url or f"sqlite:///{workdir / 'broker.db'}")
     config = DemoRun(
         plan=Plan(total),
         processes=processes or os.cpu_count() or 1,
-        broker_url=SecretURL(broker_url or f"sqlite:///{workdir / 'broker.db'}"),
+        broker_url=url,
         workdir=workdir,
+        profiling=hotspot.keeps_profiles(url),
+        kept=keep or broker_url is not None,
     )
     console = Console(highlight=False)
     succeeded = interrupted = False
@@ -129,6 +136,8 @@ async def _demo(config: DemoRun, console: Console) -> None:
     broker = from_url(config.broker_url)
     try:
         dead_before = await _dead_before(broker)
+        if config.profiling:
+            await hotspot.forget(config.broker_url, list(tasks.app.tasks))
         console.print(
             f"[bold]hurtle demo[/]: {config.plan.total:,} tasks, {config.processes} worker process(es)"
         )
@@ -144,6 +153,19 @@ async def _demo(config: DemoRun, console: Console) -> None:
         raise DemoFailed("; ".join(problems))
     console.print("[green]✓[/] every task that should succeed did; every dead letter was planned.")
     console.print("[dim]next: put @app.task functions in tasks.py and run `hurtle worker tasks`[/]")
+    if config.profiling:
+        found = await hotspot.hottest(config.broker_url, list(tasks.app.tasks))
+        if found is not None:
+            console.print(_hotspot_line(found, config), soft_wrap=True, markup=False)
+
+
+def _hotspot_line(found: hotspot.Hotspot, config: DemoRun) -> str:
+    """The top line of the busiest task's profile, and how to read the rest."""
+    name = found.task.rsplit(".", 1)[-1]
+    show = f"hurtle profile show {name}"
+    more = f"see: {ENV_BROKER}={config.broker_url} {show}" if config.kept else f"run with --keep, then {show}"
+    line = f", at line {found.line}" if found.line else ""
+    return f"where the time went in {name}: {found.share:.0%} in {found.function}{line}; {more}"
 
 
 async def _dead_before(broker: Broker) -> int:
@@ -171,11 +193,13 @@ def _send(config: DemoRun) -> Sent:
 async def _run_worker(
     config: DemoRun, broker: Broker, sent: Sent, dead_before: int, console: Console
 ) -> Summary:
+    profile = ["--profile", "all"] if config.profiling else []
     command = [
         sys.executable, "-m", "hurtle", "worker", APP_SPEC, "--burst",
-        "-p", str(config.processes), "--broker", config.broker_url.reveal(),
+        "-p", str(config.processes), "--broker", config.broker_url.reveal(), *profile,
     ]
-    console.print(f"  running: hurtle worker {APP_SPEC} --burst -p {config.processes}")
+    shown = " ".join([APP_SPEC, "--burst", "-p", str(config.processes), *profile])
+    console.print(f"  running: hurtle worker {shown}")
     env = {k: v for k, v in os.environ.items() if k != ENV_RESULTS}
     env[ENV_BROKER] = config.broker_url.reveal()
     with config.log.open("wb") as log:
