@@ -269,3 +269,30 @@ async def test_a_profiled_process_hands_the_gil_over_sooner_and_gives_the_interv
     finally:
         profiler.stop()
     assert sys.getswitchinterval() == before
+
+
+async def test_executions_running_across_a_write_are_counted_once_in_all(app: App) -> None:
+    written: list[tuple[str, dict[str, int], dict[str, int]]] = []
+
+    def write_now() -> None:  # what the periodic writer does, here in the middle of an execution
+        profiler: Profiler = app.profiler_under_test  # type: ignore[attr-defined]
+        written.extend(profiler.take())
+
+    @app.task
+    async def on_the_loop() -> None:
+        write_now()
+
+    @app.task
+    def in_a_thread() -> None:
+        write_now()
+
+    for _ in range(3):
+        on_the_loop.send()
+        in_a_thread.send()
+    profiles = await run_profiled(app, threads=1)
+
+    for task in (on_the_loop, in_a_thread):
+        key = record.key(task.name)
+        mid_run = sum(counts.get(record.EXECUTIONS, 0) for name, counts, _ in written if name == key)
+        at_the_end = profiles[task.name].executions if task.name in profiles else 0
+        assert mid_run + at_the_end == 3
