@@ -120,7 +120,13 @@ class Profiler:
             # and in ``take``), and the sampler cannot credit this execution any more,
             # with ``run_job`` off the stack.
             figures.async_executions += 1
-            self._add(execution, time.perf_counter_ns())
+            now = time.perf_counter_ns()
+            rss = self._read_rss(now)
+            if rss:  # shared with the threads' executions
+                with self._lock:
+                    self._add(execution, now, rss)
+            else:
+                self._add(execution, now, 0)
 
     def sync_function(self, job: Job) -> Callable[..., Any]:
         """What a thread calls for a sync job: the task, wrapped when profiled."""
@@ -130,42 +136,46 @@ class Profiler:
             return task.fn
         return functools.partial(profiled_call, self, figures, task.fn)
 
-    def end_sync(self, execution: Execution, cpu_ns: int) -> None:
-        """In the execution's thread, once it is out of ``by_thread``."""
+    def end_sync(self, execution: Execution, cpu_ns: int | None) -> None:
+        """In the execution's thread, once it is out of ``by_thread``; ``cpu_ns``
+        is its CPU time when it was measured (``CPU_EVERY_NS``)."""
         now = time.perf_counter_ns()
+        rss = self._read_rss(now)
         with self._lock:
             figures = execution.figures
             figures.sync_executions += 1
-            figures.cpu_ns += cpu_ns
-            self._add(execution, now)
+            if cpu_ns is not None:
+                figures.cpu_ns += cpu_ns
+                figures.cpu_measured += 1
+            self._add(execution, now, rss)
 
-    def _add(self, execution: Execution, now: int) -> None:
+    def _read_rss(self, now: int) -> int:
+        """The process's RSS at most once a millisecond, else 0. Read outside the
+        lock: the read is a system call, and other threads would queue behind it."""
+        if now - self._rss_at < RSS_EVERY_NS:
+            return 0
+        self._rss_at = now
+        return self._rss.read()
+
+    def _add(self, execution: Execution, now: int, rss: int) -> None:
         figures = execution.figures
         figures.wall_ns += now - execution.started
         figures.ended += 1
         warm = figures.ended > WARM_UP
         if warm:
             figures.rss_executions += 1
-        if now - self._rss_at >= RSS_EVERY_NS:
-            self._read_rss(figures, now, warm)
-        if execution.frames is not None:
-            seen = figures.executions_seen
-            for label in execution.frames:
-                seen[label] = seen.get(label, 0) + 1
-
-    def _read_rss(self, figures: TaskFigures, now: int, warm: bool) -> None:
-        """The growth since the last read goes to the execution that reads: with
-        executions ending thousands of times a second, in proportion to what each
-        task grows (an exact figure needs a read at both ends of each)."""
-        with self._lock:  # sync and async executions both read
-            self._rss_at = now
-            rss = self._rss.read()
-            if not rss:
-                return
+        if rss:
+            # The growth since the last read goes to the execution that reads: with
+            # executions ending thousands of times a second, in proportion to what
+            # each task grows (an exact figure needs a read at both ends of each).
             if warm:
                 figures.rss_growth += rss - self._rss_last
             self._rss_last = rss
             figures.peak = max(figures.peak, rss)
+        if execution.frames is not None:
+            seen = figures.executions_seen
+            for label in execution.frames:
+                seen[label] = seen.get(label, 0) + 1
 
     # -- the sampler's side -----------------------------------------------------
 

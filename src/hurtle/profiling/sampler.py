@@ -47,18 +47,22 @@ def profiled_call(profiler: Profiler, figures: TaskFigures, fn: Callable[..., An
                   **kwargs: Any) -> Any:
     """A sync task's call in its thread; the sampler knows its stack by this frame.
 
-    Its CPU time is the thread's CPU clock read at both ends: sampled instead, a
-    2 ms task caught by one tick in several compared that tick with one taken in an
-    earlier task, the idle time between them included, and read 0.04 ms."""
-    execution = Execution(figures, time.perf_counter_ns())
-    cpu_started = time.thread_time_ns()
+    Its CPU time is the thread's CPU clock read at both ends (of a short task, in
+    some of its executions: ``figures.SHORT_NS``): sampled instead, a 2 ms task
+    caught by one tick in several compared that tick with one taken in an earlier
+    task, the idle time between them included, and read 0.04 ms."""
+    started = time.perf_counter_ns()
+    execution = Execution(figures, started)
+    measured = figures.measures_cpu(started)
+    if measured:
+        cpu_started = time.thread_time_ns()
     ident = threading.get_ident()
     profiler.by_thread[ident] = execution
     try:
         return fn(*args, **kwargs)
     finally:
         del profiler.by_thread[ident]
-        profiler.end_sync(execution, time.thread_time_ns() - cpu_started)
+        profiler.end_sync(execution, time.thread_time_ns() - cpu_started if measured else None)
 
 
 _PROFILED_CALL = profiled_call.__code__
