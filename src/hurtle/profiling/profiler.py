@@ -42,9 +42,6 @@ MAX_STACKS = 5000
 #: Each process's first executions of a task fill caches, import modules and grow
 #: the allocator's arenas: their RSS growth is warm-up, not what every call costs.
 WARM_UP = 10
-#: The RSS is read as an execution ends, at most once a millisecond: a read is a
-#: system call of several microseconds, as much as a third of a no-op task's cost.
-RSS_EVERY_NS = 1_000_000
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _OTHER = "[other stacks]"
 SWITCH_INTERVAL = 0.001  # seconds: the GIL's switch interval while profiling
@@ -88,8 +85,9 @@ class Profiler:
         #: The sync executions running now, by thread.
         self.by_thread: dict[int, Execution] = {}
         self._rss = RSSReader()
-        self._rss_at = 0  # perf_counter_ns of the last read
-        self._rss_last = self._rss.read()
+        #: The process's RSS as the sampler's latest tick read it, and as the latest
+        #: execution to end saw it.
+        self.rss = self._rss_last = self._rss.read()
         self._figures = {task: TaskFigures(task) for task in tasks}
         self._sampled = config.sample < 1.0
         # Re-entrant: the sampler's tick runs on the loop's thread, maybe inside
@@ -120,13 +118,11 @@ class Profiler:
             # and in ``take``), and the sampler cannot credit this execution any more,
             # with ``run_job`` off the stack.
             figures.async_executions += 1
-            now = time.perf_counter_ns()
-            rss = self._read_rss(now)
-            if rss:  # shared with the threads' executions
+            if self.rss != self._rss_last:  # shared with the threads' executions
                 with self._lock:
-                    self._add(execution, now, rss)
+                    self._add(execution, time.perf_counter_ns())
             else:
-                self._add(execution, now, 0)
+                self._add(execution, time.perf_counter_ns())
 
     def sync_function(self, job: Job) -> Callable[..., Any]:
         """What a thread calls for a sync job: the task, wrapped when profiled."""
@@ -140,38 +136,38 @@ class Profiler:
         """In the execution's thread, once it is out of ``by_thread``; ``cpu_ns``
         is its CPU time when it was measured (``CPU_EVERY_NS``)."""
         now = time.perf_counter_ns()
-        rss = self._read_rss(now)
         with self._lock:
             figures = execution.figures
             figures.sync_executions += 1
             if cpu_ns is not None:
                 figures.cpu_ns += cpu_ns
                 figures.cpu_measured += 1
-            self._add(execution, now, rss)
+            self._add(execution, now)
 
-    def _read_rss(self, now: int) -> int:
-        """The process's RSS at most once a millisecond, else 0. Read outside the
-        lock: the read is a system call, and other threads would queue behind it."""
-        if now - self._rss_at < RSS_EVERY_NS:
-            return 0
-        self._rss_at = now
-        return self._rss.read()
+    def read_rss(self) -> None:
+        """On the sampler's tick, on the loop's thread. Not as executions end: a read
+        is a system call that lets go of the GIL, and a task thread that has to win
+        it back from busy neighbours made a no-op task cost 40 us more."""
+        self.rss = self._rss.read() or self.rss
 
-    def _add(self, execution: Execution, now: int, rss: int) -> None:
+    def _add(self, execution: Execution, now: int) -> None:
         figures = execution.figures
         figures.wall_ns += now - execution.started
         figures.ended += 1
         warm = figures.ended > WARM_UP
         if warm:
             figures.rss_executions += 1
-        if rss:
-            # The growth since the last read goes to the execution that reads: with
-            # executions ending thousands of times a second, in proportion to what
-            # each task grows (an exact figure needs a read at both ends of each).
+        rss = self.rss
+        if rss != self._rss_last:
+            # The growth a tick read goes to the next execution to end: with executions
+            # ending thousands of times a second, in proportion to what each task
+            # grows (an exact figure needs a read at both ends of each), and a task
+            # shorter than a tick is seen to grow.
             if warm:
                 figures.rss_growth += rss - self._rss_last
             self._rss_last = rss
-            figures.peak = max(figures.peak, rss)
+        if rss > figures.peak:
+            figures.peak = rss
         if execution.frames is not None:
             seen = figures.executions_seen
             for label in execution.frames:

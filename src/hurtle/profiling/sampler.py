@@ -148,6 +148,7 @@ class Sampler:
         try:
             now = time.perf_counter_ns()
             weight, self._last = min(now - self._last, self._cap), now
+            self._profiler.read_rss()
             self._sample(frame, now, weight // 1000)
         except Exception:  # a sampler must never take the worker down
             pass
