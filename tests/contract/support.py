@@ -91,6 +91,12 @@ def in_flight(broker: Broker, count: int) -> int | None:
     return count if broker.counts_all_in_flight else None
 
 
+def queue_age(broker: Broker, seconds: float) -> float | None:
+    """The ``oldest_ready_age`` that ``stats`` reports when it is ``seconds``: None
+    from a broker that cannot know it."""
+    return seconds if broker.knows_queue_age else None
+
+
 async def eventually(check: Callable[[], Awaitable[T]], what: str) -> T:
     """Poll ``check`` until it returns something truthy; fail after ``WAIT_LIMIT``."""
     deadline = time.monotonic() + WAIT_LIMIT

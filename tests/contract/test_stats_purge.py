@@ -8,7 +8,7 @@ import pytest
 
 from hurtle.brokers import Broker, QueueStats
 
-from .support import bodies, counts, eventually, fetch_one, in_flight, messages
+from .support import bodies, counts, eventually, fetch_one, in_flight, messages, queue_age
 
 
 async def test_stats_count_ready_delayed_in_flight_and_dead(broker: Broker) -> None:
@@ -19,12 +19,15 @@ async def test_stats_count_ready_delayed_in_flight_and_dead(broker: Broker) -> N
 
     stats = await counts(broker, "q")
 
-    assert stats == QueueStats("q", ready=2, delayed=1, in_flight=in_flight(broker, 1), dead=1)
+    assert stats == QueueStats("q", ready=2, delayed=1, in_flight=in_flight(broker, 1), dead=1,
+                               oldest_ready_age=stats.oldest_ready_age)  # the age has tests of its own
     assert stats.pending == (4 if broker.counts_all_in_flight else 3)  # unknown: not counted
 
 
 async def test_stats_of_a_queue_never_used_are_zeros(broker: Broker) -> None:
-    assert await broker.stats(["nothing"]) == [QueueStats("nothing", 0, 0, in_flight(broker, 0), 0)]
+    assert await broker.stats(["nothing"]) == [
+        QueueStats("nothing", 0, 0, in_flight(broker, 0), 0, oldest_ready_age=queue_age(broker, 0.0))
+    ]
 
 
 async def test_stats_without_queues_list_every_queue_in_use(broker: Broker) -> None:
@@ -48,7 +51,8 @@ async def test_purge_deletes_the_waiting_messages_of_a_queue_and_says_how_many(
     assert await broker.purge("q") == 3
 
     stats = await counts(broker, "q")
-    assert stats == QueueStats("q", ready=0, delayed=0, in_flight=in_flight(broker, 1), dead=0)
+    assert stats == QueueStats("q", ready=0, delayed=0, in_flight=in_flight(broker, 1), dead=0,
+                               oldest_ready_age=queue_age(broker, 0.0))
     assert bodies(await broker.fetch(["other"], 10, 0)) == [b"untouched"]
     assert await broker.purge("q") == 0
     await broker.ack([leased])

@@ -58,13 +58,21 @@ class Delivery:
 class QueueStats:
     """A queue's counts. ``in_flight`` (messages leased by any consumer) is None
     where the broker cannot count other consumers' leases
-    (``Broker.counts_all_in_flight`` False)."""
+    (``Broker.counts_all_in_flight`` False).
+
+    ``oldest_ready_age``: seconds the oldest ready message has waited since it
+    became ready (sent, its eta passed, sent again by a retry, or its lease ran
+    out), so how far behind the workers are; 0.0 when nothing is ready, since
+    nothing waits. None where the broker cannot know it without consuming
+    (``Broker.knows_queue_age`` False). Each broker's ``stats`` says what it reads.
+    """
 
     name: str
     ready: int
     delayed: int
     in_flight: int | None
     dead: int
+    oldest_ready_age: float | None
 
     @property
     def pending(self) -> int:
@@ -133,6 +141,10 @@ class Broker(abc.ABC):
     #: False for RabbitMQ, which tells a client only of its own unacked messages:
     #: there ``in_flight`` is None.
     counts_all_in_flight: ClassVar[bool] = True
+    #: True when stats() tells how long the oldest ready message has waited
+    #: (``QueueStats.oldest_ready_age``). False for RabbitMQ, which shows a client
+    #: a queue's length but no message before it is consumed: there the age is None.
+    knows_queue_age: ClassVar[bool] = True
     #: hurtle's own options in this broker's URL query (``?prefix=...``). Any other
     #: option is one its client library takes, or the URL is a ``ConfigurationError``.
     url_options: ClassVar[tuple[str, ...]] = ()

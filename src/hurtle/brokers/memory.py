@@ -203,16 +203,20 @@ class MemoryBroker(Broker):
         self._store.wake_all()
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
+        """Exact: an entry's ``visible_at`` is when it was sent, its eta, when it was
+        given back, or when its lease ran out; the oldest ready one's is the age."""
         now = time.time()
         with self._store.lock:
             names = sorted(self._store.queues if queues is None else set(queues))
             counts = {name: [0, 0, 0, 0] for name in names}
+            ready_since = dict.fromkeys(names, now)
             for entry in self._store.entries.values():
                 row = counts.get(entry.queue)
                 if row is None:
                     continue
                 if entry.visible_at <= now:
                     row[0] += 1
+                    ready_since[entry.queue] = min(ready_since[entry.queue], entry.visible_at)
                 elif entry.leased:
                     row[2] += 1
                 else:
@@ -220,7 +224,8 @@ class MemoryBroker(Broker):
             for dead in self._store.dead.values():
                 if dead.queue in counts:
                     counts[dead.queue][3] += 1
-        return [QueueStats(name, *row) for name, row in counts.items()]
+        return [QueueStats(name, ready, delayed, leased, dead, now - ready_since[name])
+                for name, (ready, delayed, leased, dead) in counts.items()]
 
     async def locate(
         self, task_ids: Sequence[str], queues: Sequence[str] | None = None

@@ -76,6 +76,7 @@ class AMQPBroker(Broker):
     schemes = ("amqp", "amqps")
     leases_expire = False  # a delivery stays leased while its channel lives
     counts_all_in_flight = False  # a client learns only of its own unacked messages
+    knows_queue_age = False  # queue.declare tells a length, no message's time
     # A RabbitMQ queue can be read only from its head, and reading takes the
     # message: there is no look by task id (locate() finds nothing).
     locates_messages = False
@@ -312,7 +313,8 @@ class AMQPBroker(Broker):
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
         """``in_flight`` is None: AMQP does not tell one client how many messages
-        other consumers hold unacked."""
+        other consumers hold unacked. ``oldest_ready_age`` is None: no message can
+        be looked at without consuming it."""
 
         async def collect(conn: AMQPConn) -> list[QueueStats]:
             names = list(queues) if queues is not None else await self._topology.known_queues(conn)
@@ -333,7 +335,7 @@ class AMQPBroker(Broker):
         for level in reversed(range(await self._topology.delay_levels(conn, queue))):
             delayed += await conn.count(self.names.delay(level, queue)) or 0
         ready = (await conn.count(self.names.work(queue)) or 0) + len(session.buffer.get(queue, ()))
-        return QueueStats(queue, ready, delayed, None, dead)
+        return QueueStats(queue, ready, delayed, None, dead, None)
 
     async def purge(self, queue: str) -> int:
         """Ready and delayed messages, and this broker's own buffered ones; leased ones stay."""

@@ -467,13 +467,20 @@ class RedisBroker(Broker):
     # -- looking and cleaning up -------------------------------------------------
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
+        """One script per queue (stats.lua) counts and finds the oldest ready entry's
+        age, by the server's clock: since it entered the stream (sent, due, retried)
+        or its lease ran out. A due message no fetch has moved onto the stream yet
+        counts as delayed, so it adds no age."""
+
         async def collect(conn: RedisConn) -> list[QueueStats]:
             names = list(queues) if queues is not None else await known_queues(conn, self.keys)
             rows = []
             for name in names:
                 keys = [self.keys.stream(name), self.keys.delayed(name), self.keys.dead(name)]
-                counts = await conn.script("stats", keys, [GROUP, self.lease_ms])
-                rows.append(QueueStats(name, *(int(c) for c in counts)))
+                ready, delayed, leased, dead, oldest_ms = map(
+                    int, await conn.script("stats", keys, [GROUP, self.lease_ms])
+                )
+                rows.append(QueueStats(name, ready, delayed, leased, dead, oldest_ms / 1000))
             return rows
 
         return await self._link.call(collect)
