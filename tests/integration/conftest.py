@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -83,6 +84,17 @@ def hurtle_cli(
         [sys.executable, "-m", "hurtle", *args],
         capture_output=True, text=True, timeout=60, input=input, check=False, cwd=cwd, env=environ,
     )
+
+
+def queue_table(stdout: str) -> dict[str, dict[str, str]]:
+    """``hurtle status``'s queue table as {queue: {column: cell}}, by the column
+    names in its header, so a test reads the figure it means by name."""
+    lines = iter(stdout.splitlines())
+    header = next(line for line in lines if line.startswith("┃") and "queue" in line)
+    columns = [cell.strip() for cell in header.split("┃")[1:-1]]
+    table = itertools.takewhile(lambda line: not line.startswith("└"), lines)  # the workers' table is next
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table if line.startswith("│")]
+    return {row[0]: dict(zip(columns, row, strict=True)) for row in rows}
 
 
 class Workers:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,9 @@ import hurtle.testing
 from hurtle.brokers import Message
 from hurtle.brokers.sqlite import SQLiteBroker
 from hurtle.envelope import encode, make_envelope
-from tests.integration.conftest import dead_letters, hurtle_cli, stats
+from tests.integration.conftest import dead_letters, hurtle_cli, queue_table, stats
+
+WAITED = 2 * 3600 + 60  # seconds: 2h01m, shown so for a minute
 
 
 @pytest.fixture
@@ -40,9 +44,44 @@ def url(tmp_path: Path) -> str:
 def test_status_shows_ready_and_dead_per_queue(url: str) -> None:
     out = hurtle_cli("status", "--broker", url)
     assert out.returncode == 0, out.stderr
-    rows = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if "│" in line}
-    assert rows["default"].split("│")[2].strip() == "1"  # ready
-    assert rows["mail"].split("│")[5].strip() == "1"  # dead
+    rows = queue_table(out.stdout)
+    assert rows["default"]["ready"] == "1"
+    assert rows["mail"]["dead"] == "1"
+
+
+def test_status_shows_how_long_the_oldest_ready_message_has_waited(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/broker.db"
+    # An eta in the past: SQLite dates the message from it, so it has waited 2h01m already.
+    _enqueue(url, Message("old", "default", b"{}", eta=time.time() - WAITED))
+    _enqueue(url, Message("new", "default", b"{}"))
+    _enqueue(url, Message("later", "idle", b"{}", eta=time.time() + 3600))
+
+    rows = queue_table(hurtle_cli("status", "--broker", url).stdout)
+
+    assert rows["default"]["oldest"] == "2h01m"  # the oldest, not the newest; in whole minutes
+    assert rows["idle"]["oldest"] == "0s"  # a delayed message is not ready: nothing waits
+
+
+def test_status_json_gives_the_oldest_ready_age_in_seconds(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/broker.db"
+    _enqueue(url, Message("old", "default", b"{}", eta=time.time() - WAITED))
+
+    out = hurtle_cli("status", "--broker", url, "--json")
+
+    assert out.returncode == 0, out.stderr
+    (queue,) = json.loads(out.stdout)["queues"]
+    assert WAITED <= queue["oldest_ready_age"] < WAITED + 3600
+
+
+def _enqueue(url: str, *messages: Message) -> None:
+    async def send() -> None:
+        broker = SQLiteBroker(url, visibility_timeout=30)
+        try:
+            await broker.enqueue(list(messages))
+        finally:
+            await broker.close()
+
+    asyncio.run(send())
 
 
 def test_dlq_list_shows_the_task_and_the_first_line_of_the_reason(url: str) -> None:
@@ -58,8 +97,7 @@ def test_dlq_requeue_puts_a_dead_letter_back_on_its_queue(url: str) -> None:
     assert out.returncode == 0 and "requeued 2" in out.stdout
     assert "no dead letters" in hurtle_cli("dlq", "list", "--broker", url).stdout
     status = hurtle_cli("status", "--broker", url).stdout
-    mail = next(line for line in status.splitlines() if "mail" in line)
-    assert mail.split("│")[2].strip() == "1"
+    assert queue_table(status)["mail"]["ready"] == "1"
 
 
 def test_dlq_list_shows_each_dead_letters_task_id(url: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from hurtle.brokers import Message, from_url
 from hurtle.envelope import encode, make_envelope
-from tests.integration.conftest import hurtle_cli
+from tests.integration.conftest import hurtle_cli, queue_table
 from tests.redis_server import unique_redis_url
 
 #: Neither the app nor the broker may come from the environment the tests run in.
@@ -53,8 +53,8 @@ def test_status_with_an_app_reads_the_apps_redis_and_makes_no_sqlite_file(
     out = hurtle_cli("status", "-A", "tasks", cwd=tmp_path, env=NO_ENV)
 
     assert out.returncode == 0, out.stderr
-    mail = next(line for line in out.stdout.splitlines() if "mail" in line)
-    assert [cell.strip() for cell in mail.split("│")[2:6]] == ["1", "0", "0", "1"]
+    mail = queue_table(out.stdout)["mail"]
+    assert [mail[column] for column in ("ready", "delayed", "in flight", "dead")] == ["1", "0", "0", "1"]
     assert "redis://" in out.stdout and out.stderr == ""
     assert not (tmp_path / "hurtle.db").exists()
 
@@ -73,8 +73,8 @@ def test_hurtle_app_in_the_environment_names_the_app(tmp_path: Path, redis_app: 
     assert out.returncode == 0, out.stderr
     assert "requeued 1 message(s)" in out.stdout
     status = hurtle_cli("status", cwd=tmp_path, env={**NO_ENV, "HURTLE_APP": "tasks"})
-    mail = next(line for line in status.stdout.splitlines() if "mail" in line)
-    assert [cell.strip() for cell in mail.split("│")[2:6]] == ["2", "0", "0", "0"]
+    mail = queue_table(status.stdout)["mail"]
+    assert [mail[column] for column in ("ready", "delayed", "in flight", "dead")] == ["2", "0", "0", "0"]
     assert not (tmp_path / "hurtle.db").exists()
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from hurtle.brokers import QueueStats
 from hurtle.cli.common import Where, app_option, broker_option, on_connection, open_connection, where_to_read
 from hurtle.cli.literal import literal
-from hurtle.cli.status_workers import not_visible, read_registry, workers_json, workers_table
+from hurtle.cli.status_workers import duration, not_visible, read_registry, workers_json, workers_table
 from hurtle.client import Connection
 from hurtle.observe.registry import WorkerRecord
 from hurtle.worker.startup import describe_results
@@ -26,11 +26,11 @@ from hurtle.worker.startup import describe_results
               help='Print one JSON object: {"queues": [...], "workers": [...]}'
               " (workers: null where the app's stores keep no registry).")
 def status(app_spec: str | None, broker_url: str | None, queues: str | None, as_json: bool) -> None:
-    """Queue depths: ready, delayed, in flight (leased by a worker) and dead; then
-    the worker processes alive now (the worker registry): busy slots, memory,
-    uptime and the tasks they run.
+    """Queue depths: ready, how long the oldest ready message has waited, delayed,
+    in flight (leased by a worker) and dead; then the worker processes alive now
+    (the worker registry): busy slots, memory, uptime and the tasks they run.
 
-    "?" marks a count the broker cannot know (in flight on RabbitMQ)."""
+    "?" marks a figure the broker cannot know (in flight and oldest on RabbitMQ)."""
     where = where_to_read(app_spec, broker_url)
     connection = open_connection(where)
     names = [q for q in queues.split(",") if q] if queues else None
@@ -61,15 +61,16 @@ def _print_queues(where: Where, rows: list[QueueStats]) -> None:
     results = f"results: {describe_results(where.broker_url, where.results_url)}"
     # Queue names are the broker's data, whoever wrote them: printed as they are, never as markup.
     table = Table(
-        "queue", "ready", "delayed", "in flight", "dead",
+        "queue", "ready", "oldest", "delayed", "in flight", "dead",
         title=literal(where.broker_url), caption=literal(results),
     )
     for row in rows:
-        counts = (row.ready, row.delayed, row.in_flight, row.dead)
-        table.add_row(literal(row.name), *(literal("?" if count is None else count) for count in counts))
+        oldest = None if row.oldest_ready_age is None else duration(row.oldest_ready_age)
+        figures = (row.ready, oldest, row.delayed, row.in_flight, row.dead)
+        table.add_row(literal(row.name), *(literal("?" if figure is None else figure) for figure in figures))
     Console().print(table)
 
 
 def _queue_json(row: QueueStats) -> dict[str, Any]:
-    return {"name": row.name, "ready": row.ready, "delayed": row.delayed, "in_flight": row.in_flight,
-            "dead": row.dead}
+    return {"name": row.name, "ready": row.ready, "oldest_ready_age": row.oldest_ready_age,
+            "delayed": row.delayed, "in_flight": row.in_flight, "dead": row.dead}
