@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hurtle.brokers import Broker, from_url
+from hurtle.brokers import Broker, keeping_broker
 from hurtle.records import RecordStore
 from hurtle.urls import SecretURL
 
@@ -19,13 +19,8 @@ def open_records(broker_url: str | SecretURL, results_url: str | SecretURL | Non
     """The record store to use, or None when neither URL's broker keeps records;
     closing it closes the broker connection it came from. Makes no connection
     (brokers connect on first use)."""
-    urls = [SecretURL(broker_url)] + ([SecretURL(results_url)] if results_url is not None else [])
-    for url in urls:
-        broker = from_url(url)
-        store = broker.record_store()
-        if store is not None:
-            return BrokerRecords(store, broker)
-    return None
+    found = keeping_broker(broker_url, results_url, lambda broker: broker.record_store())
+    return None if found is None else BrokerRecords(found[1], found[0])
 
 
 class BrokerRecords(RecordStore):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from hurtle.brokers import Broker, from_url
+from hurtle.brokers import Broker, keeping_broker
 from hurtle.errors import ConfigurationError
 from hurtle.tallies import TallyStore
 from hurtle.tally_dir import DirectoryTallies
@@ -27,12 +27,10 @@ def open_tallies(
     saying what to pass, when none of them keeps tallies."""
     if directory is not None:
         return DirectoryTallies(directory)
+    found = keeping_broker(broker_url, results_url, lambda broker: broker.tally_store())
+    if found is not None:
+        return BrokerTallies(found[1], found[0])
     urls = [SecretURL(broker_url)] + ([SecretURL(results_url)] if results_url is not None else [])
-    for url in urls:
-        broker = from_url(url)
-        store = broker.tally_store()
-        if store is not None:
-            return BrokerTallies(store, broker)
     names = " nor ".join(dict.fromkeys(url.scheme for url in urls))
     subject = f"neither {names}" if " nor " in names else names
     raise ConfigurationError(

@@ -211,7 +211,7 @@ async def test_a_worker_with_nothing_to_profile_starts_no_sampler(app: App) -> N
     @app.task
     def plain() -> None: ...
 
-    async with profiling(app, WorkerConfig()) as profiler:
+    async with worker_connection(app) as connection, profiling(app, WorkerConfig(), connection) as profiler:
         assert profiler is None
         assert not [t for t in threading.enumerate() if t.name == "hurtle-profiler"]
 

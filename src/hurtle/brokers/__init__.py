@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats, Requeued
 from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
 
+S = TypeVar("S")
+
 __all__ = [
     "BROKERS", "Broker", "DeadLetter", "Delivery", "Location", "Message", "QueueStats", "Registered",
-    "Requeued", "broker_class", "from_url",
+    "Requeued", "broker_class", "from_url", "keeping_broker",
 ]
 
 
@@ -73,6 +77,22 @@ def from_url(url: str | SecretURL, *, visibility_timeout: float = 30.0) -> Broke
     """Make the broker a URL names; raise ``ConfigurationError`` for a bad one
     (whose message shows the URL without its password)."""
     return broker_class(url)(url, visibility_timeout=visibility_timeout)
+
+
+def keeping_broker(
+    broker_url: str | SecretURL, results_url: str | SecretURL | None, store_of: Callable[[Broker], S | None]
+) -> tuple[Broker, S] | None:
+    """The first of an app's broker and its result store's broker that keeps the
+    store ``store_of`` asks for (``Broker.tally_store``, ``Broker.record_store``),
+    with that store: how an app on RabbitMQ with ``results="redis://..."`` keeps
+    profiles and worker records in that Redis. Makes no connection."""
+    urls = [SecretURL(broker_url)] + ([SecretURL(results_url)] if results_url is not None else [])
+    for url in urls:
+        broker = from_url(url)
+        store = store_of(broker)
+        if store is not None:
+            return broker, store
+    return None
 
 
 def broker_class(url: str | SecretURL) -> type[Broker]:

@@ -72,7 +72,7 @@ def run_process(
 async def _serve(
     app: App, config: WorkerConfig, handle_signals: bool, heartbeats: Heartbeats | None, slot: int
 ) -> int:
-    async with worker_connection(app) as connection, profiling(app, config) as profiler:
+    async with worker_connection(app) as connection, profiling(app, config, connection) as profiler:
         consumer = Consumer(app, connection, config, profiler)
         watchers: list[asyncio.Task[Any]] = []
         if handle_signals:
@@ -103,9 +103,10 @@ async def worker_connection(app: App) -> AsyncIterator[Connection]:
 
 
 @contextlib.asynccontextmanager
-async def profiling(app: App, config: WorkerConfig) -> AsyncIterator[Profiler | None]:
+async def profiling(app: App, config: WorkerConfig, connection: Connection) -> AsyncIterator[Profiler | None]:
     """This process's profiler, writing to the broker's store while the consumer
-    runs; None (no thread, no wrapper) when no task is profiled."""
+    runs; None (no thread, no wrapper) when no task is profiled. A broker that
+    keeps tallies lends its own store: no second connection per process."""
     if config.profile is None and not any(task.opts.profile for task in app.tasks.values()):
         yield None
         return
@@ -113,7 +114,8 @@ async def profiling(app: App, config: WorkerConfig) -> AsyncIterator[Profiler | 
     from hurtle.tally_source import open_tallies
 
     settings = config.profile or ProfileConfig()
-    store = open_tallies(app.broker_url, app.results_url, settings.directory)
+    borrowed = connection.broker.tally_store() if settings.directory is None else None
+    store = borrowed or open_tallies(app.broker_url, app.results_url, settings.directory)
     profiler = Profiler(profiled_tasks(app, config.profile), settings, app)
     profiler.start()
     writer = asyncio.create_task(profiler.keep_writing(store), name="hurtle-profile-writer")
@@ -127,7 +129,8 @@ async def profiling(app: App, config: WorkerConfig) -> AsyncIterator[Profiler | 
         except Exception as exc:
             log.warning("could not write profiles (%s: %s)", type(exc).__name__, exc)
         finally:
-            await store.close()
+            if store is not borrowed:  # the connection closes its own
+                await store.close()
 
 
 @contextlib.asynccontextmanager
@@ -135,9 +138,10 @@ async def registry(app: App, consumer: Consumer, *, supervised: bool) -> AsyncIt
     """This process in the worker registry while the consumer runs
     (``hurtle.observe``): a record every few seconds, deleted at a clean stop.
     Nothing when the interval is 0 or no store keeps records (RabbitMQ without a
-    result store that does)."""
+    result store that does). A broker that keeps records lends its own store."""
     every = consumer.config.registry_interval
-    store = open_records(app.broker_url, app.results_url) if every > 0 else None
+    borrowed = consumer.broker.record_store() if every > 0 else None
+    store = borrowed or (open_records(app.broker_url, app.results_url) if every > 0 else None)
     if store is None:
         yield
         return
@@ -150,7 +154,8 @@ async def registry(app: App, consumer: Consumer, *, supervised: bool) -> AsyncIt
         await asyncio.gather(beating, return_exceptions=True)
         await heartbeat.leave()
         try:
-            await store.close()
+            if store is not borrowed:  # the connection closes its own
+                await store.close()
         except Exception as exc:
             log.warning("could not close the worker registry's store (%s: %s)", type(exc).__name__, exc)
 
