@@ -25,6 +25,7 @@ from hurtle.context import set_current
 from hurtle.envelope import Envelope
 from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
 from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
+from hurtle.observe.task_figures import TaskFigures
 from hurtle.worker.broker_outage import BrokerOutage
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
@@ -87,6 +88,8 @@ class Consumer:
         self.async_executor = AsyncExecutor()
         self.thread_executor = ThreadExecutor(config.threads)
         self.counters = Counters()
+        #: Per task, queue and minute, for the task history and the metrics (``process.py`` sends them on).
+        self.figures = TaskFigures()
         self.exit_code = EXIT_OK
         self._kinds = self._task_kinds()
         # In burst mode an empty fetch is a question ("done yet?"): ask it often,
@@ -104,7 +107,7 @@ class Consumer:
         self._buffer = SettleBuffer(self.broker, self.results, app.result_ttl, self._in_flight)
         self._settler = Settler(
             self.broker, self.results, self._buffer, self.counters, worker=self.name,
-            secret_key=app.secret_key, result_ttl=app.result_ttl,
+            secret_key=app.secret_key, result_ttl=app.result_ttl, figures=self.figures,
         )
         # Bound once: the hot path calls it per task.
         self._settle_now = self._settler.settle_now

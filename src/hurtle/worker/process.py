@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from hurtle.app import App
 from hurtle.client import Connection
 from hurtle.loops import new_event_loop
+from hurtle.observe.figure_writer import FigureSink, FigureWriter
 from hurtle.observe.heartbeat import Heartbeat
 from hurtle.record_source import open_records
 from hurtle.worker.consumer import Consumer, WorkerConfig
@@ -82,7 +83,8 @@ async def _serve(
             watchers.append(asyncio.create_task(heartbeats.keep_stamping(slot)))
         log.info("worker %s started", consumer.name)  # what it runs: the supervisor's start block
         try:
-            async with registry(app, consumer, supervised=heartbeats is not None):
+            supervised = heartbeats is not None
+            async with registry(app, consumer, supervised=supervised), figure_writing(consumer, []):
                 return await consumer.run()
         finally:
             for watcher in watchers:
@@ -158,6 +160,23 @@ async def registry(app: App, consumer: Consumer, *, supervised: bool) -> AsyncIt
                 await store.close()
         except Exception as exc:
             log.warning("could not close the worker registry's store (%s: %s)", type(exc).__name__, exc)
+
+
+@contextlib.asynccontextmanager
+async def figure_writing(consumer: Consumer, sinks: list[FigureSink]) -> AsyncIterator[None]:
+    """Send the consumer's task figures to ``sinks`` every few seconds while it runs,
+    and what is left when it stops (``hurtle.observe.figure_writer``)."""
+    if not sinks:
+        yield
+        return
+    writer = FigureWriter(consumer.figures, sinks)
+    writing = asyncio.create_task(writer.keep_writing(), name="hurtle-figures")
+    try:
+        yield
+    finally:
+        writing.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
+        await writer.close()
 
 
 def _install_signals(consumer: Consumer) -> None:

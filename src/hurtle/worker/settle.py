@@ -17,6 +17,7 @@ import msgspec
 
 from hurtle.brokers import Broker, Delivery, Message
 from hurtle.envelope import Envelope, Result, encode, encode_result
+from hurtle.observe.task_figures import FAILED, RETRIED, SUCCEEDED, TaskFigures
 from hurtle.results import ResultStore
 from hurtle.retry import DEFAULT_BACKOFF
 from hurtle.worker.dispatcher import Job
@@ -52,6 +53,7 @@ class Settler:
         worker: str,
         secret_key: bytes | None,
         result_ttl: float,
+        figures: TaskFigures | None = None,
     ) -> None:
         self.broker = broker
         self.results = results
@@ -59,6 +61,9 @@ class Settler:
         self.worker = worker
         self.secret_key = secret_key
         self.result_ttl = result_ttl
+        #: Per task and minute: what the history and the metrics are made of.
+        self.figures = figures if figures is not None else TaskFigures()
+        self._ran = self.figures.ran
         self.in_flight = buffer.in_flight
         # The buffer's own lists and event: ``settle_now`` adds to them directly.
         self._acks, self._results, self._flush_wanted = buffer.acks, buffer.results, buffer.wanted
@@ -78,6 +83,7 @@ class Settler:
             except Exception:  # (a result that cannot be encoded): ``settle`` deals with it
                 return False
         self.counters.succeeded += 1
+        self._ran(envelope.task, job.delivery.queue, SUCCEEDED, _ready_at(envelope), started, finished)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s[%s] succeeded in %.4fs, waited %.4fs",
@@ -101,6 +107,7 @@ class Settler:
             await self._retry(job, outcome, started, finished)
             return
         self.counters.failed += 1
+        self._ran(envelope.task, delivery.queue, FAILED, _ready_at(envelope), started, finished)
         log.error(
             "%s[%s] failed for good after %d attempt(s) in %.3fs: %s",
             envelope.task, envelope.id, envelope.attempt + 1, finished - started, outcome.error,
@@ -112,6 +119,7 @@ class Settler:
     ) -> None:
         """Dead-letter a message that must not run (again), saying why."""
         self.counters.dead_lettered += 1
+        self.figures.dead(None if envelope is None else envelope.task, delivery.queue, started)
         log.error("dead-lettered a message from queue %r: %s", delivery.queue, reason)
         await self._dead_letter(delivery, envelope, reason, started)
 
@@ -172,6 +180,7 @@ class Settler:
         await self.broker.retry(job.delivery, Message(retry.id, queue, body, retry.eta))
         self.in_flight.pop(id(job.delivery), None)
         self.counters.retried += 1
+        self._ran(envelope.task, queue, RETRIED, _ready_at(envelope), started, finished)
         log.warning(
             "%s[%s] failed in %.3fs (%s); retry %d/%d in %.2fs",
             envelope.task, envelope.id, finished - started, outcome.error,
