@@ -9,10 +9,11 @@ the broker looks (workers store a result before they acknowledge the message).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from hurtle.brokers import Broker
-from hurtle.envelope import decode_result
+from hurtle.envelope import Result, decode_result
 from hurtle.results import ResultStore
 
 #: ``queued``: waiting to run (ready, delayed, or waiting for a retry);
@@ -23,20 +24,39 @@ from hurtle.results import ResultStore
 TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "unknown"]
 
 
+@dataclass(frozen=True, slots=True)
+class TaskLook:
+    """One look at a task: its status, and its result record when it has finished."""
+
+    status: TaskStatus
+    result: Result | None = None
+
+
 async def task_status(
     broker: Broker, results: ResultStore | None, task_id: str, queues: Sequence[str] | None = None
 ) -> TaskStatus:
     """The status of ``task_id``; ``queues`` narrows the broker's look (default: every known queue)."""
+    return (await look_at_task(broker, results, task_id, queues)).status
+
+
+async def look_at_task(
+    broker: Broker, results: ResultStore | None, task_id: str, queues: Sequence[str] | None = None
+) -> TaskLook:
+    """``task_status`` with the result record it read, for a caller that shows the
+    record too (``hurtle status task``) without reading it a second time."""
     finished = await _finished(results, task_id)
     if finished is not None:
         return finished
     where = (await broker.locate([task_id], queues)).get(task_id)
     if where is not None:
-        return where
+        return TaskLook(where)
     finished = await _finished(results, task_id)
-    return "unknown" if finished is None else finished
+    return TaskLook("unknown") if finished is None else finished
 
 
-async def _finished(results: ResultStore | None, task_id: str) -> Literal["succeeded", "failed"] | None:
+async def _finished(results: ResultStore | None, task_id: str) -> TaskLook | None:
     record = None if results is None else await results.get(task_id)
-    return None if record is None else decode_result(record).status
+    if record is None:
+        return None
+    result = decode_result(record)
+    return TaskLook(result.status, result)

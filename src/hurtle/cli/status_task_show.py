@@ -1,0 +1,196 @@
+"""``hurtle status task``'s output: a two-column list for people, one object for ``--json``.
+
+Every value comes from a record whoever wrote it (a worker, another program): it
+is printed through ``literal``, never as markup, and a long value is cut in the
+list (``--json`` gives it whole).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from hurtle.cli.literal import as_text, literal, when
+from hurtle.cli.status_task import TaskReport, seconds_or_none
+from hurtle.cli.status_workers import duration
+from hurtle.envelope import Result
+
+VALUE_WIDTH = 300  # characters of a result value shown, as JSON; --json gives it all
+TRACEBACK_LINES = 40  # a traceback's last lines shown: where it was raised; --json gives it all
+_STATE_STYLES = {"succeeded": "green", "failed": "red", "running": "cyan", "queued": "yellow"}
+_MEANS = {
+    "queued": "waiting to run: ready, delayed, or waiting for a retry",
+    "running": "leased by a live worker",
+}
+
+
+def report_json(report: TaskReport) -> dict[str, Any]:
+    """Every figure, whole: times in unix seconds, durations in seconds, null where not known."""
+    result, running, dead = report.look.result, report.running, report.dead
+    times = _times(result)
+    return {
+        "id": report.id,
+        "state": report.state,
+        "attempts": _attempts(report),
+        "worker": _worker(report),
+        **times,
+        "value": result.value if result is not None and result.status == "succeeded" else None,
+        "error": result.error if result is not None and result.status == "failed" else None,
+        "traceback": result.traceback if result is not None and result.status == "failed" else None,
+        "running": None if running is None else {
+            "worker": running.name, "elapsed": running.task.elapsed, "beat_at": running.worker.beat_at,
+        },
+        "dead_letter": None if dead is None else {
+            "id": dead.letter.id, "queue": dead.letter.queue, "reason": as_text(dead.letter.reason),
+            "failed_at": seconds_or_none(dead.letter.failed_at),
+            "attempts": None if dead.attempt is None else dead.attempt + 1,
+        },
+    }
+
+
+def print_report(report: TaskReport, registry_note: str | None) -> None:
+    """The task as a list of labelled lines; ``registry_note`` says why no worker is shown."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in _rows(report, registry_note):
+        grid.add_row(label, value)
+    Console().print(grid)
+
+
+def _rows(report: TaskReport, registry_note: str | None) -> list[tuple[str, Text]]:
+    rows = [("task", literal(report.id)), ("state", _state(report))]
+    attempts = _attempts(report)
+    if attempts is not None:
+        rows.append(("attempts", Text(str(attempts))))
+    rows += _worker_rows(report, registry_note)
+    result = report.look.result
+    if result is not None:
+        rows += _time_rows(result)
+        rows += _outcome_rows(result)
+    if report.dead is not None:
+        rows += _dead_rows(report, with_reason=result is None)
+    return rows
+
+
+def _state(report: TaskReport) -> Text:
+    state = report.state
+    text = Text(state, style=_STATE_STYLES.get(state, ""))
+    if state in _MEANS:
+        text.append(f" ({_MEANS[state]})", style="dim")
+    if state == "unknown" and report.dead is not None:
+        text.append(" (no result stored; a dead letter holds it: see below)", style="dim")
+    if state == "running" and report.look.status == "unknown":
+        text.append(" (listed by a worker; the broker cannot look by task id)", style="dim")
+    return text
+
+
+def _worker_rows(report: TaskReport, registry_note: str | None) -> list[tuple[str, Text]]:
+    running = report.running
+    if running is not None:
+        elapsed = "starting" if running.task.elapsed is None else f"for {duration(running.task.elapsed)}"
+        text = literal(f"{running.name}, running {elapsed} at its last heartbeat")
+        return [("worker", text)]
+    if report.state == "running":
+        why = registry_note or "not in the worker registry yet (a worker writes its record every few seconds)"
+        return [("worker", literal(why))]
+    worker = _worker(report)
+    return [] if worker is None else [("worker", literal(worker))]
+
+
+def _time_rows(result: Result) -> list[tuple[str, Text]]:
+    times = _times(result)
+    rows = [
+        (label, when(times[key]))
+        for label, key in (("ready at", "ready_at"), ("started", "started_at"), ("finished", "finished_at"))
+        if times[key] is not None
+    ]
+    for label, key in (("queue wait", "queue_wait"), ("run time", "run_time")):
+        seconds = times[key]
+        if seconds is not None:
+            rows.append((label, Text(_precise(seconds))))
+    return rows
+
+
+def _outcome_rows(result: Result) -> list[tuple[str, Text]]:
+    if result.status == "succeeded":
+        return [("result", _value(result.value))]
+    rows = [("error", literal(result.error, lines=True))]
+    if result.traceback:
+        rows.append(("traceback", _last_lines(result.traceback)))
+    return rows
+
+
+def _dead_rows(report: TaskReport, *, with_reason: bool) -> list[tuple[str, Text]]:
+    dead = report.dead
+    assert dead is not None
+    letter = dead.letter
+    where = f"id {as_text(letter.id)}, queue {as_text(letter.queue)}"
+    at = when(letter.failed_at)
+    text = literal(f"{where}, at ").append_text(at)
+    if dead.attempt is not None:
+        text.append(f", after attempt {dead.attempt + 1}")
+    rows = [("dead letter", text)]
+    if with_reason:
+        rows.append(("reason", _last_lines(as_text(letter.reason))))
+    return rows
+
+
+def _times(result: Result | None) -> dict[str, float | None]:
+    """Ready, started and finished (unix seconds), queue wait and run time (seconds)."""
+    if result is None:
+        return dict.fromkeys(("ready_at", "started_at", "finished_at", "queue_wait", "run_time"))
+    ready, started, finished = map(seconds_or_none, (result.ready_at, result.started_at, result.finished_at))
+    return {
+        "ready_at": ready, "started_at": started, "finished_at": finished,
+        "queue_wait": None if ready is None or started is None else max(0.0, started - ready),
+        "run_time": None if started is None or finished is None else max(0.0, finished - started),
+    }
+
+
+def _attempts(report: TaskReport) -> int | None:
+    """Attempts made: the result record's, else the dead letter's; None while not known."""
+    result, dead = report.look.result, report.dead
+    if result is not None:
+        return result.attempt + 1
+    if dead is not None and dead.attempt is not None:
+        return dead.attempt + 1
+    return None
+
+
+def _worker(report: TaskReport) -> str | None:
+    """The process that ran the last attempt, or runs the task now."""
+    if report.running is not None:
+        return report.running.name
+    result = report.look.result
+    return result.worker if result is not None and result.worker else None
+
+
+def _value(value: Any) -> Text:
+    shown = msgspec.json.encode(value).decode()
+    if len(shown) > VALUE_WIDTH:
+        cut = literal(shown[:VALUE_WIDTH] + "…")
+        return cut.append(f" ({len(shown)} characters as JSON; --json gives it all)", style="dim")
+    return literal(shown)
+
+
+def _last_lines(text: str) -> Text:
+    lines = text.rstrip().splitlines()
+    if len(lines) <= TRACEBACK_LINES:
+        return literal("\n".join(lines), lines=True)
+    shown = literal("\n".join(lines[-TRACEBACK_LINES:]), lines=True)
+    above = Text(f"({len(lines) - TRACEBACK_LINES} lines above; --json gives them all)\n", style="dim")
+    return above.append_text(shown)
+
+
+def _precise(seconds: float) -> str:
+    """Milliseconds under a second, hundredths under a minute, then ``duration``'s units."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    return duration(seconds)
