@@ -132,14 +132,16 @@ def test_no_command_prints_the_password(where: Where, app_dir: Path) -> None:
     # Given tasks sent through brokers and result stores behind a password
     sender = App(where.broker, results=where.results)
     try:
-        sender.send_task("secretapp.refuse")
-        sender.send_task("secretapp.add", 1, 2)
+        refused = sender.send_task("secretapp.refuse")
+        added = sender.send_task("secretapp.add", 1, 2)
     finally:
         sender.close()
     commands = [
         ("worker", "secretapp", "--burst", "-p", "1", "--log-level", "debug"),
         ("status", "-A", "secretapp"),
         ("status", "--broker", where.broker),
+        ("status", "task", refused.id, "-A", "secretapp"),
+        ("status", "task", added.id, "-A", "secretapp", "--json"),
         ("dlq", "list", "-A", "secretapp"),
         ("dlq", "list", "-A", "secretapp", "--full"),
         ("dlq", "requeue", "--all", "-A", "secretapp"),
@@ -151,6 +153,10 @@ def test_no_command_prints_the_password(where: Where, app_dir: Path) -> None:
         # Then it works, and prints no password
         assert done.returncode == 0, (command, printed(done))
         assert_hidden(printed(done))
+    # And an id nobody knows is said so (naming where it looked) without the password
+    unknown = hurtle_cli("status", "task", "0" * 32, "-A", "secretapp", cwd=app_dir, env=where.env)
+    assert unknown.returncode == 1, printed(unknown)
+    assert_hidden(printed(unknown))
     worker_log = hurtle_cli(*commands[0], cwd=app_dir, env=where.env)
     assert "broker:" in worker_log.stderr  # the start block was printed, and read above
 

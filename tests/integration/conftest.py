@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from hurtle.brokers import DeadLetter, QueueStats, from_url
+from tests.amqp_server import unique_amqp_url
+from tests.redis_server import unique_redis_url
 
 APPS = Path(__file__).parent / "apps"
 WAIT_LIMIT = 60.0  # seconds: a bound on every wait, never a sleep that must be long enough
@@ -195,4 +197,30 @@ def load_workerapp(
 @pytest.fixture
 def workerapp(load_workerapp: Callable[..., Any]) -> Any:
     """The test app with default settings."""
+    return load_workerapp()
+
+
+# Each: the broker URL and the result store URL (None: the broker's own) for a test.
+STORES: dict[str, Callable[[Path], tuple[str, str | None]]] = {
+    "sqlite": lambda tmp: (f"sqlite:///{tmp}/broker.db", None),
+    "redis": lambda tmp: (unique_redis_url(), None),
+    "amqp+redis": lambda tmp: (unique_amqp_url(), unique_redis_url()),
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def app_on_each_store(
+    request: pytest.FixtureRequest, tmp_path: Path, worker_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch, load_workerapp: Callable[..., Any],
+) -> Any:
+    """The test app on each store (SQLite, Redis, RabbitMQ keeping its results and
+    registry in Redis), for this process and the workers started after."""
+    broker, results = STORES[request.param](tmp_path)
+    for name, value in (("HURTLE_BROKER", broker), ("HURTLE_RESULTS", results)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+            worker_env.pop(name, None)
+        else:
+            monkeypatch.setenv(name, value)
+            worker_env[name] = value
     return load_workerapp()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,33 +18,14 @@ import pytest
 
 from tests.amqp_server import unique_amqp_url
 from tests.integration.conftest import APPS, Workers, hurtle_cli, lines, wait_until
-from tests.redis_server import unique_redis_url
 
 pytestmark = pytest.mark.slow
 
-# Each: the broker URL and the result store URL (None: the broker's own) for a test.
-STORES: dict[str, Callable[[Path], tuple[str, str | None]]] = {
-    "sqlite": lambda tmp: (f"sqlite:///{tmp}/broker.db", None),
-    "redis": lambda tmp: (unique_redis_url(), None),
-    "amqp+redis": lambda tmp: (unique_amqp_url(), unique_redis_url()),
-}
 
-
-@pytest.fixture(params=sorted(STORES))
-def workerapp(
-    request: pytest.FixtureRequest, tmp_path: Path, worker_env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch, load_workerapp: Callable[..., Any],
-) -> Any:
-    """The test app on each store, for this process and the workers started after."""
-    broker, results = STORES[request.param](tmp_path)
-    for name, value in (("HURTLE_BROKER", broker), ("HURTLE_RESULTS", results)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-            worker_env.pop(name, None)
-        else:
-            monkeypatch.setenv(name, value)
-            worker_env[name] = value
-    return load_workerapp()
+@pytest.fixture
+def workerapp(app_on_each_store: Any) -> Any:
+    """The test app on SQLite, on Redis, and on RabbitMQ with a Redis result store."""
+    return app_on_each_store
 
 
 def status() -> dict[str, Any]:

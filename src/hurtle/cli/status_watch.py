@@ -38,7 +38,7 @@ async def watch(first: Connection, where: Where, queues: Sequence[str] | None, i
             try:
                 shown = await asyncio.wait_for(_read(connection, where, queues), max(READ_LIMIT, interval))
             except (HurtleError, OSError, asyncio.TimeoutError) as exc:
-                problem = _problem(exc, interval)
+                problem = _problem(exc, interval, stale=bool(shown))
             live.update(Group(_header(interval, problem), *shown), refresh=True)
             await asyncio.sleep(interval)
             connection = make_connection(where.broker_url, where.results_url, where.visibility_timeout)
@@ -58,11 +58,12 @@ def _header(interval: float, problem: Text | None) -> RenderableType:
     return line if problem is None else Group(line, problem)
 
 
-def _problem(exc: BaseException, interval: float) -> Text:
-    """The error as one line; the tables below it are the last ones read."""
+def _problem(exc: BaseException, interval: float, *, stale: bool) -> Text:
+    """The error as one line; ``stale``: the tables below it are the last ones read."""
     why = next(iter(str(exc).strip().splitlines()), "") or type(exc).__name__
     if isinstance(exc, asyncio.TimeoutError):
         why = "no answer in time"
-    line = literal(f"could not read: {why}; below: the last tables read; trying again every {interval:g}s")
+    below = "; below: the last tables read" if stale else ""
+    line = literal(f"could not read: {why}; trying again every {interval:g}s{below}")
     line.stylize("bold red")
     return line
