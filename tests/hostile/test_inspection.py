@@ -10,6 +10,7 @@ are not text, a terminal escape, and ``failed_at`` values that are no time.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 import uuid
@@ -156,6 +157,22 @@ def test_status_prints_a_queue_as_it_is_named(hostile: Hostile) -> None:
     assert cells[0] == hostile.queue and cells[-1] == str(hostile.dead), done.stdout
 
 
+def test_status_task_prints_a_dead_letter_as_it_is(hostile: Hostile) -> None:
+    # A body nested too deep and a reason in markup; then an escape sequence as the reason
+    nested = hurtle_cli("status", "task", "nested", "--broker", hostile.url)
+    binary = hurtle_cli("status", "task", "binary", "--broker", hostile.url)
+    as_json = hurtle_cli("status", "task", "binary", "--broker", hostile.url, "--json")
+
+    assert nested.returncode == 0, nested.stdout + nested.stderr
+    assert "unknown (no result stored; a dead letter holds it" in nested.stdout
+    assert f"[bold red]boom[/] in {MARKUP}" in nested.stdout  # printed, not obeyed
+    assert "attempts" not in nested.stdout  # a body that does not decode tells none
+    assert binary.returncode == 0, binary.stdout + binary.stderr
+    assert "\x1b" not in binary.stdout and "\\x1b[2Jcleared the screen" in binary.stdout
+    assert "\x1b" not in as_json.stdout  # JSON escapes it
+    assert json.loads(as_json.stdout)["dead_letter"]["reason"] == f"{ESCAPE}cleared the screen"
+
+
 def unreachable_urls(tmp_path: Path) -> dict[str, str]:
     not_a_database = tmp_path / "noise.db"
     not_a_database.write_bytes(b"\x00 this is not a database " * 1000)
@@ -171,8 +188,8 @@ FAIL_FAST = 10.0  # seconds: a command that gave up at once, with room for a slo
 
 
 @pytest.mark.parametrize("broker", list(WRITERS))
-@pytest.mark.parametrize("command", [("status",), ("dlq", "list"), ("dlq", "requeue", "--all"),
-                                     ("dlq", "purge", "--yes")], ids=" ".join)
+@pytest.mark.parametrize("command", [("status",), ("status", "task", "some-id"), ("dlq", "list"),
+                                     ("dlq", "requeue", "--all"), ("dlq", "purge", "--yes")], ids=" ".join)
 def test_an_unreachable_broker_is_one_line_and_exit_2_at_once(
     broker: str, command: tuple[str, ...], tmp_path: Path
 ) -> None:
