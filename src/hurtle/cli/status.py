@@ -30,18 +30,15 @@ from hurtle.envelope import DecodeError
 #: ``status task`` when nothing is known of the id; 2 stays a usage error, as in ``dlq requeue``.
 EXIT_UNKNOWN_TASK = 1
 
-_json_option = click.option(
-    "--json", "as_json", is_flag=True,
-    help='Print one JSON object: {"queues": [...], "workers": [...]}'
-    " (workers: null where the app's stores keep no registry).",
-)
-
-
 @click.group(invoke_without_command=True)
 @app_option
 @broker_option
 @click.option("-q", "--queues", help="Comma-separated queues. Default: every known queue.")
-@_json_option
+@click.option(
+    "--json", "as_json", is_flag=True,
+    help='Print one JSON object: {"queues": [...], "workers": [...]}'
+    " (workers: null where the app's stores keep no registry).",
+)
 @click.option("--watch", is_flag=True, help="Redraw the tables in place until Ctrl-C.")
 @click.option(
     "--interval", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
