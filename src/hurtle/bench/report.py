@@ -28,6 +28,8 @@ MEASURES = {  # name: (label, unit)
     "start_spread_s": ("first start -> last start", "s"),
     # heavyinit
     "setups": ("setups paid", "setups"),
+    # io
+    "clients": ("clients made", "clients"),
     # ping
     "start_p50_ms": ("send -> start, p50", "ms"),
     "start_p95_ms": ("send -> start, p95", "ms"),
@@ -53,7 +55,7 @@ def fmt(value: float, unit: str) -> str:
         return f"{value:.2f} s"
     if unit == "x":
         return f"{value:.3f}x"
-    if unit == "setups":
+    if unit in ("setups", "clients"):
         return f"{value:.0f}"
     if unit in ("ms", "MB"):
         return f"{value:,.{_DIGITS[unit]}f} {unit}"
@@ -89,6 +91,12 @@ def notes(result: RunResult, runs: int, batch: int) -> str:
         " themselves, 0 pending and 0 dead-lettered in the broker afterwards, worker exit 0.\n"
         "Results are not stored (store_result=False), as Dramatiq stores none by default."
     )
+
+
+def io_notes(target: str, n: int) -> str:
+    what = "requests the HTTP server answered" if target == "http" else "the Redis key's value"
+    return (f"io: each run also verified by its target ({what} = {n:,}) and by its clients:"
+            " at most one made per worker process, on its first task.")
 
 
 def ping_notes(result: RunResult, runs: int) -> str:

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +58,8 @@ class Options:
     profile: bool = False  # the worker profiles every task (``--profile all``)
     profile_hz: float | None = None  # None: the worker's default rate
     profile_sample: float | None = None  # None: every execution
+    io: str = "redis"  # io: each task's round trip, "redis" (INCR) or "http" (GET)
+    io_redis: str = "redis://127.0.0.1:6379/0"  # io: the Redis the tasks INCR
 
 
 def profile_args(options: Options) -> list[str]:
@@ -225,13 +227,16 @@ class WorkerRun:
 def run_worker(
     app_spec: str, url: str, queue: str, processes: int, records: Path, n: int,
     worker_args: Sequence[str] = (), progress: OnProgress | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> WorkerRun:
-    """Run ``hurtle worker APP --burst`` in a subprocess; time it from start to exit."""
+    """Run ``hurtle worker APP --burst`` in a subprocess; time it from start to exit.
+
+    ``env`` is added to this process's environment for the worker."""
     command = [
         sys.executable, "-m", "hurtle", "worker", app_spec, "--burst",
         "-p", str(processes), "--broker", url, "-q", queue, "--log-level", "warning", *worker_args,
     ]
-    env = {**os.environ, RECORDS_ENV: str(records)}
+    env = {**os.environ, **(env or {}), RECORDS_ENV: str(records)}
     limit = max(_WORKER_TIMEOUT_MIN, n / 100)
     with tempfile.TemporaryFile("w+") as log:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -271,14 +276,15 @@ Inspect = Callable[[Path, RunResult], None]
 def run_burst(
     app: App, task: Task[..., Any], calls: Sequence[Sequence[Any]], workload: str, app_spec: str,
     options: Options, *, worker_args: Sequence[str] = (), inspect: Inspect | None = None,
-    progress: OnProgress | None = None,
+    progress: OnProgress | None = None, env: Mapping[str, str] | None = None,
 ) -> RunResult:
     """One verified run: send ``calls`` to ``task``, drain them with a burst worker.
 
     ``worker_args`` are added to the worker's command line (``-c``, ``-t``), and
     so are its profiling options (``profile_args``);
     ``inspect`` runs after the standard checks, before the records are deleted;
-    ``progress`` is told the count of runs while the worker drains the queue.
+    ``progress`` is told the count of runs while the worker drains the queue;
+    ``env`` is added to the worker's environment (where a workload's target is).
     """
     queue = task.opts.queue
     with broker_url(options.broker) as url, tempfile.TemporaryDirectory() as folder:
@@ -301,7 +307,7 @@ def run_burst(
             return result
         worker = run_worker(
             app_spec, url, queue, options.processes, Path(folder), len(calls),
-            [*worker_args, *profile_args(options)], progress,
+            [*worker_args, *profile_args(options)], progress, env,
         )
         after = queue_stats(url, queue)
         records = read_records(Path(folder))

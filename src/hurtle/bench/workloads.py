@@ -12,7 +12,7 @@ from collections.abc import Callable
 from hurtle.bench.result import RunResult
 from hurtle.bench.runner import OnProgress, Options
 
-WORKLOADS = ("noop", "latency", "heavyinit", "ping")
+WORKLOADS = ("noop", "latency", "heavyinit", "ping", "io")
 DEFAULT_KIND = {"latency": "async"}  # else sync
 Workload = Callable[[Options, OnProgress | None], RunResult]
 
@@ -42,6 +42,10 @@ def describe(name: str, options: Options) -> str | None:
         where = ("in an on_preload hook, once, before fork" if options.preload
                  else "lazily, on first use in each process")
         return f"setup: {heavyinit.SETUP_CPU_S * 1000:.0f} ms of CPU, {where}"
+    if name == "io":
+        from hurtle.bench import io_target
+
+        return io_target.describe(options.io, options.io_redis)
     if name == "ping":
         from hurtle.bench import ping
 

@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from hurtle.bench import report as bench_report
+from hurtle.bench.io_target import DEFAULT_REDIS, check_reachable
 from hurtle.bench.progress import run_progress
 from hurtle.bench.report import EXIT_UNVERIFIED
 from hurtle.bench.result import RunResult, summarize
@@ -52,6 +53,11 @@ PEERS_POINTER = (
 @click.option("--in-flight", type=click.IntRange(min=1),
               help="latency: the worker's -c (async) or -t (sync) per process."
               " Default: N for async, min(N, 10,000) for sync.")
+@click.option("--io", "io_kind", type=click.Choice(["redis", "http"]),
+              help="io: each task's round trip: an INCR on Redis, or a GET to an HTTP server the bench"
+              " starts on 127.0.0.1. Default: redis.")
+@click.option("--io-redis", metavar="URL",
+              help="io --io redis: the Redis the tasks INCR. Default: redis://127.0.0.1:6379/0.")
 @click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Calls per send_many.")
 @click.option("--profile", is_flag=True,
@@ -66,8 +72,9 @@ PEERS_POINTER = (
               help="Moved: the comparison with other task queues runs from a checkout.")
 def bench(
     workload: str, count: int, broker_url: str | None, processes: int | None, repeat: int,
-    kind: str | None, preload: bool, scale: float, in_flight: int | None, batch: int, profile: bool,
-    profile_hz: float | None, profile_sample: float | None, as_json: bool, peer_list: str | None,
+    kind: str | None, preload: bool, scale: float, in_flight: int | None, io_kind: str | None,
+    io_redis: str | None, batch: int, profile: bool, profile_hz: float | None,
+    profile_sample: float | None, as_json: bool, peer_list: str | None,
 ) -> None:
     """Run WORKLOAD and report enqueue and processing rates, only for verified runs."""
     if peer_list is not None:
@@ -79,6 +86,7 @@ def bench(
     kind = kind or DEFAULT_KIND.get(workload, "sync")
     if in_flight and workload != "latency":
         fail("--in-flight: only the latency workload sets the worker's -c or -t")
+    io_kind, io_redis = _io_options(workload, io_kind, io_redis)
     if workload == "ping" and broker_url and broker_url.startswith(("amqp:", "amqps:")):
         fail("--broker: ping reads each task's result, and RabbitMQ keeps none: use redis:// or sqlite://")
     if not profile and (profile_hz is not None or profile_sample is not None):
@@ -87,13 +95,24 @@ def bench(
         _check_keeps_profiles(broker_url)
     options = Options(
         count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale, preload, in_flight,
-        profile, profile_hz, profile_sample,
+        profile, profile_hz, profile_sample, io_kind, io_redis,
     )
     try:
         run = load(workload)
-    except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER
+        if workload == "io":
+            check_reachable(io_kind, io_redis)
+    except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER; no I/O target
         fail(str(exc))
     _hurtle_alone(workload, run, options, repeat, as_json)
+
+
+def _io_options(workload: str, io_kind: str | None, io_redis: str | None) -> tuple[str, str]:
+    """The io workload's target and Redis, defaulted; either given to another workload is an error."""
+    if workload != "io" and (io_kind or io_redis):
+        fail(f"--{'io' if io_kind else 'io-redis'}: only the io workload makes round trips")
+    if io_kind == "http" and io_redis:
+        fail("--io-redis: the tasks make HTTP requests with --io http, not Redis ones")
+    return io_kind or "redis", io_redis or DEFAULT_REDIS
 
 
 def _check_keeps_profiles(url: str) -> None:
@@ -169,6 +188,8 @@ def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, a
             console.print(bench_report.ping_notes(runs[0], len(runs)))
         else:
             console.print(bench_report.notes(runs[0], len(runs), options.batch))
+        if workload == "io":
+            console.print(bench_report.io_notes(options.io, options.n))
 
 
 def _profile_json(options: Options) -> dict[str, float] | None:
