@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 import click
 
 from benchmarks import peers
 from benchmarks.peers.compare import PROG, compare
+from hurtle.bench import io_target
 from hurtle.bench.runner import Options
 from hurtle.bench.workloads import DEFAULT_KIND, describe, load
 from hurtle.cli.common import EXIT_USER_ERROR, fail
 from hurtle.errors import HurtleError
 
-WORKLOADS = ("noop", "latency", "heavyinit")  # ping runs hurtle alone: `hurtle bench ping`
+WORKLOADS = ("noop", "latency", "heavyinit", "io")  # ping runs hurtle alone: `hurtle bench ping`
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,21 +41,29 @@ WORKLOADS = ("noop", "latency", "heavyinit")  # ping runs hurtle alone: `hurtle 
               " Default: async for latency, sync otherwise.")
 @click.option("--scale", type=click.FloatRange(min=0), default=1.0, hidden=True,
               help="latency: multiply every sleep by this (tests).")
+@click.option("--io", "io_kind", type=click.Choice(io_target.TARGETS), default="redis", show_default=True,
+              help="io: each task's round trip: an INCR on Redis, or a GET to an HTTP server the bench"
+              " starts on 127.0.0.1.")
+@click.option("--io-redis", metavar="URL", default=io_target.DEFAULT_REDIS, show_default=True,
+              help="io --io redis: the Redis the tasks INCR.")
 @click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True,
               help="hurtle's calls per send_many.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: each run, then a summary per system.")
 def main(
     workload: str, peer_list: str, broker_url: str | None, count: int, processes: int | None,
-    repeat: int, kind: str | None, scale: float, batch: int, as_json: bool,
+    repeat: int, kind: str | None, scale: float, io_kind: str, io_redis: str, batch: int, as_json: bool,
 ) -> None:
     """Run WORKLOAD on hurtle and each peer in turn; report the verified runs side by side."""
     names = _peer_names(peer_list, broker_url)
     kind = kind or DEFAULT_KIND.get(workload, "sync")
-    options = Options(count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale)
+    options = replace(Options(count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale),
+                      io=io_kind, io_redis=io_redis)
     try:
         run = load(workload)
-    except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER
+        if workload == "io":
+            io_target.check_reachable(io_kind, io_redis)
+    except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER; no I/O target
         fail(str(exc))
     compare(workload, run, options, names, repeat, as_json, describe(workload, options))
 

@@ -3,7 +3,7 @@
 arq is asyncio-only (its functions must be coroutines) and has no process
 supervisor: its docs run one ``arq module.WorkerSettings`` per process, so the
 bench starts P of them. ``max_jobs`` (jobs in flight per process, default 10)
-is raised to ``NOOP_MAX_JOBS`` for short jobs and to N for latency, so every
+is raised to ``NOOP_MAX_JOBS`` for short jobs (noop, heavyinit, io) and to N for latency, so every
 sleep can wait at once; ``poll_delay`` stays at its default 0.5 s.
 ``keep_result=0`` (no result stored), ``max_tries=1`` (a failure is not
 retried), and arq's log at WARNING (at INFO it writes two lines per job).
@@ -39,7 +39,7 @@ LOG_CONFIG: dict[str, Any] = {
 }
 NOOP_MAX_JOBS = 100
 GATHER = 100  # enqueue_job calls in flight at once: each holds a connection
-FUNCTION_NAMES = {"noop": "noop", "latency": "sleep", "heavyinit": "work"}
+FUNCTION_NAMES = {"noop": "noop", "latency": "sleep", "heavyinit": "work", "io": "io"}
 
 
 async def noop(ctx: dict[str, Any]) -> None:
@@ -54,6 +54,10 @@ async def work(ctx: dict[str, Any]) -> None:
     await base.work_async()
 
 
+async def io(ctx: dict[str, Any]) -> None:
+    await base.io_async()
+
+
 class WorkerSettings:
     """What ``arq`` reads; the queue and ``max_jobs`` come from the run, via the environment."""
 
@@ -61,6 +65,7 @@ class WorkerSettings:
         func(noop, name="noop", keep_result=0, max_tries=1),
         func(sleep, name="sleep", keep_result=0, max_tries=1),
         func(work, name="work", keep_result=0, max_tries=1),
+        func(io, name="io", keep_result=0, max_tries=1),
     ]
     redis_settings = RedisSettings.from_dsn(url_from_env())
     queue_name = ns_from_env()

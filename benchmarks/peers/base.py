@@ -9,7 +9,8 @@ at import; the sending side builds one per run with ``Run``'s values.
 The task bodies live here, once, so every system runs the same code: they
 count themselves in ``recorder`` (one record file per process, rewritten while
 the work goes on, see ``RunRecorder``) and heavyinit's tasks pay ``setup``
-once per process. Celery, Dramatiq, Huey and RQ take them as they are
+once per process; io's make one round trip on the process's one client
+(``hurtle.bench.io_target``). Celery, Dramatiq, Huey and RQ take them as they are
 (``SYNC_TASKS``; RQ imports a job's function by its module path, this one);
 taskiq calls them from functions of its own, since it renames the function it
 decorates.
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hurtle.bench import io_target
 from hurtle.bench.heavyinit import Setup
 from hurtle.bench.runner import RunRecorder
 
@@ -42,7 +44,7 @@ class Run:
 
     url: str  # redis://...
     ns: str  # lowercase letters and digits only (huey cleans other characters out of names)
-    workload: str  # noop | latency | heavyinit
+    workload: str  # noop | latency | heavyinit | io
     kind: str  # sync | async: the task model the plan chose
     n: int
     processes: int
@@ -143,5 +145,19 @@ async def work_async() -> None:
     recorder.record()
 
 
+def io() -> None:
+    recorder.start()  # the processing window includes the first client's connect
+    io_target.round_trip()  # this process's one client, made on its first task
+    recorder.record()
+
+
+async def io_async() -> None:
+    recorder.start()
+    await io_target.round_trip_async()
+    recorder.record()
+
+
 #: The sync task of each workload, for the peers whose tasks are plain functions.
-SYNC_TASKS: dict[str, Callable[..., None]] = {"noop": noop, "latency": sleep_sync, "heavyinit": work}
+SYNC_TASKS: dict[str, Callable[..., None]] = {
+    "noop": noop, "latency": sleep_sync, "heavyinit": work, "io": io,
+}

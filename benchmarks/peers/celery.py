@@ -2,13 +2,14 @@
 
 Celery's docs ("Concurrency") recommend the prefork pool, one child per core,
 for CPU-bound and short tasks, and gevent (or eventlet) for I/O-bound ones,
-with a concurrency in the thousands. So: ``-P prefork -c P`` for noop and
-heavyinit; for latency, P ``-P gevent -c N`` workers (sync tasks only: Celery
-has no async task model). Every run: ``--without-gossip --without-mingle
---without-heartbeat`` (the docs' advice for a worker that needs no cluster
-events), results not stored (``task_ignore_result``), remote control off (no
-pidbox keys). Celery acknowledges a message when a worker takes it, before
-the task runs (its default, ``acks_late=False``); hurtle acknowledges after.
+with a concurrency in the thousands. So: ``-P prefork -c P`` for noop,
+heavyinit and io (a round trip on loopback is a short task); for latency, P
+``-P gevent -c N`` workers (sync tasks only: Celery has no async task model).
+Every run: ``--without-gossip --without-mingle --without-heartbeat`` (the
+docs' advice for a worker that needs no cluster events), results not stored
+(``task_ignore_result``), remote control off (no pidbox keys). Celery
+acknowledges a message when a worker takes it, before the task runs (its
+default, ``acks_late=False``); hurtle acknowledges after.
 
 Sending: ``apply_async`` in a loop, as users send; Celery has no batch send
 (``group`` sends each message alone too, and adds a group id to each).
@@ -29,7 +30,8 @@ from benchmarks.peers import base
 from benchmarks.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
 
 APP_SPEC = "benchmarks.peers.celery:app"
-TASK_NAMES = {"noop": "hurtle_bench.noop", "latency": "hurtle_bench.sleep", "heavyinit": "hurtle_bench.work"}
+TASK_NAMES = {"noop": "hurtle_bench.noop", "latency": "hurtle_bench.sleep", "heavyinit": "hurtle_bench.work",
+              "io": "hurtle_bench.io"}
 
 
 TASKS = base.SYNC_TASKS

@@ -3,7 +3,7 @@
 Dramatiq's docs: ``dramatiq --processes P --threads T``, 8 threads by default;
 and for I/O-bound work ``dramatiq-gevent``, greenlets in place of threads, "with
 a much larger number of threads" (its own example: 1 process x 1,024). So:
-``--processes P --threads 8`` for noop and heavyinit; ``dramatiq-gevent
+``--processes P --threads 8`` for noop, heavyinit and io; ``dramatiq-gevent
 --processes P --threads N`` for latency (Dramatiq with threads took
 408 s for 10,000 sleeping tasks, with gevent 23.47 s). Actors are sync:
 Dramatiq's async actors (the ``AsyncIO`` middleware) hold a worker thread each
@@ -35,7 +35,8 @@ THREADS = 8  # dramatiq's default --threads
 #: Redis accepts 10,000 clients by default (20,000 greenlets could not ack: "Too many
 #: connections", and 95 of 10,000 messages stayed unacknowledged).
 GREENLETS_TOTAL = 8000
-ACTOR_NAMES = {"noop": "hurtle_bench_noop", "latency": "hurtle_bench_sleep", "heavyinit": "hurtle_bench_work"}
+ACTOR_NAMES = {"noop": "hurtle_bench_noop", "latency": "hurtle_bench_sleep", "heavyinit": "hurtle_bench_work",
+               "io": "hurtle_bench_io"}
 
 
 TASKS = base.SYNC_TASKS

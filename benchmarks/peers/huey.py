@@ -4,7 +4,7 @@ Huey's docs: ``huey_consumer app.huey -k thread|process|greenlet -w N``;
 "process for CPU-intensive workloads, greenlet for IO-heavy workloads, thread
 the safest choice". A no-op task leaves only the consumer's own work, which
 is CPU, and P worker processes beat 8 threads in one (3,031 against 1,593
-tasks/s in one trial here), so noop and heavyinit run ``-k process -w P``.
+tasks/s in one trial here), so noop, heavyinit and io run ``-k process -w P``.
 For latency, greenlets need gevent's monkey patch applied before huey is
 imported, which ``huey_consumer`` does not do, so the consumer is
 started the way its users do it, from a two-line script that patches then
@@ -38,7 +38,8 @@ _GEVENT_CONSUMER = (
     "from gevent import monkey; monkey.patch_all()\n"
     "from huey.bin.huey_consumer import consumer_main; consumer_main()"
 )
-TASK_NAMES = {"noop": "hurtle_bench_noop", "latency": "hurtle_bench_sleep", "heavyinit": "hurtle_bench_work"}
+TASK_NAMES = {"noop": "hurtle_bench_noop", "latency": "hurtle_bench_sleep", "heavyinit": "hurtle_bench_work",
+              "io": "hurtle_bench_io"}
 
 
 TASKS = base.SYNC_TASKS

@@ -19,14 +19,15 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.peers.base import NS_ENV, URL_ENV, Peer, Plan, Run
 from benchmarks.peers.drain import drain, limits
-from hurtle.bench import latency
+from hurtle.bench import io_target, latency
 from hurtle.bench.heavyinit import count_setups
 from hurtle.bench.result import RunResult, Timings
 from hurtle.bench.runner import RECORDS_ENV, OnProgress, Options, check_counts, read_records
@@ -59,8 +60,9 @@ def run(peer: Peer, workload: str, options: Options, progress: OnProgress | None
     calls = calls_for(workload, options)
     result = RunResult(workload, spec.kind, spec.n, spec.processes, spec.url)
     try:
-        with tempfile.TemporaryDirectory(prefix="hurtle-bench-") as folder:
-            _run(peer, spec, plan, calls, Path(folder), result, progress)
+        with tempfile.TemporaryDirectory(prefix="hurtle-bench-") as folder, \
+                _target(workload, options) as target:
+            _run(peer, spec, plan, calls, Path(folder), result, progress, target)
     finally:
         if peer.forget is not None:
             peer.forget(spec)
@@ -68,16 +70,27 @@ def run(peer: Peer, workload: str, options: Options, progress: OnProgress | None
     return PeerRun(result, plan)
 
 
+@contextmanager
+def _target(workload: str, options: Options) -> Iterator[io_target.Target | None]:
+    """io's target, fresh for the run (as for hurtle's runs); None for the other workloads."""
+    if workload != "io":
+        yield None
+        return
+    with io_target.open_target(options.io, options.io_redis) as target:
+        yield target
+
+
 def _run(
     peer: Peer, spec: Run, plan: Plan, calls: Sequence[Sequence[Any]], folder: Path,
-    result: RunResult, progress: OnProgress | None,
+    result: RunResult, progress: OnProgress | None, target: io_target.Target | None,
 ) -> None:
     enqueue_s = peer.enqueue(spec, calls)
     sent = peer.pending(spec)
     if sent != spec.n:
         result.problems.append(f"sent {spec.n} task(s) but the queue holds {sent}")
         return
-    env = {**os.environ, **plan.env, RECORDS_ENV: str(folder), URL_ENV: spec.url, NS_ENV: spec.ns,
+    env = {**os.environ, **plan.env, **(target.env if target else {}),
+           RECORDS_ENV: str(folder), URL_ENV: spec.url, NS_ENV: spec.ns,
            "PYTHONPATH": _checkout_on_path(os.environ.get("PYTHONPATH"))}
     longest = max((call[0] for call in calls if call), default=0.0)
     bounds = limits(spec.n, longest)
@@ -91,6 +104,8 @@ def _run(
     else:
         result.problems += ([problem] if problem else []) + check_counts(result)
     _inspect(spec, folder, result)
+    if target is not None:  # the same check as hurtle's runs: N round trips, a client per process
+        target.inspect(folder, result, spec.processes)
     if result.problems:
         if drained.ended != "time limit":  # a slow peer's log tells nothing new
             result.worker_log = drained.log

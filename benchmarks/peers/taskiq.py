@@ -6,8 +6,9 @@ thread pool. The broker is taskiq-redis's ``RedisStreamBroker``, the one its
 README leads with: a Redis stream read by a consumer group, each message
 acknowledged after its task (``ListQueueBroker`` pops destructively, no
 acknowledgement). So: ``taskiq worker --workers P`` with async tasks for noop
-and heavyinit; for latency the requested kind, with ``--max-async-tasks N``
-(and ``--max-threadpool-threads N`` for sync) so every sleep can wait at once.
+and heavyinit, the requested kind for io (a sync task uses the sync client);
+for latency the requested kind, with ``--max-async-tasks N`` (and
+``--max-threadpool-threads N`` for sync) so every sleep can wait at once.
 ``--log-level WARNING``; no result backend (no result stored).
 
 Sending: ``await task.kiq(...)``, ``GATHER`` at a time in ``asyncio.gather``
@@ -67,9 +68,16 @@ def make_broker(url: str, ns: str) -> tuple[RedisStreamBroker, dict[str, AsyncTa
     async def work_async() -> None:
         await base.work_async()
 
+    def io() -> None:
+        base.io()
+
+    async def io_async() -> None:
+        await base.io_async()
+
     bodies: dict[str, Callable[..., Any]] = {
         "noop-sync": noop, "noop-async": noop_async, "latency-sync": sleep,
         "latency-async": sleep_async, "heavyinit-sync": work, "heavyinit-async": work_async,
+        "io-sync": io, "io-async": io_async,
     }
     tasks = {key: made.task(task_name=f"hurtle_bench_{key}")(body) for key, body in bodies.items()}
     return made, tasks
@@ -79,7 +87,7 @@ broker, _tasks = make_broker(url_from_env(), ns_from_env())  # the worker's, fro
 
 
 def kind(workload: str, requested: str) -> str:
-    return requested if workload == "latency" else "async"
+    return requested if workload in ("latency", "io") else "async"
 
 
 def plan(run: Run) -> Plan:
