@@ -171,3 +171,99 @@ def test_a_heavyinit_run_that_paid_the_setup_too_often_is_not_verified() -> None
         "setup paid 2 time(s) with --preload; expected exactly 1"
     ]
     assert check_setups(0, 2, preload=False, ran=50) == ["tasks ran but no setup was counted"]
+
+
+# -- io ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("target", ["redis", "http"])
+def test_bench_io_verifies_one_round_trip_per_task_on_one_client_per_process(target: str, kind: str) -> None:
+    # Given the I/O target: the shared Redis (skipped without one), or the bench's own HTTP server
+    io_args = ["--io", target]
+    if target == "redis":
+        from tests.redis_server import shared_redis_url
+
+        io_args += ["--io-redis", shared_redis_url()]
+
+    # When a small run goes through two worker processes
+    code, lines, stderr = bench_json("io", "-n", "60", "--processes", "2", "--kind", kind, *io_args)
+
+    # Then it is verified (the target saw 60 round trips) and no process made a second client
+    assert code == 0, stderr
+    run, summary = lines
+    assert run["verified"] is True and (run["ran"], run["lost"], run["dead"]) == (60, 0, 0)
+    assert 1 <= run["clients"] <= 2
+    assert summary["verified"] is True
+
+
+def test_the_bench_http_server_counts_every_request_even_pipelined_or_split() -> None:
+    import socket
+
+    from hurtle.bench.io_target import CountingServer
+
+    server = CountingServer()
+    port = int(server.start().rsplit(":", 1)[1].strip("/"))
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
+            conn.sendall(request * 2)  # two at once
+            conn.sendall(request[:20])  # one in two pieces
+            conn.sendall(request[20:])
+            answers = b""
+            while answers.count(b"HTTP/1.1 200 OK") < 3:
+                answers += conn.recv(4096)
+    finally:
+        server.stop()
+    assert server.requests == 3
+
+
+def test_an_io_run_whose_target_counted_fewer_round_trips_is_not_verified(tmp_path: Path) -> None:
+    import httpx
+
+    from hurtle.bench.io_target import open_target
+
+    # Given a run that counted 3 task runs, but whose HTTP server answered only 2 requests
+    result = RunResult("io", "sync", 3, 1, "sqlite:////x.db", ran=3, pending=0, dead=0, worker_exit=0,
+                       timings=Timings(0.01, 0.1, 0.5, 0.3, 1.0))
+    (tmp_path / "client-1.mark").write_text("0\n")
+    with open_target("http", "") as target:
+        with httpx.Client(base_url=target.url) as client:
+            client.get("/")
+            client.get("/")
+
+        # When the target inspects it
+        target.inspect(tmp_path, result, processes=1)
+
+    # Then it says so and reports no speed
+    assert result.problems == ["the HTTP server answered 2 round trip(s) for 3 task(s)"]
+    assert not result.verified and result.rates() == {}
+
+
+def test_an_io_run_whose_processes_made_more_than_one_client_each_is_not_verified() -> None:
+    from hurtle.bench.io_target import check_clients, check_round_trips
+
+    assert check_clients(2, 2, ran=50) == []
+    assert check_clients(3, 2, ran=50) == [
+        "3 clients made by 2 worker process(es): more than one per process"
+    ]
+    assert check_clients(0, 2, ran=50) == ["tasks ran but no client was counted"]
+    assert check_round_trips("redis", 50, 50) == []
+    assert check_round_trips("redis", 49, 50) == ["the Redis key counts 49 round trip(s) for 50 task(s)"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["noop", "--io", "http"], "--io: only the io workload makes round trips"),
+        (["io", "--io", "http", "--io-redis", "redis://127.0.0.1:6379/0"], "--io-redis: the tasks make HTTP"),
+        (["io", "--io-redis", "redis://127.0.0.1:1/0"], "--io redis: no Redis answers at redis://127.0.0.1:1/0"),
+    ],
+)
+def test_a_bad_io_option_is_one_line_and_exit_code_2(args: list[str], says: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "hurtle", "bench", *args, "-n", "10"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert says in line

@@ -88,6 +88,22 @@ def test_the_peers_run_latency_alternating_with_hurtle_and_leave_no_keys(redis_u
         client.close()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("peer", "target"), [("dramatiq", "redis"), ("taskiq", "http")])
+def test_a_peer_runs_io_after_hurtle_and_its_target_counts_every_round_trip(
+    peer: str, target: str, redis_url: str
+) -> None:
+    code, lines, stderr = bench_json(
+        "io", "-n", "60", "-p", "2", "--kind", "async", "--io", target, "--io-redis", redis_url,
+        "--broker", redis_url, "--peers", peer,
+    )
+
+    assert code == 0, stderr
+    runs = [line for line in lines if line["type"] == "run"]
+    assert [r["system"] for r in runs] == ["hurtle", peer]
+    assert all(r["verified"] and r["ran"] == 60 and 1 <= r["clients"] <= 2 for r in runs)
+
+
 # -- runs that must not report a speed -------------------------------------------------
 
 _WORKER = """
