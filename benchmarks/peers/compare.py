@@ -72,6 +72,8 @@ def compare(
         for table in report.comparison(systems):
             console.print(table)
         console.print(report.peer_notes())
+        if workload == "io":
+            console.print(bench_report.io_notes(options.io, options.n))
     if not all(run.verified for system in systems for run in system.runs):
         sys.exit(EXIT_UNVERIFIED)
 

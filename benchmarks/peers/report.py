@@ -18,7 +18,7 @@ from hurtle.bench.report import MEASURES, number, one_line
 from hurtle.bench.result import RunResult, Spread, summarize
 
 _HIGHER_IS_BETTER = {"tasks/s"}
-_NO_RATIO = {"longest_sleep_s", "setups"}  # the same for all, or a count to read, not to divide
+_NO_RATIO = {"longest_sleep_s", "setups", "clients"}  # the same for all, or a count to read, not to divide
 
 
 def peer_line(result: RunResult) -> str:
