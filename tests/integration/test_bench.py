@@ -258,7 +258,8 @@ def test_an_io_run_whose_processes_made_more_than_one_client_each_is_not_verifie
     [
         (["noop", "--io", "http"], "--io: only the io workload makes round trips"),
         (["io", "--io", "http", "--io-redis", "redis://127.0.0.1:6379/0"], "--io-redis: the tasks make HTTP"),
-        (["io", "--io-redis", "redis://127.0.0.1:1/0"], "--io redis: no Redis answers at redis://127.0.0.1:1/0"),
+        (["io", "--io-redis", "redis://:s3cret@127.0.0.1:1/0"],
+         "--io redis: no Redis answers at redis://:***@127.0.0.1:1/0"),
     ],
 )
 def test_a_bad_io_option_is_one_line_and_exit_code_2(args: list[str], says: str) -> None:
@@ -266,4 +267,4 @@ def test_a_bad_io_option_is_one_line_and_exit_code_2(args: list[str], says: str)
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     (line,) = done.stderr.strip().splitlines()
-    assert says in line
+    assert says in line and "s3cret" not in line

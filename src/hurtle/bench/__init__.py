@@ -1,8 +1,10 @@
 """``hurtle bench``: workloads that time hurtle end to end, and check the work was done.
 
 One module per workload (``noop.py``, ``latency.py``, ``heavyinit.py``,
-``ping.py``; ``workloads.py`` names them), each with its own app and tasks and
-a ``run`` function that returns a ``RunResult``. ``runner.py`` holds what every
+``ping.py``, ``io.py``; ``workloads.py`` names them), each with its own app and
+tasks and a ``run`` function that returns a ``RunResult``; ``io_target.py`` is
+what io's tasks talk to (a Redis key, a counting HTTP server) and their one
+client per process. ``runner.py`` holds what every
 workload shares: a fresh broker, timed enqueueing, a timed ``hurtle worker
 --burst`` subprocess, and the per-process run records the tasks write.
 ``result.py`` is what a run reports: rates only for a run whose work was
