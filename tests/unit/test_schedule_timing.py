@@ -116,6 +116,8 @@ def test_all_is_bounded_to_the_latest_max_catch_up_ticks() -> None:
         ({"every": 1.0, "catch_up": "some"}, "catch_up must be"),
     ],
 )
-def test_a_schedule_that_cannot_work_is_refused_when_made(settings: dict[str, object], complaint: str) -> None:
+def test_a_schedule_that_cannot_work_is_refused_when_made(
+    settings: dict[str, object], complaint: str
+) -> None:
     with pytest.raises(ConfigurationError, match=complaint):
         Schedule("s", "t", **settings)  # type: ignore[arg-type]
