@@ -36,6 +36,22 @@ def last_key(schedule: str) -> str:
     return f"schedule:last:{schedule}"
 
 
+def last_value(tick_ms: int, sent: bool) -> bytes:
+    """A schedule's record: ``sent <ms>``, its last tick sent, or ``start <ms>``, the
+    moment a leader first saw it (every tick up to there counts as done)."""
+    return f"{'sent' if sent else 'start'} {tick_ms}".encode()
+
+
+def read_last(raw: bytes | None) -> tuple[int, bool] | None:
+    """``(ms, sent)`` from a schedule's record; None for none, or one not written here."""
+    if raw is None:
+        return None
+    kind, _, number = raw.decode(errors="replace").partition(" ")
+    if kind not in ("sent", "start") or not number.isdigit():
+        return None
+    return int(number), kind == "sent"
+
+
 class Scheduler:
     """Enqueues due ticks while this process holds the lease."""
 
@@ -96,10 +112,11 @@ class Scheduler:
         raw = await self.store.get(key)
         now = self._clock()
         now_ms = int(now * 1000)
-        done = _tick(raw)
-        if done is None:  # a new schedule (or an unreadable record): its first run is its next tick
-            await self.store.put_if(key, str(now_ms).encode(), LAST_TTL, current=raw)
+        last = read_last(raw)
+        if last is None:  # a new schedule (or an unreadable record): its first run is its next tick
+            await self.store.put_if(key, last_value(now_ms, sent=False), LAST_TTL, current=raw)
             return
+        done = last[0]
         ticks = schedule.due(done, now_ms)
         if not ticks:
             return
@@ -108,7 +125,7 @@ class Scheduler:
             log.warning("schedule %s missed ticks since %s; enqueueing %d, %s dropped",
                         schedule.name, iso(done), len(ticks), skipped)
         await self.app.client.send_async([tick_envelope(self.app, schedule, t, now) for t in ticks])
-        if not await self.store.put_if(key, str(ticks[-1]).encode(), LAST_TTL, current=raw):
+        if not await self.store.put_if(key, last_value(ticks[-1], sent=True), LAST_TTL, current=raw):
             # Another leader moved it (ours lapsed meanwhile): our copies are deduplicated.
             log.warning("schedule %s: another worker recorded its ticks meanwhile", schedule.name)
             self.lease.held = False
@@ -119,11 +136,3 @@ class Scheduler:
         except Exception as exc:
             log.warning("could not give back the schedules' lease (%s: %s)", type(exc).__name__, exc)
 
-
-def _tick(raw: bytes | None) -> int | None:
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        return None
