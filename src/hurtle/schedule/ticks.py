@@ -91,6 +91,11 @@ class TickClaims:
         self._opened = False
         self._borrowed = False
 
+    @property
+    def opened(self) -> bool:
+        """Whether a store was asked for (a tick came, or the scheduler runs here)."""
+        return self._opened
+
     def store(self) -> RecordStore | None:
         """The record store, opened on first use; None when no store keeps records."""
         if not self._opened:
