@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hurtle.app import App
-from hurtle.brokers import from_url
+from hurtle.brokers import from_url, keeping_broker
+from hurtle.schedule.worker import runs_scheduler
 from hurtle.task import Task
 from hurtle.urls import SecretURL
 from hurtle.worker.consumer import WorkerConfig
@@ -28,8 +29,6 @@ def describe_results(broker_url: str | SecretURL, results_url: str | SecretURL |
 
 def keeps_records(app: App) -> bool:
     """Whether the app's broker, or its result store, keeps records (makes no connection)."""
-    from hurtle.brokers import keeping_broker
-
     return keeping_broker(app.broker_url, app.results_url, lambda broker: broker.record_store()) is not None
 
 
@@ -70,8 +69,6 @@ def schedule_lines(app: App, config: WorkerConfig) -> list[str]:
     """The app's schedules, and whether this worker competes to run them."""
     if not app.schedules:
         return []
-    from hurtle.schedule.worker import runs_scheduler
-
     if runs_scheduler(app, config):
         how = f"this worker runs them while it holds the lease ({config.schedule_lease:g}s)"
     else:
