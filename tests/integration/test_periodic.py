@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from hurtle.record_source import open_records
-from hurtle.schedule.lease import LEADER_KEY, leader_name
+from hurtle.schedule.lease import leader_key, leader_name
 from tests.amqp_server import unique_amqp_url
 from tests.integration.conftest import APPS, Workers, hurtle_cli, lines, wait_until
 from tests.redis_server import unique_redis_url
@@ -70,7 +70,7 @@ def leader() -> str | None:
         store = open_records(os.environ["HURTLE_BROKER"], os.environ.get("HURTLE_RESULTS"))
         assert store is not None
         try:
-            return leader_name(await store.get(LEADER_KEY))
+            return leader_name(await store.get(leader_key(["periodicapp.beat"])))
         finally:
             await store.close()
 

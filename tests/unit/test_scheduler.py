@@ -11,7 +11,7 @@ import pytest
 import hurtle
 from hurtle.brokers.memory import MemoryBroker
 from hurtle.records import MemoryRecords, RecordStore
-from hurtle.schedule.lease import LEADER_KEY, Lease, leader_name
+from hurtle.schedule.lease import Lease, leader_key, leader_name
 from hurtle.schedule.scheduler import Scheduler, last_key, read_last
 from hurtle.schedule.ticks import COPY_HEADER, TICK_HEADER, first_copy, tick_id
 from hurtle.testing import drain_async
@@ -21,6 +21,7 @@ from .support import MakeApp, sent
 
 LEASE = 30.0
 START = 1_800_000_000.0  # unix seconds, on a whole second
+KEY = leader_key(["tasks.sweep"])
 
 
 class Clock:
@@ -220,17 +221,17 @@ async def test_a_redelivered_copy_that_claimed_its_tick_runs_again(every_second:
 
 async def test_the_lease_is_taken_when_free_renewed_by_its_holder_and_refused_to_others() -> None:
     store = MemoryRecords()
-    first, second = Lease(store, LEASE), Lease(store, LEASE)
+    first, second = Lease(store, KEY, LEASE), Lease(store, KEY, LEASE)
 
     assert await first.acquire()
     assert not await second.acquire()
     assert await first.acquire()  # a renewal
-    assert leader_name(await store.get(LEADER_KEY)) == first.holder.decode().rsplit(":", 1)[0]
+    assert leader_name(await store.get(KEY)) == first.holder.decode().rsplit(":", 1)[0]
 
 
 async def test_a_lease_not_renewed_passes_to_another_worker() -> None:
     store = MemoryRecords()
-    dead, alive = Lease(store, 0.2), Lease(store, LEASE)
+    dead, alive = Lease(store, KEY, 0.2), Lease(store, KEY, LEASE)
     await dead.acquire()
 
     while not await alive.acquire():
@@ -241,7 +242,7 @@ async def test_a_lease_not_renewed_passes_to_another_worker() -> None:
 
 async def test_a_lease_given_back_passes_on_without_waiting_out_its_time() -> None:
     store = MemoryRecords()
-    first, second = Lease(store, LEASE), Lease(store, LEASE)
+    first, second = Lease(store, KEY, LEASE), Lease(store, KEY, LEASE)
     await first.acquire()
 
     await first.release()
@@ -251,3 +252,61 @@ async def test_a_lease_given_back_passes_on_without_waiting_out_its_time() -> No
 
     await eventually(taken, "the lease given back to be free (its 30 s not waited out)")
     assert not await first.acquire()
+
+
+async def test_apps_with_other_schedules_on_one_broker_elect_a_leader_each(make_app: MakeApp) -> None:
+    first = make_app()
+    second = hurtle.App(str(first.broker_url))  # another app on the same broker
+
+    @first.periodic(every=1.0)
+    def sweep() -> None:
+        pass
+
+    @second.periodic(every=1.0, name="other.beat")
+    def beat() -> None:
+        pass
+
+    clock = Clock(START + 0.5)
+    leaders = [Scheduler(app, store_of(app), LEASE, clock) for app in (first, second)]
+    for leader in leaders:
+        await leader.step()
+
+    assert [leader.lease.held for leader in leaders] == [True, True]
+    second.close()
+
+
+async def test_a_leader_whose_lease_another_took_sends_nothing(every_second: hurtle.App) -> None:
+    clock = Clock(START + 0.5)
+    store = store_of(every_second)
+    stalled = Scheduler(every_second, store, 0.2, clock)
+    await stalled.step()
+    successor = Scheduler(every_second, store, LEASE, clock)
+    while not successor.lease.held:  # the stalled leader's lease runs out
+        await successor.step()
+        await asyncio.sleep(0.05)
+
+    clock.now = START + 1.0
+    await stalled.step()  # it wakes up, a tick due
+
+    assert not stalled.lease.held
+    assert await sent(every_second) == []  # the successor sends it at its own next pass
+    await successor.step()
+    assert len(await sent(every_second)) == 1
+
+
+async def test_a_scheduler_stopped_gives_its_lease_back(every_second: hurtle.App) -> None:
+    store = store_of(every_second)
+    running = asyncio.create_task(Scheduler(every_second, store, LEASE).run())
+    key = leader_key(every_second.schedules)
+
+    async def led() -> bool:
+        return await store.get(key) is not None
+
+    await eventually(led, "the scheduler to take the lease")
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+    async def given_back() -> bool:
+        return await store.get(key) is None
+
+    await eventually(given_back, "the lease to be given back (not left to its 30 s)")

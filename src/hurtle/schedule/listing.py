@@ -9,7 +9,7 @@ from typing import Any
 
 from hurtle.app import App
 from hurtle.records import RecordStore
-from hurtle.schedule.lease import LEADER_KEY, leader_name
+from hurtle.schedule.lease import leader_key, leader_name
 from hurtle.schedule.scheduler import last_key, read_last
 from hurtle.schedule.timing import Schedule, zone
 
@@ -47,7 +47,7 @@ async def read_listing(app: App, store: RecordStore | None, now: float | None = 
         last = None if store is None else read_last(await store.get(last_key(name)))
         sent = last[0] if last is not None and last[1] else None
         rows.append(ScheduleRow(schedule, sent, schedule.next_tick(now_ms)))
-    leader = None if store is None else leader_name(await store.get(LEADER_KEY))
+    leader = None if store is None else leader_name(await store.get(leader_key(app.schedules)))
     return Listing(rows, leader, store is not None)
 
 

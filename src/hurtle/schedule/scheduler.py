@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from hurtle.app import App
 from hurtle.records import RecordStore
-from hurtle.schedule.lease import Lease
+from hurtle.schedule.lease import Lease, leader_key
 from hurtle.schedule.ticks import tick_envelope
 from hurtle.schedule.timing import Schedule, iso
 
@@ -61,7 +61,7 @@ class Scheduler:
         self.app = app
         self.store = store
         self.schedules: Sequence[Schedule] = list(app.schedules.values())
-        self.lease = Lease(store, lease_seconds)
+        self.lease = Lease(store, leader_key(app.schedules), lease_seconds)
         self._clock = clock
         self._failing = False
 
