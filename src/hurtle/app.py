@@ -17,6 +17,8 @@ from hurtle.client import Client
 from hurtle.envelope import Envelope, make_envelope
 from hurtle.errors import ConfigurationError
 from hurtle.retry import Backoff
+from hurtle.schedule.declare import PeriodicDecorator, add_schedule
+from hurtle.schedule.timing import CatchUp, Schedule, check_when
 from hurtle.task import Handle, Task, TaskOptions
 from hurtle.urls import SecretURL
 
@@ -87,6 +89,8 @@ class App:
         self.default_queue = default_queue
         self.default_retries = default_retries
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Periodic tasks by name: ``@app.periodic`` and ``app.schedule`` (``hurtle.schedule``).
+        self.schedules: dict[str, Schedule] = {}
         self.preload_hooks: list[Hook] = []
         self.worker_start_hooks: list[Hook] = []
         self.worker_stop_hooks: list[Hook] = []
@@ -183,6 +187,60 @@ class App:
         task: Task[Any, Any] = Task(self, fn, task_name, options)
         self.tasks[task_name] = task
         return task
+
+    # -- periodic tasks --------------------------------------------------
+
+    def periodic(
+        self,
+        cron: str | None = None,
+        /,
+        *,
+        every: float | None = None,
+        tz: str = "UTC",
+        catch_up: CatchUp = "skip",
+        name: str | None = None,
+        queue: str | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        backoff: Backoff | None = None,
+        store_result: bool | None = None,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        no_retry_on: tuple[type[BaseException], ...] | None = None,
+        profile: bool | None = None,
+    ) -> PeriodicDecorator:
+        """Register a task sent at each tick of ``cron`` (read in time zone ``tz``)
+        or ``every`` seconds, by whichever worker holds the scheduler's lease.
+        Takes ``@app.task``'s options; above an ``@app.task`` it takes none.
+        ``catch_up``: after ticks were missed (no worker ran), "skip" sends the
+        latest alone, "all" each one (at most 100). See docs/scheduling.md."""
+        given = {
+            "name": name, "queue": queue, "retries": retries, "timeout": timeout, "backoff": backoff,
+            "store_result": store_result, "retry_on": retry_on, "no_retry_on": no_retry_on,
+            "profile": profile,
+        }
+        options = {key: value for key, value in given.items() if value is not None}
+        when = {"cron": cron, "every": every, "tz": tz, "catch_up": catch_up}
+        check_when("@app.periodic", cron, every, tz, catch_up)  # fail here, not at the function below
+        return PeriodicDecorator(self, when, options)
+
+    def schedule(
+        self,
+        task: Task[..., Any],
+        *,
+        cron: str | None = None,
+        every: float | None = None,
+        tz: str = "UTC",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+        catch_up: CatchUp = "skip",
+    ) -> Schedule:
+        """Send ``task(*args, **kwargs)`` at each tick of ``cron`` or ``every``
+        seconds. ``name`` (default: the task's) tells two schedules of one task apart."""
+        return add_schedule(
+            self, task, name=name, cron=cron, every=every, tz=tz, args=args, kwargs=kwargs or {},
+            catch_up=catch_up,
+        )
 
     def check_queue(self, queue: str) -> None:
         """Raise ``ConfigurationError`` when ``queue`` cannot name a queue on this

@@ -36,6 +36,12 @@ class BrokerRecords(RecordStore):
     async def get_all(self, prefix: str) -> dict[str, bytes]:
         return await self.store.get_all(prefix)
 
+    async def get(self, key: str) -> bytes | None:
+        return await self.store.get(key)
+
+    async def put_if(self, key: str, value: bytes, ttl: float, *, current: bytes | None) -> bool:
+        return await self.store.put_if(key, value, ttl, current=current)
+
     async def delete(self, keys: Sequence[str]) -> None:
         await self.store.delete(keys)
 

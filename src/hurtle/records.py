@@ -5,6 +5,11 @@ belongs to one writer, which replaces it whole at each ``put``: the worker
 registry (``hurtle.observe.registry``) is one record per worker process,
 written every few seconds with a time to live, so a process that stops writing
 disappears by itself and a reader sees only the living.
+
+``put_if`` is the one atomic step: periodic tasks (``hurtle.schedule``) elect
+their leader with it (a lease taken if free, expired or already ours) and move
+each schedule's last tick forward with it (a compare-and-set), so two workers
+that read the same value never both win.
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ class RecordStore(abc.ABC):
     async def get_all(self, prefix: str) -> dict[str, bytes]:
         """Every live record whose key starts with ``prefix`` (taken literally), by key.
         An expired record is never returned."""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The live value of ``key``; None when it has none (never put, deleted or expired)."""
+
+    @abc.abstractmethod
+    async def put_if(self, key: str, value: bytes, ttl: float, *, current: bytes | None) -> bool:
+        """Set ``key`` to ``value`` for ``ttl`` seconds only if its live value is
+        ``current`` (None: it has no live value); True when it was set. Atomic
+        across processes: of the callers that give the same ``current``, one wins."""
 
     @abc.abstractmethod
     async def delete(self, keys: Sequence[str]) -> None:
@@ -54,6 +69,22 @@ class MemoryRecords(RecordStore):
             for key in [k for k, (expires_at, _) in self._records.items() if expires_at <= now]:
                 del self._records[key]
             return {k: value for k, (_, value) in self._records.items() if k.startswith(prefix)}
+
+    async def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._live(key, time.time())
+
+    async def put_if(self, key: str, value: bytes, ttl: float, *, current: bytes | None) -> bool:
+        now = time.time()
+        with self._lock:
+            if self._live(key, now) != current:
+                return False
+            self._records[key] = (now + ttl, bytes(value))
+            return True
+
+    def _live(self, key: str, now: float) -> bytes | None:
+        found = self._records.get(key)
+        return found[1] if found is not None and found[0] > now else None
 
     async def delete(self, keys: Sequence[str]) -> None:
         with self._lock:

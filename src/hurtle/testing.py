@@ -77,7 +77,10 @@ async def run_consumer(app: App, config: WorkerConfig) -> Consumer:
     its ``exit_code`` and ``counters``."""
     async with worker_connection(app) as connection:
         consumer = Consumer(app, connection, config)
-        await consumer.run()
+        try:
+            await consumer.run()
+        finally:
+            await consumer.tick_claims.close()
         return consumer
 
 

@@ -8,6 +8,7 @@ skipped, saying so.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -172,3 +173,72 @@ async def test_unicode_keys_come_back_exactly(records: RecordStore) -> None:
     await records.put(key, b"x", LONG_TTL)
 
     assert await records.get_all("worker:hôte") == {key: b"x"}
+
+
+# -- get and put_if: the atomic step periodic tasks elect their leader with --------
+
+
+async def test_get_reads_one_live_record_and_none_for_a_missing_one(stores: RecordStores) -> None:
+    first, second = stores.open(), stores.open()
+    await first.put("one", b"\x00value", LONG_TTL)
+
+    assert await second.get("one") == b"\x00value"
+    assert await second.get("missing") is None
+
+
+async def test_put_if_with_no_current_value_takes_a_free_key_once(stores: RecordStores) -> None:
+    first, second = stores.open(), stores.open()
+
+    assert await first.put_if("lease", b"first", LONG_TTL, current=None)
+    assert not await second.put_if("lease", b"second", LONG_TTL, current=None)
+
+    assert await second.get("lease") == b"first"
+
+
+async def test_put_if_replaces_only_the_value_it_expects(stores: RecordStores) -> None:
+    first, second = stores.open(), stores.open()
+    await first.put("tick", b"100", LONG_TTL)
+
+    assert not await second.put_if("tick", b"300", LONG_TTL, current=b"200")
+    assert await second.put_if("tick", b"200", LONG_TTL, current=b"100")
+    assert not await first.put_if("tick", b"200", LONG_TTL, current=b"100")  # the value moved on
+
+    assert await first.get("tick") == b"200"
+
+
+async def test_put_if_of_the_same_value_renews_its_ttl(records: RecordStore) -> None:
+    await records.put_if("lease", b"me", SHORT_TTL, current=None)
+    await records.put("marker", b"m", SHORT_TTL)
+
+    assert await records.put_if("lease", b"me", LONG_TTL, current=b"me")
+
+    async def marker_expired() -> bool:
+        return await records.get("marker") is None
+
+    await eventually(marker_expired, "the marker, put with the first ttl, to expire")
+    assert await records.get("lease") == b"me"
+
+
+async def test_an_expired_record_counts_as_free_for_put_if(stores: RecordStores) -> None:
+    first, second = stores.open(), stores.open()
+    await first.put_if("lease", b"gone", SHORT_TTL, current=None)
+
+    async def expired() -> bool:
+        return await second.get("lease") is None
+
+    await eventually(expired, "the lease to expire")
+
+    assert not await second.put_if("lease", b"late", LONG_TTL, current=b"gone")
+    assert await second.put_if("lease", b"next", LONG_TTL, current=None)
+    assert await first.get("lease") == b"next"
+
+
+async def test_of_many_put_ifs_racing_for_one_key_exactly_one_wins(stores: RecordStores) -> None:
+    contenders = [stores.open() for _ in range(8)]
+
+    won = await asyncio.gather(
+        *(store.put_if("race", str(i).encode(), LONG_TTL, current=None) for i, store in enumerate(contenders))
+    )
+
+    assert won.count(True) == 1
+    assert await contenders[0].get("race") == str(won.index(True)).encode()

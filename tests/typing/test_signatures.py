@@ -81,6 +81,31 @@ def uses_handles_by_id() -> None:
     print(not_str, status == "runnin")  # type: ignore[comparison-overlap]
 
 
+@app.periodic("*/5 * * * *", tz="Europe/Berlin", queue="cron", retries=1)
+def sweep() -> int:
+    return 0
+
+
+@app.periodic(every=30.0, catch_up="all")
+@app.task(queue="io")
+async def ping() -> bool:
+    return True
+
+
+def uses_periodic_tasks() -> None:
+    swept: hurtle.Handle[int] = sweep.send()
+    pinged: hurtle.Handle[bool] = ping.send()
+    daily = app.schedule(scale, cron="0 6 * * *", args=(1.5,), kwargs={"by": 2.0}, name="daily")
+    name: str = daily.name
+    print(swept, pinged, name)
+
+    sweep.send(1)  # type: ignore[call-arg]
+    app.periodic("* * * * *", catch_up="some")  # type: ignore[arg-type]
+    app.periodic(every=1.0)(add)  # type: ignore[arg-type]
+    app.periodic(every="1")  # type: ignore[arg-type]
+
+
 def test_the_typed_module_imports_and_registers_its_tasks() -> None:
-    assert set(app.tasks) == {add.name, scale.name, fetch.name, "typing.lookup"}
+    assert set(app.tasks) == {add.name, scale.name, fetch.name, "typing.lookup", sweep.name, ping.name}
     assert (fetch.is_async, lookup.opts.queue) == (True, "io")
+    assert set(app.schedules) == {sweep.name, ping.name}

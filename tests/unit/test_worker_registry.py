@@ -191,6 +191,12 @@ class FailingStore(RecordStore):
     async def get_all(self, prefix: str) -> dict[str, bytes]:
         raise OSError("disk full")
 
+    async def get(self, key: str) -> bytes | None:
+        raise OSError("disk full")
+
+    async def put_if(self, key: str, value: bytes, ttl: float, *, current: bytes | None) -> bool:
+        raise OSError("disk full")
+
     async def delete(self, keys: Sequence[str]) -> None:
         raise OSError("disk full")
 

@@ -53,6 +53,10 @@ def _queues(value: str | None) -> list[str] | None:
               metavar="SECONDS",
               help="Seconds between each process's record in the worker registry (`hurtle status`);"
               " a process silent for 3 intervals drops out. 0: no records.")
+@click.option("--schedule-lease", type=click.FloatRange(min=0), default=15.0, show_default=True,
+              metavar="SECONDS",
+              help="Seconds the scheduler's lease lasts unless renewed: a worker that dies while it runs"
+              " the app's periodic tasks delays them at most this long. 0: this worker runs no scheduler.")
 @click.option("--broker", "broker_url", help="Broker URL; overrides the app's.")
 @click.option("--profile", "profile_spec", metavar="all|TASK,TASK",
               help="Profile these tasks' executions (see `hurtle profile show`).")
@@ -78,6 +82,7 @@ def worker(
     grace: float,
     max_disconnect: float,
     registry_interval: float,
+    schedule_lease: float,
     broker_url: str | None,
     profile_spec: str | None,
     profile_hz: float,
@@ -127,6 +132,7 @@ def worker(
         max_disconnect=max_disconnect,
         profile=profile,
         registry_interval=registry_interval,
+        schedule_lease=schedule_lease,
     )
     supervisor = Supervisor(app, config, processes or os.cpu_count() or 1)
     code = supervisor.run()

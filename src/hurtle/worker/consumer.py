@@ -26,6 +26,7 @@ from hurtle.envelope import Envelope
 from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
 from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
 from hurtle.observe.task_figures import TaskFigures
+from hurtle.schedule.ticks import TICK_HEADER, TickClaims
 from hurtle.worker.broker_outage import BrokerOutage
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
@@ -67,6 +68,10 @@ class WorkerConfig:
     #: Seconds between this process's worker registry records (``--registry-interval``;
     #: each lives 3 intervals, ``hurtle.observe.registry``); 0 writes none.
     registry_interval: float = HEARTBEAT_EVERY
+    #: Seconds the scheduler's lease lasts unless renewed (``--schedule-lease``): a
+    #: worker that dies holding it delays the schedules at most this long
+    #: (``hurtle.schedule``); 0 runs no scheduler in this worker.
+    schedule_lease: float = 15.0
 
 
 class Consumer:
@@ -91,6 +96,9 @@ class Consumer:
         #: Per task, queue and minute, for the task history and the metrics (``process.py`` sends them on).
         self.figures = TaskFigures()
         self.exit_code = EXIT_OK
+        #: Lets one copy of each periodic task's tick run (``hurtle.schedule.ticks``);
+        #: whoever runs the consumer closes it after ``run`` (the scheduler shares its store).
+        self.tick_claims = TickClaims(app, self.broker)
         self._kinds = self._task_kinds()
         # In burst mode an empty fetch is a question ("done yet?"): ask it often,
         # so the worker exits soon after its last task.
@@ -241,6 +249,12 @@ class Consumer:
                 async_started += 1
                 outcome, envelope = prepared
                 self._spawn(self._reject(delivery, envelope, outcome.reason), self.async_slots)
+            elif TICK_HEADER in prepared.envelope.headers:  # a periodic task's tick: one dict lookup
+                if prepared.task.is_async:
+                    async_started += 1
+                else:
+                    sync_started += 1
+                self._track(loop.create_task(self._start_tick(prepared)))
             elif prepared.task.is_async:
                 async_started += 1
                 self._async_runs[key] = (loop.create_task(self._run_async(prepared)), prepared)
@@ -251,6 +265,22 @@ class Consumer:
             self.async_slots.take(async_started)
         if sync_started:
             self.thread_slots.take(sync_started)
+
+    async def _start_tick(self, job: Job) -> None:
+        """Run a tick's message if it is the copy that claims the tick; acknowledge
+        a second copy (its leader died before recording the tick) without running it."""
+        if await self.tick_claims.may_run(job.envelope):
+            if job.task.is_async:
+                self._async_runs[id(job.delivery)] = (asyncio.create_task(self._run_async(job)), job)
+            else:
+                self._run_sync(job)
+            return
+        slots = self.async_slots if job.task.is_async else self.thread_slots
+        try:
+            self._settler.skip(job, "another copy of this tick ran")
+        finally:
+            slots.give()
+        self._after_task()
 
     def _spawn(self, work: Coroutine[Any, Any, None], slots: Slots) -> None:
         """Run ``work`` as an asyncio task that frees its slot whatever happens."""

@@ -23,6 +23,7 @@ from hurtle.loops import new_event_loop
 from hurtle.observe.figure_writer import FigureSink, FigureWriter
 from hurtle.observe.heartbeat import Heartbeat
 from hurtle.record_source import open_records
+from hurtle.schedule.worker import scheduling
 from hurtle.worker.consumer import Consumer, WorkerConfig
 from hurtle.worker.loop_watch import LoopWatcher, block_limit
 from hurtle.worker.watchdog import Heartbeats
@@ -84,7 +85,11 @@ async def _serve(
         log.info("worker %s started", consumer.name)  # what it runs: the supervisor's start block
         try:
             supervised = heartbeats is not None
-            async with registry(app, consumer, supervised=supervised), figure_writing(consumer, []):
+            async with (
+                registry(app, consumer, supervised=supervised),
+                figure_writing(consumer, []),
+                scheduling(app, consumer, slot),
+            ):
                 return await consumer.run()
         finally:
             for watcher in watchers:

@@ -114,6 +114,13 @@ class Settler:
         )
         await self._dead_letter(delivery, envelope, outcome.error, started, finished, outcome.traceback)
 
+    def skip(self, job: Job, reason: str) -> None:
+        """Acknowledge ``job`` without running it, and without a result (the run
+        that did run has its own, under the same task id)."""
+        log.info("%s[%s] acknowledged without running: %s", job.envelope.task, job.envelope.id, reason)
+        self._acks.append(job.delivery)
+        self._flush_wanted.set()
+
     async def reject(
         self, delivery: Delivery, envelope: Envelope | None, reason: str, started: float
     ) -> None:

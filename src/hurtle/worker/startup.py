@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hurtle.app import App
-from hurtle.brokers import from_url
+from hurtle.brokers import from_url, keeping_broker
+from hurtle.schedule.worker import runs_scheduler
 from hurtle.task import Task
 from hurtle.urls import SecretURL
 from hurtle.worker.consumer import WorkerConfig
@@ -24,6 +25,11 @@ def describe_results(broker_url: str | SecretURL, results_url: str | SecretURL |
     if from_url(url).result_store() is None:  # makes no connection
         return f"not kept ({url.scheme} keeps no results)"
     return str(url) if results_url else "kept by the broker"
+
+
+def keeps_records(app: App) -> bool:
+    """Whether the app's broker, or its result store, keeps records (makes no connection)."""
+    return keeping_broker(app.broker_url, app.results_url, lambda broker: broker.record_store()) is not None
 
 
 def task_kind(task: Task[Any, Any], threads: int) -> str:
@@ -55,7 +61,24 @@ def start_block(app: App, config: WorkerConfig, processes: int) -> str:
         label = "  tasks:   " if index == 0 else "           "
         queue = task.opts.queue.ljust(queue_width)
         lines.append(f"{label}{name.ljust(width)}  queue {queue}  {task_kind(task, config.threads)}")
+    lines += schedule_lines(app, config)
     return "\n".join(lines)
+
+
+def schedule_lines(app: App, config: WorkerConfig) -> list[str]:
+    """The app's schedules, and whether this worker competes to run them."""
+    if not app.schedules:
+        return []
+    if runs_scheduler(app, config):
+        how = f"this worker runs them while it holds the lease ({config.schedule_lease:g}s)"
+    else:
+        why = "--burst" if config.burst else "--schedule-lease 0"
+        how = f"not run by this worker ({why})"
+    lines = [f"  schedules: {how}"]
+    width = max(len(name) for name in app.schedules)
+    for name, schedule in sorted(app.schedules.items()):
+        lines.append(f"    {name.ljust(width)}  {schedule.describe()}  catch_up {schedule.catch_up}")
+    return lines
 
 
 def start_warnings(app: App, queues: Sequence[str]) -> list[str]:
@@ -75,6 +98,11 @@ def start_warnings(app: App, queues: Sequence[str]) -> list[str]:
                 f"task {name} (queue {task.opts.queue!r}) will not run here:"
                 f" this worker consumes {consumed}"
             )
+    if app.schedules and not keeps_records(app):
+        warnings.append(
+            f"periodic tasks will not run: {app.broker_url.scheme} keeps no records to elect"
+            " their leader in; pass App(results=URL) of a store that does (redis://, sqlite://)"
+        )
     keeps_results = any(task.opts.store_result for task in app.tasks.values())
     store_url = app.results_url or app.broker_url
     if keeps_results and from_url(store_url).result_store() is None:

@@ -7,7 +7,8 @@ the whole database, which suits a command such as ``hurtle status``, not a hot
 path), then reads them with one pipeline of ``GET``: a key that expired between
 the two answers nothing and is left out. On a Redis Cluster the keys lie on
 every node: the scan covers every primary and the pipeline is split by slot,
-as for tallies (``tallies.py``).
+as for tallies (``tallies.py``). ``get`` is a ``GET``; ``put_if`` is one
+``record_put_if.lua`` call, a compare-and-set on one key (legal on a cluster).
 """
 
 from __future__ import annotations
@@ -60,6 +61,17 @@ class RedisRecords(RecordStore):
             for name, value in zip(ordered, values, strict=True)
             if isinstance(value, bytes)
         }
+
+    async def get(self, key: str) -> bytes | None:
+        name = self._names.record(key)
+        value = await self._link.call(lambda conn: conn.client.get(name))
+        return value if isinstance(value, bytes) else None
+
+    async def put_if(self, key: str, value: bytes, ttl: float, *, current: bytes | None) -> bool:
+        name = self._names.record(key)
+        args = [bytes(value), max(1, int(ttl * 1000)), 0 if current is None else 1, current or b""]
+        done = await self._link.call(lambda conn: conn.script("record_put_if", [name], args))
+        return bool(done)
 
     async def delete(self, keys: Sequence[str]) -> None:
         # A cluster client splits a DEL of several keys by slot.

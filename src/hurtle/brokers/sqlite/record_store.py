@@ -4,6 +4,8 @@ One table, ``hurtle_records`` (schema in ``sql.py``): a row per key with its
 bytes and the time it expires. A record whose time has passed is never read as
 live (``get_all`` checks ``expires_at``); expired rows are deleted by a ``put``
 at most once a minute, so a worker killed without a goodbye leaves no row for long.
+``put_if`` reads and writes in one write call, which runs inside the batch's
+``BEGIN IMMEDIATE`` transaction: atomic across processes.
 """
 
 from __future__ import annotations
@@ -44,6 +46,25 @@ def live_records(conn: sqlite3.Connection, prefix: str, now: float) -> dict[str,
     return {key: bytes(value) for key, value in rows}
 
 
+def live_record(conn: sqlite3.Connection, key: str, now: float) -> bytes | None:
+    row = conn.execute(
+        "SELECT CAST(value AS BLOB) FROM hurtle_records WHERE key = ? AND expires_at > ? AND expires_at < ''",
+        (key, now),
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def put_record_if(
+    conn: sqlite3.Connection, key: str, value: bytes, expires_at: float, now: float, current: bytes | None
+) -> bool:
+    # A write call runs inside BEGIN IMMEDIATE (batch.py): no other process
+    # writes between this read and the put.
+    if live_record(conn, key, now) != current:
+        return False
+    put_record(conn, key, value, expires_at, now, sweep=False)
+    return True
+
+
 def delete_records(conn: sqlite3.Connection, keys: list[str]) -> None:
     conn.executemany("DELETE FROM hurtle_records WHERE key = ?", [(k,) for k in keys])
 
@@ -67,6 +88,14 @@ class SQLiteRecords(RecordStore):
 
     async def get_all(self, prefix: str) -> dict[str, bytes]:
         return await self._sql.call(live_records, prefix, time.time(), write=False)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._sql.call(live_record, key, time.time(), write=False)
+
+    async def put_if(self, key: str, value: bytes, ttl: float, *, current: bytes | None) -> bool:
+        now = time.time()
+        expected = None if current is None else bytes(current)
+        return await self._sql.call(put_record_if, key, bytes(value), now + ttl, now, expected, write=True)
 
     async def delete(self, keys: Sequence[str]) -> None:
         if keys:
