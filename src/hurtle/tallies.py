@@ -34,6 +34,13 @@ class TallyStore(abc.ABC):
         """Every field of ``key``; empty when there is no such key (or it expired)."""
 
     @abc.abstractmethod
+    async def read_many(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        """Every field of each of ``keys``, in their order (empty for a missing or
+        expired key), in as few round trips as the store allows: a reader of many
+        keys (the task history reads one per minute) pays one, not one per key.
+        Not a snapshot: an add landing meanwhile may show in some keys only."""
+
+    @abc.abstractmethod
     async def keys(self, prefix: str) -> list[str]:
         """The live keys starting with ``prefix``, sorted."""
 
@@ -79,6 +86,10 @@ class MemoryTallies(TallyStore):
     async def read(self, key: str) -> dict[str, int]:
         with self._lock:
             return dict(self._live(key) or {})
+
+    async def read_many(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        with self._lock:
+            return [dict(self._live(key) or {}) for key in keys]
 
     async def keys(self, prefix: str) -> list[str]:
         with self._lock:

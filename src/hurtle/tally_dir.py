@@ -203,6 +203,11 @@ class DirectoryTallies(TallyStore):
     async def read(self, key: str) -> dict[str, int]:
         return await asyncio.to_thread(self._read, key)
 
+    async def read_many(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        if not keys:
+            return []
+        return await asyncio.to_thread(self._read_many, list(keys))
+
     async def keys(self, prefix: str) -> list[str]:
         return await asyncio.to_thread(self._keys, prefix)
 
@@ -271,6 +276,18 @@ class DirectoryTallies(TallyStore):
         lines = [line for path in self._files() for line in _lines(path, marker) if line.key == key]
         state = replay(lines)
         return dict(state.fields) if state.live(time.time()) else {}
+
+    def _read_many(self, keys: list[str]) -> list[dict[str, int]]:
+        # One pass over the files for every key, where a read per key would read them all each time.
+        wanted = set(keys)
+        by_key: dict[str, list[Line]] = {}
+        for path in self._files():
+            for line in _lines(path):
+                if line.key in wanted:
+                    by_key.setdefault(line.key, []).append(line)
+        now = time.time()
+        states = {key: replay(lines) for key, lines in by_key.items()}
+        return [dict(states[key].fields) if key in states and states[key].live(now) else {} for key in keys]
 
     def _keys(self, prefix: str) -> list[str]:
         by_key: dict[str, list[Line]] = {}

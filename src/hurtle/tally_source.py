@@ -54,6 +54,9 @@ class BrokerTallies(TallyStore):
     async def read(self, key: str) -> dict[str, int]:
         return await self.store.read(key)
 
+    async def read_many(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        return await self.store.read_many(keys)
+
     async def keys(self, prefix: str) -> list[str]:
         return await self.store.keys(prefix)
 

@@ -237,3 +237,38 @@ async def test_concurrent_adds_from_many_tasks_and_two_processes_lose_nothing(st
     assert fields.pop("n") == 2 * tasks_per_store * adds_per_task
     assert fields.pop("top") == adds_per_task - 1
     assert fields == {f"by:{s}-{t}": 2 * adds_per_task for s in range(2) for t in range(tasks_per_store)}
+
+
+async def test_read_many_gives_each_keys_fields_in_the_order_asked(stores: TallyStores) -> None:
+    first, second = stores.open(), stores.open()
+    await first.add("history:2", {"a": 1}, LONG_TTL)
+    await second.add("history:2", {"a": 2, "b": 5}, LONG_TTL)
+    await second.add("history:1", {"c": 7}, LONG_TTL, highest={"peak": 3})
+
+    read = await first.read_many(["history:2", "history:missing", "history:1", "history:2"])
+
+    assert read == [{"a": 3, "b": 5}, {}, {"c": 7, "peak": 3}, {"a": 3, "b": 5}]
+    assert await first.read_many([]) == []
+
+
+async def test_read_many_leaves_out_what_expired_and_what_was_deleted(tallies: TallyStore) -> None:
+    await tallies.add("brief", {"n": 5}, SHORT_TTL)
+    await tallies.add("gone", {"n": 2}, LONG_TTL)
+    await tallies.add("kept", {"n": 1}, LONG_TTL)
+    await tallies.delete(["gone"])
+
+    async def expired() -> bool:
+        return await tallies.read("brief") == {}
+
+    await eventually(expired, "the short-lived tally to expire")
+
+    assert await tallies.read_many(["brief", "gone", "kept"]) == [{}, {}, {"n": 1}]
+
+
+async def test_read_many_reads_hundreds_of_keys_in_one_call(tallies: TallyStore) -> None:
+    for minute in range(480):
+        await tallies.add(f"minute:{minute:04d}", {"n": minute + 1}, LONG_TTL)
+
+    read = await tallies.read_many([f"minute:{minute:04d}" for minute in range(480)])
+
+    assert read == [{"n": minute + 1} for minute in range(480)]

@@ -65,6 +65,10 @@ def read_fields(conn: sqlite3.Connection, key: str, now: float) -> dict[str, int
     return {name: int(value) for name, value in rows}
 
 
+def read_many_fields(conn: sqlite3.Connection, keys: list[str], now: float) -> list[dict[str, int]]:
+    return [read_fields(conn, key, now) for key in keys]  # one call on the thread, one read transaction
+
+
 def live_keys(conn: sqlite3.Connection, prefix: str, now: float) -> list[str]:
     # ``key >= prefix`` lets the primary key's index skip what sorts before the prefix;
     # substr compares the prefix exactly (LIKE would need escapes and ignores case).
@@ -106,6 +110,11 @@ class SQLiteTallies(TallyStore):
 
     async def read(self, key: str) -> dict[str, int]:
         return await self._sql.call(read_fields, key, time.time(), write=False)
+
+    async def read_many(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        if not keys:
+            return []
+        return await self._sql.call(read_many_fields, list(keys), time.time(), write=False)
 
     async def keys(self, prefix: str) -> list[str]:
         return await self._sql.call(live_keys, prefix, time.time(), write=False)
