@@ -63,6 +63,7 @@ class App:
         secret_key: str | bytes | None = None,
         signature_max_age: float | None = None,
         result_ttl: float = settings.RESULT_TTL,
+        history_ttl: float = settings.HISTORY_TTL,
         max_deliveries: int = settings.MAX_DELIVERIES,
         max_message_bytes: int = settings.MAX_MESSAGE_BYTES,
         default_queue: str = settings.DEFAULT_QUEUE,
@@ -70,6 +71,8 @@ class App:
     ) -> None:
         if visibility_timeout <= 0:
             raise ConfigurationError(f"visibility_timeout must be > 0 seconds, not {visibility_timeout!r}")
+        if not history_ttl >= 0:
+            raise ConfigurationError(f"history_ttl must be >= 0 seconds (0: none), not {history_ttl!r}")
         if max_deliveries < 1:
             raise ConfigurationError(f"max_deliveries must be >= 1, not {max_deliveries!r}")
         if signature_max_age is not None and (secret_key is None or not signature_max_age > 0):
@@ -84,6 +87,8 @@ class App:
         #: it was sent) more than this many seconds from now, a replay of an old one.
         self.signature_max_age = None if signature_max_age is None else float(signature_max_age)
         self.result_ttl = float(result_ttl)
+        #: Seconds the task history is kept (``hurtle.observe.history``); 0: none is written.
+        self.history_ttl = float(history_ttl)
         self.max_deliveries = max_deliveries
         self.max_message_bytes = max_message_bytes
         self.default_queue = default_queue

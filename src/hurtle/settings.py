@@ -15,6 +15,9 @@ DEFAULT_QUEUE = "default"
 
 VISIBILITY_TIMEOUT = 30.0  # seconds a lease lasts without a heartbeat
 RESULT_TTL = 24 * 3600.0  # seconds a result is kept, as Celery's result_expires
+#: Seconds the task history (per task and minute: outcomes, run time, queue wait) is
+#: kept: 8 hours, a working day's charts. 0 writes no history.
+HISTORY_TTL = 8 * 3600.0
 MAX_DELIVERIES = 10  # past this a message is dead-lettered, never run again
 MAX_MESSAGE_BYTES = 1024 * 1024
 DEFAULT_RETRIES = 3

@@ -145,6 +145,10 @@ class Broker(abc.ABC):
     #: (``QueueStats.oldest_ready_age``). False for RabbitMQ, which shows a client
     #: a queue's length but no message before it is consumed: there the age is None.
     knows_queue_age: ClassVar[bool] = True
+    #: Whether ``added_counts`` can tell how many messages each queue ever took in:
+    #: what the task history's "in" rate is read from. True on Redis 7.0 and newer
+    #: (a stream's ``entries-added``); elsewhere the rate in shows as unknown.
+    counts_added: ClassVar[bool] = False
     #: hurtle's own options in this broker's URL query (``?prefix=...``). Any other
     #: option is one its client library takes, or the URL is a ``ConfigurationError``.
     url_options: ClassVar[tuple[str, ...]] = ()
@@ -208,6 +212,13 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
         """Counts per queue; every known queue when ``queues`` is None."""
+
+    async def added_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """How many messages each of ``queues`` has ever taken in (sent, due after a
+        delay, sent again by a retry), by queue: a counter that only grows while the
+        queue lives. Queues whose count cannot be known are left out; this default,
+        for brokers whose ``counts_added`` is False, knows none. One look, read-only."""
+        return {}
 
     @abc.abstractmethod
     async def purge(self, queue: str) -> int:

@@ -87,7 +87,8 @@ async def _serve(
             supervised = heartbeats is not None
             async with (
                 registry(app, consumer, supervised=supervised),
-                figure_writing(consumer, []),
+                history(app, consumer) as sinks,
+                figure_writing(consumer, sinks),
                 scheduling(app, consumer, slot),
             ):
                 return await consumer.run()
@@ -165,6 +166,32 @@ async def registry(app: App, consumer: Consumer, *, supervised: bool) -> AsyncIt
                 await store.close()
         except Exception as exc:
             log.warning("could not close the worker registry's store (%s: %s)", type(exc).__name__, exc)
+
+
+@contextlib.asynccontextmanager
+async def history(app: App, consumer: Consumer) -> AsyncIterator[list[FigureSink]]:
+    """The task history's sink (``hurtle.observe.history_sink``), or none when
+    ``app.history_ttl`` is 0 or no store keeps tallies (RabbitMQ without a result
+    store that does). A broker that keeps tallies lends its own store: no second
+    connection per process. The sink's close (the figure writer's) closes a store
+    opened here."""
+    if app.history_ttl <= 0:
+        yield []
+        return
+    from hurtle.errors import ConfigurationError
+    from hurtle.observe.history_sink import HistorySink, Sampler
+    from hurtle.tally_source import open_tallies
+
+    broker = consumer.broker
+    borrowed = broker.tally_store()
+    try:
+        store = borrowed or open_tallies(app.broker_url, app.results_url, None)
+    except ConfigurationError:
+        yield []
+        return
+    queues = list(consumer.queues)
+    sample: Sampler | None = (lambda: broker.added_counts(queues)) if broker.counts_added else None
+    yield [HistorySink(store, app.history_ttl, sample=sample, own_store=store is not borrowed)]
 
 
 @contextlib.asynccontextmanager

@@ -103,6 +103,7 @@ log = logging.getLogger("hurtle.redis")
 class RedisBroker(Broker):
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
     locates_messages = True  # by a scan in chunks: locate.py
+    counts_added = True  # a stream's entries-added (Redis 7.0 and newer): added.lua
     url_options = OPTIONS
 
     def __init__(
@@ -482,6 +483,20 @@ class RedisBroker(Broker):
                 )
                 rows.append(QueueStats(name, ready, delayed, leased, dead, oldest_ms / 1000))
             return rows
+
+        return await self._link.call(collect)
+
+    async def added_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """Each stream's ``entries-added`` (added.lua, one script per queue): sends, due
+        delayed messages and retries, each counted once as it entered the stream."""
+
+        async def collect(conn: RedisConn) -> dict[str, int]:
+            counts = {}
+            for name in queues:
+                added = int(await conn.script("added", [self.keys.stream(name)], []))
+                if added >= 0:
+                    counts[name] = added
+            return counts
 
         return await self._link.call(collect)
 

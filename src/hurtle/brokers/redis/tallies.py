@@ -67,9 +67,7 @@ class RedisTallies(TallyStore):
             return []
         names = [self._names.tally(key) for key in keys]
         replies = await self._link.call(lambda conn: _hgetall_many(conn, names))
-        return [
-            {field.decode(errors="replace"): int(value) for field, value in fields.items()} for fields in replies
-        ]
+        return [{name.decode(errors="replace"): int(n) for name, n in got.items()} for got in replies]
 
     async def keys(self, prefix: str) -> list[str]:
         return await self._link.call(lambda conn: self._scan(conn, prefix))
