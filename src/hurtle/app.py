@@ -300,6 +300,38 @@ class App:
             raise TypeError(f"app.handle takes a task id, a non-empty str, not {task_id!r}")
         return Handle(self, task_id, task_name or "?")
 
+    # -- the task history ------------------------------------------------
+
+    def mark_deploy(self, text: str) -> None:
+        """Record a deploy marker (``text``, such as a version, and the time now) in the
+        task history, kept as long as it is: ``hurtle status`` names the latest. Call it
+        as a release goes out; ``hurtle deploy-mark TEXT`` does the same from a shell.
+        Raises ``ConfigurationError`` when the history is off or no store keeps it."""
+        self.client.run_sync(self.mark_deploy_async(text))
+
+    async def mark_deploy_async(self, text: str) -> None:
+        from hurtle.observe.deploys import check_text, mark_deploy
+        from hurtle.tally_source import find_tallies
+
+        try:
+            text = check_text(text)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if self.history_ttl <= 0:
+            raise ConfigurationError("the task history is off (history_ttl=0): no deploy marker is kept")
+        borrowed = self.client.connection().broker.tally_store()
+        store = borrowed or find_tallies(self.broker_url, self.results_url)
+        if store is None:
+            raise ConfigurationError(
+                f"{self.broker_url.scheme} keeps no task history: give the app a result store that does,"
+                " as App(results='redis://...') or results='sqlite:///results.db'"
+            )
+        try:
+            await mark_deploy(store, text, self.history_ttl + 60.0)
+        finally:
+            if store is not borrowed:
+                await store.close()
+
     def _by_name(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Envelope:
         task = self.tasks.get(name)
         if task is None:  # its code is elsewhere: only JSON itself (at encode) and depth can be checked

@@ -27,9 +27,9 @@ def open_tallies(
     saying what to pass, when none of them keeps tallies."""
     if directory is not None:
         return DirectoryTallies(directory)
-    found = keeping_broker(broker_url, results_url, lambda broker: broker.tally_store())
+    found = find_tallies(broker_url, results_url)
     if found is not None:
-        return BrokerTallies(found[1], found[0])
+        return found
     urls = [SecretURL(broker_url)] + ([SecretURL(results_url)] if results_url is not None else [])
     names = " nor ".join(dict.fromkeys(url.scheme for url in urls))
     subject = f"neither {names}" if " nor " in names else names
@@ -37,6 +37,13 @@ def open_tallies(
         f"{subject} keeps no profiles: pass --profile-dir DIR,"
         " or give the app a result store that does (App(results='redis://...'))"
     )
+
+
+def find_tallies(broker_url: str | SecretURL, results_url: str | SecretURL | None) -> BrokerTallies | None:
+    """The broker's tally store, else the result store's, else None (RabbitMQ with no
+    result store that keeps them); closing it closes the broker it came from."""
+    found = keeping_broker(broker_url, results_url, lambda broker: broker.tally_store())
+    return None if found is None else BrokerTallies(found[1], found[0])
 
 
 class BrokerTallies(TallyStore):

@@ -13,8 +13,8 @@ from hurtle.cli.lazy import LazyGroup
 #: without the benchmark's and the demo's imports (rich among them), which was a
 #: good part of its start-up time.
 _COMMANDS = {
-    name: f"hurtle.cli.{name}:{name}"
-    for name in ("worker", "bench", "demo", "dlq", "status", "profile", "schedule")
+    name: f"hurtle.cli.{name.replace('-', '_')}:{name.replace('-', '_')}"
+    for name in ("worker", "bench", "demo", "dlq", "status", "profile", "schedule", "deploy-mark")
 }
 
 

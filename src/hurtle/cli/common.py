@@ -21,6 +21,7 @@ from hurtle.settings import (
     DEFAULT_BROKER_URL,
     ENV_APP,
     ENV_BROKER,
+    HISTORY_TTL,
     VISIBILITY_TIMEOUT,
     broker_url_from_env,
     results_url_from_env,
@@ -88,6 +89,8 @@ class Where:
     app_given: bool
     #: No app, no --broker, no $HURTLE_BROKER: the default, which may not be the app's.
     by_default: bool = False
+    #: The app's ``history_ttl`` (seconds the task history is kept; 0: none), else the default.
+    history_ttl: float = HISTORY_TTL
 
 
 def where_to_read(app_spec: str | None, broker_url: str | None) -> Where:
@@ -95,7 +98,10 @@ def where_to_read(app_spec: str | None, broker_url: str | None) -> Where:
     an app, ``--broker``, else ``$HURTLE_BROKER``, else the default."""
     if app_spec:
         app = load_app(app_spec)
-        return Where(SecretURL(broker_url or app.broker_url), app.results_url, app.visibility_timeout, True)
+        return Where(
+            SecretURL(broker_url or app.broker_url), app.results_url, app.visibility_timeout, True,
+            history_ttl=app.history_ttl,
+        )
     url = SecretURL(broker_url_from_env(broker_url))
     results = results_url_from_env(None)
     by_default = not broker_url and not os.environ.get(ENV_BROKER)

@@ -19,6 +19,7 @@ from hurtle.cli.common import (
     open_connection,
     where_to_read,
 )
+from hurtle.cli.status_history import not_kept
 from hurtle.cli.status_task import read_report, unknown_line
 from hurtle.cli.status_task_show import print_report, report_json
 from hurtle.cli.status_view import print_view, read_snapshot, snapshot_json
@@ -36,8 +37,8 @@ EXIT_UNKNOWN_TASK = 1
 @click.option("-q", "--queues", help="Comma-separated queues. Default: every known queue.")
 @click.option(
     "--json", "as_json", is_flag=True,
-    help='Print one JSON object: {"queues": [...], "workers": [...]}'
-    " (workers: null where the app's stores keep no registry).",
+    help='Print one JSON object: {"queues": [...], "workers": [...], "tasks": [...], "deploys": [...]}'
+    " (workers, tasks, deploys: null where the app's stores keep none).",
 )
 @click.option("--watch", is_flag=True, help="Redraw the tables in place until Ctrl-C.")
 @click.option(
@@ -51,9 +52,12 @@ def status(
 ) -> None:
     """Queue depths: ready, how long the oldest ready message has waited, delayed,
     in flight (leased by a worker) and dead; then the worker processes alive now
-    (the worker registry): busy slots, memory, uptime and the tasks they run.
+    (the worker registry): busy slots, memory, uptime and the tasks they run;
+    then each task's rate, failures, queue wait and run time over the last 5
+    minutes and the last hour (the task history), and the latest deploy.
 
-    "?" marks a figure the broker cannot know (in flight and oldest on RabbitMQ).
+    "?" marks a figure the broker cannot know (in flight and oldest on RabbitMQ,
+    in/min where the broker does not count what a queue takes in).
     `hurtle status task ID` shows one task."""
     if ctx.invoked_subcommand is not None:
         for given, name in ((queues, "-q/--queues"), (watch, "--watch"), (interval, "--interval")):
@@ -75,6 +79,8 @@ def status(
         click.echo(json.dumps(snapshot_json(snapshot)))
         if snapshot.workers is None:
             click.echo(not_visible(where), err=True)
+        if snapshot.history is None:
+            click.echo(not_kept(where), err=True)
         return
     print_view(snapshot)
 

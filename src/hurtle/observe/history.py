@@ -151,13 +151,22 @@ def minutes_of(minutes: int, now: float | None = None) -> list[int]:
 async def read_history(store: TallyStore, minutes: int, now: float | None = None) -> History:
     """The last ``minutes`` minutes of the history (the current, partial one included), in
     one read of the store."""
-    if minutes < 1:
-        raise ValueError(f"a history window is 1 minute or more, not {minutes!r}")
+    (history,) = await read_windows(store, [minutes], now)
+    return history
+
+
+async def read_windows(store: TallyStore, windows: Sequence[int], now: float | None = None) -> list[History]:
+    """The history over each of ``windows`` (minutes, each ending now), from one read of
+    the longest: ``hurtle status`` shows the last 5 minutes and the last hour."""
+    if not windows or min(windows) < 1:
+        raise ValueError(f"a history window is 1 minute or more, not {windows!r}")
     now = time.time() if now is None else now
-    window = minutes_of(minutes, now)
-    read = await store.read_many([minute_key(minute) for minute in window])
-    span = max(1.0, minutes - 1 + (now % 60.0) / 60.0)
-    return summarize(minutes, span, window[-1], list(zip(window, read, strict=True)))
+    window = minutes_of(max(windows), now)
+    read = list(zip(window, await store.read_many([minute_key(minute) for minute in window]), strict=True))
+    return [
+        summarize(minutes, max(1.0, minutes - 1 + (now % 60.0) / 60.0), window[-1], read[-minutes:])
+        for minutes in windows
+    ]
 
 
 def summarize(
