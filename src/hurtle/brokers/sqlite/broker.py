@@ -119,6 +119,7 @@ def _text(raw: bytes) -> str:
 class SQLiteBroker(Broker):
     schemes = ("sqlite",)
     locates_messages = True
+    counts_added = True  # hurtle_added: a count per queue, kept by each write that adds a message
     url_options = ("mode",)
 
     def __init__(
@@ -232,6 +233,13 @@ class SQLiteBroker(Broker):
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
         return await self._read(sql.stats, None if queues is None else tuple(queues), time.time())
+
+    async def added_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """``hurtle_added``: sends, retries and requeued dead letters, counted as each is
+        written (a delayed message when it is sent, not when it comes due)."""
+        if not queues:
+            return {}
+        return await self._read(sql.added_counts, tuple(queues))
 
     async def purge(self, queue: str) -> int:
         return await self._write(sql.purge, queue, time.time())

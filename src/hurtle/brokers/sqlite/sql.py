@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS hurtle_tally_keys (
     key         TEXT PRIMARY KEY,
     expires_at  REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hurtle_added (
+    queue  TEXT    PRIMARY KEY,
+    added  INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hurtle_records (
     key         TEXT PRIMARY KEY,
     value       BLOB NOT NULL,
@@ -88,6 +92,28 @@ def enqueue(conn: sqlite3.Connection, messages: Sequence[Message], now: float) -
         " VALUES (?, ?, ?, ?, ?)",
         [(m.id, m.queue, m.body, m.eta if m.eta is not None else now, now) for m in messages],
     )
+    counted: dict[str, int] = {}
+    for m in messages:
+        counted[m.queue] = counted.get(m.queue, 0) + 1
+    _count_added(conn, counted)
+
+
+def _count_added(conn: sqlite3.Connection, counted: dict[str, int]) -> None:
+    # What each queue ever took in (``added_counts``): one statement per queue of a
+    # batch, where a trigger would run one per row.
+    conn.executemany(
+        "INSERT INTO hurtle_added (queue, added) VALUES (?, ?)"
+        " ON CONFLICT (queue) DO UPDATE SET added = added + excluded.added",
+        list(counted.items()),
+    )
+
+
+def added_counts(conn: sqlite3.Connection, queues: tuple[str, ...]) -> dict[str, int]:
+    marks = ",".join("?" * len(queues))
+    rows = conn.execute(f"SELECT queue, added FROM hurtle_added WHERE queue IN ({marks})", queues)
+    counts = {queue: 0 for queue in queues}  # a queue never sent to took in nothing
+    counts.update((str(queue), int(added)) for queue, added in rows)
+    return counts
 
 
 def probe(conn: sqlite3.Connection, queues: tuple[str, ...], now: float, bury: bool) -> bool:
@@ -162,6 +188,7 @@ def retry(conn: sqlite3.Connection, receipt: tuple[int, int], message: Message, 
         " VALUES (?, ?, ?, ?, ?)",
         (message.id, message.queue, message.body, message.eta or now, now),
     )
+    _count_added(conn, {message.queue: 1})
     conn.execute(f"DELETE FROM hurtle_messages WHERE {owned}", receipt)
 
 
@@ -278,6 +305,11 @@ def requeue_dead(conn: sqlite3.Connection, ids: list[str] | None, now: float) ->
         " SELECT id, queue, body, ?, ? FROM hurtle_dead WHERE seq = ?",
         [(now, now, seq) for seq in found],
     )
+    counted: dict[str, int] = {}
+    for seq in found:
+        for (queue,) in conn.execute("SELECT queue FROM hurtle_dead WHERE seq = ?", (seq,)):
+            counted[str(queue)] = counted.get(str(queue), 0) + 1
+    _count_added(conn, counted)
     conn.executemany("DELETE FROM hurtle_dead WHERE seq = ?", [(seq,) for seq in found])
     return [(str(seq), msg_id) for seq, msg_id in found.items()]
 
