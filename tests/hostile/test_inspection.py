@@ -23,7 +23,7 @@ import pytest
 from hurtle.brokers import Message, from_url
 from hurtle.envelope import encode, make_envelope
 from tests.amqp_server import unique_amqp_url
-from tests.integration.conftest import hurtle_cli
+from tests.integration.conftest import hurtle_cli, queue_table
 from tests.redis_server import free_port, unique_redis_url
 
 MARKUP = "[/etc/app.conf]"  # Rich reads "[/...]" as a closing tag
@@ -152,9 +152,8 @@ def test_dlq_list_prints_every_dead_letter_as_it_is(hostile: Hostile) -> None:
 def test_status_prints_a_queue_as_it_is_named(hostile: Hostile) -> None:
     done = hurtle_cli("status", "--broker", hostile.url, "-q", hostile.queue)
     assert done.returncode == 0, done.stdout + done.stderr
-    (row,) = [line for line in done.stdout.splitlines() if hostile.queue in line]
-    cells = [cell.strip() for cell in row.split("│") if cell.strip()]
-    assert cells[0] == hostile.queue and cells[-1] == str(hostile.dead), done.stdout
+    (row,) = queue_table(done.stdout).values()
+    assert row["queue"] == hostile.queue and row["dead"] == str(hostile.dead), done.stdout
 
 
 def test_status_task_prints_a_dead_letter_as_it_is(hostile: Hostile) -> None:

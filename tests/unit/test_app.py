@@ -54,6 +54,7 @@ def test_the_broker_defaults_to_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"broker": "sqlite://relative.db"}, "bad SQLite URL"),
         ({"visibility_timeout": 0}, "visibility_timeout"),
         ({"max_deliveries": 0}, "max_deliveries"),
+        ({"history_ttl": -1.0}, "history_ttl must be >= 0"),
         ({"signature_max_age": 300.0}, "signature_max_age must be > 0 seconds, with a secret_key"),
         ({"secret_key": "k", "signature_max_age": 0}, "signature_max_age must be > 0"),
     ],

@@ -14,6 +14,8 @@ worker's event loop.
 
 from __future__ import annotations
 
+import os
+
 from hurtle.app import App
 from hurtle.bench.result import RunResult
 from hurtle.bench.runner import OnProgress, Options, RunRecorder, run_burst
@@ -23,7 +25,9 @@ KINDS = ("sync", "async")
 
 # Named so importing this module never reads $HURTLE_BROKER: `hurtle bench` and
 # the worker it starts point the app at the benchmark's broker.
-app = App("memory://hurtle-bench")
+# The task history's lifetime: the app's default, unless $HURTLE_BENCH_HISTORY_TTL says
+# otherwise (0: off), for measuring what the history costs (docs/benchmarks.md).
+app = App("memory://hurtle-bench", history_ttl=float(os.environ.get("HURTLE_BENCH_HISTORY_TTL", 8 * 3600.0)))
 recorder = RunRecorder()
 app.on_worker_stop(recorder.save)
 
