@@ -191,3 +191,30 @@ async def test_rate_in_is_the_growth_of_the_sampled_count_over_the_minutes_betwe
 
     assert history.queues["default"].rate_in == pytest.approx(150.0)
     assert history.queues["once"].rate_in is None  # one sample says nothing of a rate
+
+
+async def test_a_store_that_keeps_failing_is_logged_once_a_minute_not_at_every_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = HistorySink(FailingTallies(), TTL)
+
+    with caplog.at_level("WARNING", logger="hurtle.history"):
+        for _ in range(5):
+            await sink.send(_figures())
+
+    warned = [r.message for r in caplog.records if "could not write" in r.message]
+    assert len(warned) == 1 and "ConnectionError: store away" in warned[0]
+
+
+async def test_figures_older_than_the_history_are_dropped_not_kept_forever() -> None:
+    store = FailingTallies()
+    sink = HistorySink(store, 60.0)  # a history of one minute
+    figures = TaskFigures()
+    long_ago = time.time() - 3600.0
+    figures.ran("tasks.old", "default", SUCCEEDED, ready_at=long_ago, started=long_ago, finished=long_ago)
+    await sink.send(figures.take())
+    store.down = False
+
+    await sink.send({})
+
+    assert await store.keys("history:") == []
