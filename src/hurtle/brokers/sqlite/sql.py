@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hurtle.brokers.base import DeadLetter, Delivery, Location, Message, QueueStats
@@ -92,13 +93,10 @@ def enqueue(conn: sqlite3.Connection, messages: Sequence[Message], now: float) -
         " VALUES (?, ?, ?, ?, ?)",
         [(m.id, m.queue, m.body, m.eta if m.eta is not None else now, now) for m in messages],
     )
-    counted: dict[str, int] = {}
-    for m in messages:
-        counted[m.queue] = counted.get(m.queue, 0) + 1
-    _count_added(conn, counted)
+    _count_added(conn, Counter(m.queue for m in messages))
 
 
-def _count_added(conn: sqlite3.Connection, counted: dict[str, int]) -> None:
+def _count_added(conn: sqlite3.Connection, counted: Mapping[str, int]) -> None:
     # What each queue ever took in (``added_counts``): one statement per queue of a
     # batch, where a trigger would run one per row.
     conn.executemany(
