@@ -167,7 +167,8 @@ def test_the_view_is_the_sections_in_order_each_drawn_from_one_snapshot() -> Non
     drawn = sections(Snapshot(WHERE, queues, workers=[]))
     unseen = sections(Snapshot(WHERE, [], workers=None))
 
-    assert len(drawn) == len(SECTIONS) == 2
+    assert len(drawn) == len(SECTIONS) == 3
     assert isinstance(drawn[0], Table) and drawn[1] == "no workers running"
+    assert isinstance(drawn[2], str) and drawn[2].startswith("tasks: not visible")  # no history read
     assert unseen[0] == "no queues on redis://127.0.0.1:6379/0"
     assert isinstance(unseen[1], str) and unseen[1].startswith("workers: not visible (redis")

@@ -8,48 +8,23 @@ history holds every message it settled: the counts are checked exactly.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.amqp_server import unique_amqp_url
 from tests.integration.conftest import APPS, Workers, hurtle_cli, lines, queue_table, wait_until
-from tests.redis_server import unique_redis_url
 
 pytestmark = pytest.mark.slow
-
-STORES: dict[str, Callable[[Path], tuple[str, str | None]]] = {
-    "sqlite": lambda tmp: (f"sqlite:///{tmp}/broker.db", None),
-    "redis": lambda tmp: (unique_redis_url(), None),
-    "amqp+redis": lambda tmp: (unique_amqp_url(), unique_redis_url()),
-}
 
 SUCCEEDED, FAILING, DEAD = 20, 3, 2
 RETRIES = 2  # always_fails's: each failing task is retried twice, then fails for good
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
-def workerapp(
-    store: str, tmp_path: Path, worker_env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch, load_workerapp: Callable[..., Any],
-) -> Any:
-    """The test app on each store, for this process and the workers started after."""
-    broker, results = STORES[store](tmp_path)
-    for name, value in (("HURTLE_BROKER", broker), ("HURTLE_RESULTS", results)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-            worker_env.pop(name, None)
-        else:
-            monkeypatch.setenv(name, value)
-            worker_env[name] = value
-    return load_workerapp()
+def workerapp(app_on_each_store: Any) -> Any:
+    """The test app on SQLite, Redis, and RabbitMQ keeping its history in Redis."""
+    return app_on_each_store
 
 
 def status_json() -> dict[str, Any]:
@@ -107,7 +82,7 @@ def test_a_burst_run_of_two_processes_leaves_exact_counts_per_task(
 
 
 def test_status_shows_the_queue_rates_and_the_tasks_table(
-    store: str, workerapp: Any, workers: Workers, marks: Path
+    workerapp: Any, workers: Workers, marks: Path
 ) -> None:
     run_known_work(workerapp, workers, marks)
 
@@ -118,7 +93,7 @@ def test_status_shows_the_queue_rates_and_the_tasks_table(
     settled = SUCCEEDED + FAILING * (RETRIES + 1) + DEAD + 2
     assert queue["out_per_minute"] > 0
     assert queue["out_per_minute"] == pytest.approx(settled / _span(data), rel=0.25)
-    if store.startswith("amqp"):
+    if workerapp.app.broker_url.scheme == "amqp":
         assert queue["in_per_minute"] is None  # RabbitMQ cannot know it: never a guess
     assert table.returncode == 0, table.stderr
     row = queue_table(table.stdout)["default"]
