@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.amqp_server import unique_amqp_url
 from tests.integration.conftest import APPS, Workers, hurtle_cli, lines, queue_table, wait_until
 
 pytestmark = pytest.mark.slow
@@ -125,3 +126,11 @@ def test_a_deploy_marker_without_text_is_a_usage_error(workerapp: Any) -> None:
 
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "needs a text" in out.stderr
+
+
+def test_deploy_mark_on_rabbitmq_without_a_result_store_says_where_to_keep_it() -> None:
+    out = hurtle_cli("deploy-mark", "v1.2", "--broker", unique_amqp_url(), env={"HURTLE_RESULTS": None})
+
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert "amqp keeps no task history" in out.stderr and "results=" in out.stderr
