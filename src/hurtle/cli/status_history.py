@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rich.table import Table
+from rich.table import Column, Table
 
 from hurtle.cli.common import Where
 from hurtle.cli.literal import literal
@@ -26,6 +26,7 @@ from hurtle.tallies import TallyStore
 from hurtle.tally_source import find_tallies
 
 RECENT, HOUR = 5, 60  # minutes: the two windows shown
+FIGURES = ("", "/min", "failed", "wait p50", "wait p95", "run p50", "run p95", "total run")
 
 
 @dataclass
@@ -102,30 +103,36 @@ class _Empty(TallyStore):
 # -- the tasks table -------------------------------------------------------------------
 
 def tasks_table(view: TaskHistory) -> Table:
-    """One row per task seen in the last hour, the most run time first; each cell
-    "last 5 minutes / last hour"."""
+    """Two rows per task seen in the last hour, the most run time first: its last 5
+    minutes, then its last hour (a task idle for 5 minutes shows its hour only)."""
+    names = [literal(_cut(hour.task, NAME_WIDTH)) for hour in view.hour.by_run_time()]
     table = Table(
-        "task", "per min", "failed", "wait p50", "wait p95", "run p50", "run p95", "run time",
-        title="tasks (last 5 min / last hour; percentiles are bucket estimates)",
+        # The name is what a row is read by: never folded to make room for figures.
+        Column("task", no_wrap=True, min_width=min(NAME_WIDTH, max((len(n) for n in names), default=4))),
+        *FIGURES,
+        title="tasks (percentiles are bucket estimates)",
     )
     recent = view.recent.tasks
-    for hour in view.hour.by_run_time():
+    for name, hour in zip(names, view.hour.by_run_time(), strict=True):
         now = recent.get(hour.task)
-        table.add_row(
-            literal(_cut(hour.task, NAME_WIDTH)),
-            _pair(now, hour, lambda t: f"{t.rate:.1f}"),
-            _pair(now, hour, lambda t: _percent(t.failure_rate)),
-            _pair(now, hour, lambda t: seconds(t.wait_quantile(0.5))),
-            _pair(now, hour, lambda t: seconds(t.wait_quantile(0.95))),
-            _pair(now, hour, lambda t: seconds(t.run_quantile(0.5))),
-            _pair(now, hour, lambda t: seconds(t.run_quantile(0.95))),
-            _pair(now, hour, lambda t: seconds(t.run_seconds if t.figures.ran else None)),
-        )
+        if now is not None and now.settled:
+            table.add_row(name, f"{RECENT}m", *_cells(now))
+            table.add_row("", f"{HOUR // 60}h", *_cells(hour), end_section=True)
+        else:
+            table.add_row(name, f"{HOUR // 60}h", *_cells(hour), end_section=True)
     return table
 
 
-def _pair(recent: TaskSummary | None, hour: TaskSummary, show: Any) -> str:
-    return f"{'-' if recent is None or recent.settled == 0 else show(recent)} / {show(hour)}"
+def _cells(summary: TaskSummary) -> tuple[str, ...]:
+    return (
+        f"{summary.rate:.1f}",
+        _percent(summary.failure_rate),
+        seconds(summary.wait_quantile(0.5)),
+        seconds(summary.wait_quantile(0.95)),
+        seconds(summary.run_quantile(0.5)),
+        seconds(summary.run_quantile(0.95)),
+        seconds(summary.run_seconds if summary.figures.ran else None),
+    )
 
 
 def _percent(share: float) -> str:
