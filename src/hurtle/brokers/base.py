@@ -120,6 +120,19 @@ def unknown_ids(ids: Iterable[str], requeued: Iterable[tuple[str, str]]) -> tupl
     return tuple(dict.fromkeys(i for i in ids if i not in known))
 
 
+def allot(ready: Sequence[int], quotas: Sequence[int], room: int) -> list[int]:
+    """How many to take from each queue, given how many each has ready: up to its
+    quota from each in order, then what room is left from each in order (the
+    ``quotas`` rule of ``Broker.fetch``)."""
+    takes = [0] * len(ready)
+    for limit in (quotas, ready):
+        for index, (have, most) in enumerate(zip(ready, limit, strict=True)):
+            take = max(0, min(have - takes[index], most - takes[index], room))
+            takes[index] += take
+            room -= take
+    return takes
+
+
 class Broker(abc.ABC):
     """Where messages wait, are leased, acknowledged, retried and dead-lettered."""
 
@@ -177,8 +190,17 @@ class Broker(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
-        """Lease up to ``max_count`` ready messages, oldest first.
+    async def fetch(
+        self, queues: Sequence[str], max_count: int, timeout: float, *, quotas: Sequence[int] | None = None
+    ) -> list[Delivery]:
+        """Lease up to ``max_count`` ready messages, oldest first across ``queues``.
+
+        With ``quotas`` (one per queue), the queues are taken in their order instead:
+        up to ``quotas[i]`` ready messages from each in turn, then, while room is
+        left, the rest from each in turn (``allot``), so no slot stays empty while
+        any of the queues has a ready message. Strict priority is every quota
+        ``max_count``; weighted shares are the quotas the worker deals out
+        (``hurtle.worker.priorities``). Each queue gives its own oldest first.
 
         Waits up to ``timeout`` seconds for the first one; returns ``[]`` if none
         came. A leased message is invisible to every other consumer until it is

@@ -24,6 +24,7 @@ from hurtle.brokers.base import (
     Message,
     QueueStats,
     Requeued,
+    allot,
 )
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.records import MemoryRecords, RecordStore
@@ -107,10 +108,14 @@ class MemoryBroker(Broker):
                 store.add(message, now)
         store.wake_all()
 
-    async def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+    async def fetch(
+        self, queues: Sequence[str], max_count: int, timeout: float, *, quotas: Sequence[int] | None = None
+    ) -> list[Delivery]:
         deadline = time.monotonic() + timeout
         while True:
-            taken = self._take(queues, max_count)
+            taken = self._take(queues, max_count) if quotas is None else self._take_in_order(
+                queues, quotas, max_count
+            )
             remaining = deadline - time.monotonic()
             if taken or remaining <= 0 or max_count <= 0:
                 return taken
@@ -132,6 +137,26 @@ class MemoryBroker(Broker):
                     taken.append(
                         Delivery(entry.queue, entry.body, entry.deliveries, (key, entry.deliveries))
                     )
+        return taken
+
+    def _take_in_order(self, queues: Sequence[str], quotas: Sequence[int], max_count: int) -> list[Delivery]:
+        """``_take`` by the quotas rule (``allot``): each queue's oldest, queue by queue."""
+        now = time.time()
+        store = self._store
+        with store.lock:
+            ready: dict[str, list[tuple[int, _Entry]]] = {q: [] for q in queues}
+            for key, entry in store.entries.items():
+                waiting = ready.get(entry.queue)
+                if waiting is not None and entry.visible_at <= now:
+                    waiting.append((key, entry))
+            takes = allot([len(ready[q]) for q in queues], quotas, max_count)
+            taken: list[Delivery] = []
+            for queue, count in zip(queues, takes, strict=True):
+                for key, entry in ready[queue][:count]:
+                    entry.deliveries += 1
+                    entry.leased = True
+                    entry.visible_at = now + self.visibility_timeout
+                    taken.append(Delivery(entry.queue, entry.body, entry.deliveries, (key, entry.deliveries)))
         return taken
 
     async def _wait(self, seconds: float) -> None:

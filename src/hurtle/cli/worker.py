@@ -17,24 +17,19 @@ from hurtle.errors import HurtleError
 from hurtle.observe.registry import HEARTBEAT_EVERY
 from hurtle.settings import ENV_APP, ENV_BROKER
 from hurtle.worker.consumer import WorkerConfig
+from hurtle.worker.priorities import QueueSpec, QueueSpecError
 from hurtle.worker.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from hurtle.profiling.profiler import ProfileConfig
 
 
-def _queues(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    queues = [q.strip() for q in value.split(",") if q.strip()]
-    if not queues:
-        raise click.BadParameter("give at least one queue name")
-    return queues
-
-
 @click.command()
 @click.argument("app_spec", metavar="MODULE[:ATTR]", envvar=ENV_APP)
-@click.option("-q", "--queues", help="Comma-separated queues to consume. Default: every queue a task uses.")
+@click.option("-q", "--queues", help="Comma-separated queues to consume, each with an optional :WEIGHT"
+              " (high:5,low:1: fetches shared in proportion). Default: every queue a task uses.")
+@click.option("--strict", is_flag=True,
+              help="Take from the queues in the order given: always the first with a ready message.")
 @click.option("-p", "--processes", type=click.IntRange(min=1), help="Worker processes. Default: CPU count.")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=8, show_default=True,
               help="Threads per process for sync tasks; 1 = one task at a time, hard time limits.")
@@ -73,6 +68,7 @@ def _queues(value: str | None) -> list[str] | None:
 def worker(
     app_spec: str,
     queues: str | None,
+    strict: bool,
     processes: int | None,
     threads: int,
     concurrency: int,
@@ -98,9 +94,12 @@ def worker(
         format="%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s",
     )
     try:
-        chosen = _queues(queues)
-    except click.BadParameter as exc:
-        fail(f"--queues: {exc.message}")
+        spec = None if queues is None else QueueSpec.parse(queues, strict=strict)
+    except QueueSpecError as exc:
+        fail(f"--queues: {exc}")
+    if strict and spec is None:
+        fail("--strict takes the queues in the order -q gives them: pass -q too")
+    chosen = None if spec is None else list(spec.queues)
     if burst_timeout is not None and not burst:
         fail("--burst-timeout bounds a --burst run: pass --burst too")
     if broker_url:
@@ -123,6 +122,8 @@ def worker(
     profile = _profile_config(app, profile_spec, profile_hz, profile_sample, profile_memory, profile_dir)
     config = WorkerConfig(
         queues=chosen or app.queues(),
+        weights=None if spec is None else spec.weights,
+        strict=strict,
         concurrency=concurrency,
         threads=threads,
         burst=burst,

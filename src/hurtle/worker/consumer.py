@@ -32,6 +32,7 @@ from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
 from hurtle.worker.loop_watch import run_job
 from hurtle.worker.outcome import DeadLetter, Outcome, Succeeded
+from hurtle.worker.priorities import Dealer, QueueSpec
 from hurtle.worker.running import async_running, sync_running
 from hurtle.worker.settle import Counters, Settler
 from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
@@ -50,6 +51,10 @@ EXIT_BROKER_LOST = 69  # EX_UNAVAILABLE: the broker was unreachable for longer t
 @dataclass
 class WorkerConfig:
     queues: Sequence[str] = ("default",)
+    #: One positive weight per queue (``-q high:5,low:1``): fetches shared in proportion.
+    weights: Sequence[int] | None = None
+    #: ``--strict``: always the first queue with a ready message first (no weights).
+    strict: bool = False
     concurrency: int = 100  # async tasks at once, per process
     threads: int = 8  # sync tasks at once, per process
     burst: bool = False
@@ -83,6 +88,9 @@ class Consumer:
         self.results = connection.results
         self.config = config
         self.queues = list(config.queues)
+        dealer = Dealer(QueueSpec(tuple(self.queues), tuple(config.weights or ()) or None, config.strict))
+        #: Each fetch's quotas per queue (``priorities.py``), or None: the default order.
+        self._deal = dealer.quotas if dealer.active else None
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.dispatcher = Dispatcher(
             app.tasks, max_deliveries=app.max_deliveries, secret_key=app.secret_key,
@@ -191,7 +199,13 @@ class Consumer:
                     )
                     continue
             try:
-                deliveries = await self.broker.fetch(self.queues, free, self._fetch_timeout)
+                if self._deal is None:
+                    deliveries = await self.broker.fetch(self.queues, free, self._fetch_timeout)
+                else:
+                    quotas = self._deal(free)
+                    deliveries = await self.broker.fetch(
+                        self.queues, free, self._fetch_timeout, quotas=quotas
+                    )
                 done = not deliveries and self.config.burst and await self._nothing_left()
             except Exception as exc:
                 if not await outage.failed(exc):

@@ -17,6 +17,7 @@ from hurtle.schedule.worker import runs_scheduler
 from hurtle.task import Task
 from hurtle.urls import SecretURL
 from hurtle.worker.consumer import WorkerConfig
+from hurtle.worker.priorities import QueueSpec
 
 
 def describe_results(broker_url: str | SecretURL, results_url: str | SecretURL | None) -> str:
@@ -40,10 +41,16 @@ def task_kind(task: Task[Any, Any], threads: int) -> str:
     return "sync, in the thread pool"
 
 
+def queue_order(config: WorkerConfig) -> str:
+    """The queues consumed, with their order or weights (``priorities.py``)."""
+    weights = None if config.weights is None else tuple(config.weights)
+    return QueueSpec(tuple(config.queues), weights, config.strict).describe()
+
+
 def start_block(app: App, config: WorkerConfig, processes: int) -> str:
     """The start-up description, one line per fact, tasks by name."""
     lines = [
-        f"starting {processes} worker process(es) consuming {', '.join(config.queues)}"
+        f"starting {processes} worker process(es) consuming {queue_order(config)}"
         f" (concurrency {config.concurrency}, threads {config.threads} per process)",
         f"  broker:  {app.broker_url}",
         f"  results: {describe_results(app.broker_url, app.results_url)}",

@@ -203,25 +203,32 @@ class AMQPBroker(Broker):
 
     # -- fetching --------------------------------------------------------------
 
-    async def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+    async def fetch(
+        self, queues: Sequence[str], max_count: int, timeout: float, *, quotas: Sequence[int] | None = None
+    ) -> list[Delivery]:
         """Raises ``BrokerError`` at once when RabbitMQ is unreachable: the worker backs off."""
         if max_count <= 0 or not queues:
             return []
         names = list(dict.fromkeys(queues))
+        order = None if quotas is None else [dict(zip(queues, quotas, strict=True))[q] for q in names]
         deadline = time.monotonic() + timeout
         self._stop_idle_timer()
         self._fetches += 1
         async with self._fetching:
             try:
-                return await self._link.call(lambda conn: self._fetch(conn, names, max_count, deadline), 0.0)
+                return await self._link.call(
+                    lambda conn: self._fetch(conn, names, max_count, deadline, order), 0.0
+                )
             finally:
                 if self._puller.session.standing is not None:
                     self._idle = asyncio.get_running_loop().call_later(STAND_DOWN_AFTER, self._idled)
 
-    async def _fetch(self, conn: AMQPConn, queues: list[str], room: int, deadline: float) -> list[Delivery]:
+    async def _fetch(
+        self, conn: AMQPConn, queues: list[str], room: int, deadline: float, quotas: list[int] | None
+    ) -> list[Delivery]:
         for queue in queues:
             await self._topology.ensure_queue(conn, queue)
-        return await self._puller.fetch(conn, queues, room, deadline)
+        return await self._puller.fetch(conn, queues, room, deadline, quotas)
 
     def _stop_idle_timer(self) -> None:
         if self._idle is not None:

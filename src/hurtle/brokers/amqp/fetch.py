@@ -149,8 +149,12 @@ class Puller:
     def reset(self) -> None:
         self.session = Session(0, None)
 
-    async def fetch(self, conn: AMQPConn, queues: list[str], room: int, deadline: float) -> list[Delivery]:
+    async def fetch(
+        self, conn: AMQPConn, queues: list[str], room: int, deadline: float, quotas: list[int] | None = None
+    ) -> list[Delivery]:
         session = self.session_of(conn)
+        if quotas is not None and len(queues) > 1:
+            return await self._fetch_in_order(conn, session, queues, quotas, room, deadline)
         standing = session.standing
         if standing is not None and (len(queues) > 1 or not standing.bounded_by(queues[0], room)):
             await self._cancel_standing(conn, session)  # what it buffered stays for the fetches to come
@@ -179,6 +183,63 @@ class Puller:
         finally:
             await self._stop_consuming(conn, session)
         return [self._lease(session, queue, message) for queue, message in taken]
+
+    async def _fetch_in_order(
+        self, conn: AMQPConn, session: Session, queues: list[str], quotas: list[int], room: int,
+        deadline: float,
+    ) -> list[Delivery]:
+        """``fetch`` by the quotas rule (``allot``): the queues asked in order, each
+        its buffer first, then ``basic.get`` (what RabbitMQ has ready at that moment).
+        With nothing ready, consumers on the queues (prefetch shares of ``room``) wait
+        for the first arrival; they are cancelled before the queues are asked again,
+        so what they brought waits in the buffers, never more than ``room``."""
+        await self._cancel_standing(conn, session)  # what it buffered is asked for in its queue's turn
+        try:
+            while True:
+                taken = await self._get_in_order(conn, session, queues, quotas, room)
+                waited = not taken and time.monotonic() < deadline
+                if waited and await self._wait(conn, session, queues, room, deadline):
+                    await self._stop_consuming(conn, session)
+                    continue
+                taken = await self._sift(conn, session, taken)
+                if taken or time.monotonic() >= deadline:
+                    break
+        finally:
+            await self._stop_consuming(conn, session)
+        return [self._lease(session, queue, message) for queue, message in taken]
+
+    async def _get_in_order(
+        self, conn: AMQPConn, session: Session, queues: list[str], quotas: list[int], room: int
+    ) -> Taken:
+        """Up to its quota from each queue in turn, then the room left from each in
+        turn: a queue's buffer first, then ``basic.get``, one message a round trip."""
+        taken: Taken = []
+        got = dict.fromkeys(queues, 0)
+        drained: set[str] = set()  # RabbitMQ said it has no more ready
+        try:
+            for limits in (quotas, [room] * len(queues)):
+                for queue, limit in zip(queues, limits, strict=True):
+                    want = min(limit - got[queue], room - len(taken))
+                    buffered = session.buffer.get(queue)
+                    while want > 0 and buffered:
+                        taken.append((queue, buffered.popleft()))
+                        got[queue] += 1
+                        want -= 1
+                    while want > 0 and queue not in drained:
+                        message = await conn.sub.basic_get(self.names.work(queue))
+                        if not isinstance(message.delivery, spec.Basic.GetOk):
+                            drained.add(queue)
+                            break
+                        session.unacked.add(message_tag(message))
+                        taken.append((queue, message))
+                        got[queue] += 1
+                        want -= 1
+                        if not message.delivery.message_count:
+                            drained.add(queue)
+        except BaseException:
+            self._restore(session, taken)  # unacked and ours: never stranded
+            raise
+        return taken
 
     def _take(self, session: Session, queues: list[str], room: int) -> Taken:
         """Up to ``room`` buffered messages, oldest first across queues; the rest stay."""

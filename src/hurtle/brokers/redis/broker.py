@@ -73,7 +73,7 @@ from typing import Any, ClassVar
 import msgspec
 from redis.exceptions import ResponseError
 
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats, Requeued
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats, Requeued, allot
 from hurtle.brokers.redis.dead import RedisDeadLetters, known_queues
 from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn, script_source
 from hurtle.brokers.redis.link import RedisLink, is_wrong_type
@@ -82,7 +82,15 @@ from hurtle.brokers.redis.record_store import RedisRecords
 from hurtle.brokers.redis.records import Reports, SkippedQueues
 from hurtle.brokers.redis.results import RedisResults
 from hurtle.brokers.redis.tallies import RedisTallies
-from hurtle.brokers.redis.url import GROUP, OPTIONS, RedisReceipt, RedisURL, entry_order, oldest_first
+from hurtle.brokers.redis.url import (
+    GROUP,
+    OPTIONS,
+    RedisReceipt,
+    RedisURL,
+    entry_order,
+    oldest_first,
+    queue_first,
+)
 from hurtle.errors import ConfigurationError
 from hurtle.records import RecordStore
 from hurtle.results import ResultStore
@@ -240,16 +248,20 @@ class RedisBroker(Broker):
 
     # -- fetching --------------------------------------------------------------
 
-    async def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+    async def fetch(
+        self, queues: Sequence[str], max_count: int, timeout: float, *, quotas: Sequence[int] | None = None
+    ) -> list[Delivery]:
         """Raises ``BrokerError`` at once when Redis is unreachable: the worker backs off."""
         if max_count <= 0 or not queues:
             return []
         deadline = time.monotonic() + timeout
         names = list(dict.fromkeys(queues))
-        return await self._link.call(lambda conn: self._fetch(conn, names, max_count, deadline), 0.0)
+        order = None if quotas is None or len(names) < 2 else dict(zip(queues, quotas, strict=True))
+        return await self._link.call(lambda conn: self._fetch(conn, names, max_count, deadline, order), 0.0)
 
     async def _fetch(
-        self, conn: RedisConn, queues: list[str], max_count: int, deadline: float
+        self, conn: RedisConn, queues: list[str], max_count: int, deadline: float,
+        order: dict[str, int] | None = None,
     ) -> list[Delivery]:
         """``_fetch_from`` the queues that can be read: a stream key of another type
         failed every read over it, so its queue is skipped, and the others flow."""
@@ -259,13 +271,14 @@ class RedisBroker(Broker):
                 await asyncio.sleep(max(0.0, deadline - time.monotonic()))
                 return []
             try:
-                return await self._fetch_from(conn, usable, max_count, deadline)
+                return await self._fetch_from(conn, usable, max_count, deadline, order)
             except ResponseError as exc:
                 if not is_wrong_type(exc) or not await self._skipped.find(conn, self.keys, usable):
                     raise
 
     async def _fetch_from(
-        self, conn: RedisConn, queues: list[str], max_count: int, deadline: float
+        self, conn: RedisConn, queues: list[str], max_count: int, deadline: float,
+        order: dict[str, int] | None = None,
     ) -> list[Delivery]:
         await self._link.ensure_groups(conn, [self.keys.stream(q) for q in queues])
         while True:
@@ -275,10 +288,14 @@ class RedisBroker(Broker):
             room = max_count - len(taken)
             if room > 0:
                 wait = 0.0 if taken else min(deadline, self._housekeep_at) - time.monotonic()
-                taken += await self._read(conn, queues, room, wait)
+                if order is None:
+                    taken += await self._read(conn, queues, room, wait)
+                else:
+                    quotas = [order[q] - sum(d.queue == q for d in taken) for q in queues]
+                    taken += await self._read_in_order(conn, queues, quotas, room, wait)
             if taken or time.monotonic() >= deadline:
                 if len(queues) > 1:  # one stream: reclaimed entries, then new ones, all in order
-                    taken.sort(key=oldest_first(queues))
+                    taken.sort(key=oldest_first(queues) if order is None else queue_first(queues))
                 return taken
 
     async def _housekeep(self, conn: RedisConn, queues: list[str], max_count: int) -> list[Delivery]:
@@ -328,6 +345,34 @@ class RedisBroker(Broker):
             await self._release(conn, taken[room:])
             taken = taken[:room]
         return taken
+
+    async def _read_in_order(
+        self, conn: RedisConn, queues: list[str], quotas: list[int], room: int, wait: float
+    ) -> list[Delivery]:
+        """Lease up to ``room`` new entries by the quotas rule (``allot``): a peek at
+        each queue, then from each what is its to take. When none is ready, wait up
+        to ``wait`` seconds for an entry in any (``XREAD ... BLOCK`` from each group's
+        last-delivered id, which leases nothing: whatever comes is then taken by
+        the same rule, on the caller's next turn)."""
+        calls = [([self.keys.stream(q)], [GROUP, room, 1]) for q in queues]
+        replies = await conn.scripts_in(conn.client.pipeline(transaction=False), "peek", calls)
+        takes = allot([max(0, len(ids) - 1) for ids in replies], quotas, room)
+        if any(takes):
+            return await self._read_shares(conn, queues, {i: n for i, n in enumerate(takes) if n})
+        if wait > 0:
+            starts = [ids[0] if ids else b"$" for ids in replies]
+            await self._await_new(conn, queues, starts, int(min(wait, BLOCK_CAP) * 1000))
+        return []
+
+    async def _await_new(
+        self, conn: RedisConn, queues: list[str], starts: list[bytes], block_ms: int
+    ) -> None:
+        """Return once an entry past ``starts`` (by queue) is in any stream, or after
+        ``block_ms``: one ``XREAD`` over every stream."""
+        if block_ms <= 0:
+            return
+        streams = [self.keys.stream(q) for q in queues]
+        await conn.on_lane("read", "XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *starts)
 
     async def _read_new(self, conn: RedisConn, queues: list[str], room: int, block_ms: int) -> list[Delivery]:
         """One ``XREADGROUP`` over every stream, ``COUNT room`` from each."""

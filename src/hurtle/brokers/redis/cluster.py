@@ -75,9 +75,11 @@ class RedisClusterBroker(RedisBroker):
         _check_queues(m.queue for m in batch)
         await super().enqueue(batch)
 
-    async def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+    async def fetch(
+        self, queues: Sequence[str], max_count: int, timeout: float, *, quotas: Sequence[int] | None = None
+    ) -> list[Delivery]:
         _check_queues(queues)
-        return await super().fetch(queues, max_count, timeout)
+        return await super().fetch(queues, max_count, timeout, quotas=quotas)
 
     async def _enqueue_many_queues(
         self, conn: RedisConn, queues: list[str], batch: list[Message], now: float
@@ -95,21 +97,36 @@ class RedisClusterBroker(RedisBroker):
 
     async def _read_new(self, conn: RedisConn, queues: list[str], room: int, block_ms: int) -> list[Delivery]:
         """One ``XREADGROUP`` per slot, all at once; the first to bring entries wakes the rest."""
+        head: list[Any] = ["XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", room]
+        if block_ms > 0:
+            head += ["BLOCK", block_ms]
+        replies = await self._per_slot(conn, head, [(self.keys.stream(q), b">") for q in queues])
+        return [t for reply in replies for t in self._parse_read(conn, queues, reply)]
+
+    async def _await_new(
+        self, conn: RedisConn, queues: list[str], starts: list[bytes], block_ms: int
+    ) -> None:
+        """One ``XREAD`` per slot, all at once; the first to see an entry wakes the rest."""
+        if block_ms > 0:
+            head: list[Any] = ["XREAD", "COUNT", 1, "BLOCK", block_ms]
+            streams = [(self.keys.stream(q), s) for q, s in zip(queues, starts, strict=True)]
+            await self._per_slot(conn, head, streams)
+
+    async def _per_slot(
+        self, conn: RedisConn, head: list[Any], streams: list[tuple[str, bytes]]
+    ) -> list[Any]:
+        """``head STREAMS ...`` once per slot over its streams (with their ids), all at
+        once; the first to bring entries wakes the rest. Every reply."""
         client = _cluster(conn)
         await client.initialize()  # a no-op unless an error asked for a fresh slot map
-        by_slot: dict[int, list[str]] = {}
-        for queue in queues:
-            stream = self.keys.stream(queue)
-            by_slot.setdefault(client.keyslot(stream), []).append(stream)
+        by_slot: dict[int, list[tuple[str, bytes]]] = {}
+        for stream, start in streams:
+            by_slot.setdefault(client.keyslot(stream), []).append((stream, start))
         plans = []  # every node is looked up before any read starts: a failure leaves none behind
-        for streams in by_slot.values():
-            command: list[Any] = ["XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", room]
-            if block_ms > 0:
-                command += ["BLOCK", block_ms]
-            command += ["STREAMS", *streams, *[">"] * len(streams)]
-            plans.append((_node(client, streams[0]), command))
-        replies = await _first_with_entries([_Read(client, node, command) for node, command in plans])
-        return [t for reply in replies for t in self._parse_read(conn, queues, reply)]
+        for pairs in by_slot.values():
+            command = [*head, "STREAMS", *[k for k, _ in pairs], *[i for _, i in pairs]]
+            plans.append((_node(client, pairs[0][0]), command))
+        return await _first_with_entries([_Read(client, node, command) for node, command in plans])
 
 
 

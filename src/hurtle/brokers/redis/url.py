@@ -189,3 +189,12 @@ def oldest_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]
         return (*entry_order(delivery.receipt.entry_id), queues.index(delivery.queue))
 
     return order
+
+
+def queue_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]]:
+    """Sort key of deliveries fetched by quotas: the queue's place in ``queues``, then age."""
+
+    def order(delivery: Delivery) -> tuple[int, int, int]:
+        return (queues.index(delivery.queue), *entry_order(delivery.receipt.entry_id))
+
+    return order

@@ -24,6 +24,7 @@ asks for other permissions; a file that exists already keeps its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -186,19 +187,23 @@ class SQLiteBroker(Broker):
         if messages:
             await self._write(sql.enqueue, messages, time.time())
 
-    async def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+    async def fetch(
+        self, queues: Sequence[str], max_count: int, timeout: float, *, quotas: Sequence[int] | None = None
+    ) -> list[Delivery]:
         if max_count <= 0:
             return []
         names = tuple(queues)
+        # The quotas' lease is one query per queue and turn: the default path keeps its one query.
+        lease: Callable[..., tuple[list[Delivery], sql.Buried]] = sql.lease
+        if quotas is not None:
+            lease = functools.partial(sql.lease_in_order, quotas=tuple(quotas))
         deadline = time.monotonic() + timeout
         interval = _POLL_MIN
         while True:
             bury = time.monotonic() >= self._bury_at
             # A read first when idle: polling must not take the write lock every time.
             if self._busy or await self._read(sql.probe, names, time.time(), bury):
-                taken, buried = await self._write(
-                    sql.lease, names, max_count, self.visibility_timeout, bury
-                )
+                taken, buried = await self._write(lease, names, max_count, self.visibility_timeout, bury)
                 for queue, reason in buried:
                     log.error("dead-lettered a message from queue %r: %s", queue, reason)
                 if bury:  # a full batch: there may be more to dead-letter at once
