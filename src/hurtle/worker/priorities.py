@@ -110,7 +110,7 @@ class Dealer:
     def _deal(self, weights: Sequence[int], free: int) -> list[int]:
         """Smooth weighted round-robin, one pick per slot: each queue gains its weight,
         the richest is picked and pays the total. Picks of one queue are spread out
-        (5,2,1 deals a b a c a b a a), never bunched."""
+        (5,2,1 deals a b a a c a b a), never bunched."""
         total = sum(weights)
         current = self._current
         quotas = [0] * len(weights)
