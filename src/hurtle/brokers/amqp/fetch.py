@@ -27,6 +27,11 @@ fetch (never more than the slots that were free; ``link._CatchAll`` keeps
 aiormq from dropping them). ``fetch(..., timeout=0)`` takes what is ready with
 ``basic.get`` instead.
 
+With quotas (queue priorities): the queues are asked in their order, each its
+buffer first, then ``basic.get``, so the order holds over all RabbitMQ has
+ready, not only over what it already sent. Consumers per fetch serve only as the
+wait for a first arrival, and are cancelled before the queues are asked again.
+
 Delivery counts. RabbitMQ puts a consumer's unacked messages back when its
 channel closes: a worker that died, a lost connection. A quorum queue counts
 those returns (``x-delivery-count``); a classic queue only flags them

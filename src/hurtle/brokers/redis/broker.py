@@ -33,6 +33,9 @@ A foreign producer publishes with ``XADD P:{q}:stream * id <id> body <json>`` (a
 in microseconds (``<ms>-<us within the ms * 10^6 + n>``, lib.lua ``add``) rather
 than ``*``, so entries of different queues sort by age: a fetch over several
 queues peeks at each (peek.lua) and reads from each its share of the oldest.
+A fetch with quotas (queue priorities) peeks the same way and reads from each
+queue what the quotas give it; with nothing ready it waits with ``XREAD BLOCK``
+from each group's last-delivered id, which leases nothing.
 
 Leases. ``XREADGROUP`` leases a new entry to this consumer: it sits in the
 group's pending list, its idle time counting. The heartbeat (``extend``) claims
