@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import collections
 
+import pytest
+
 from hurtle.brokers import Broker
 from hurtle.worker.priorities import Dealer, QueueSpec
 
-from .support import WAIT_LIMIT, bodies, messages
+from .support import WAIT_LIMIT, bodies, counts, eventually, fetch_one, messages
 
 QUEUES = ["high", "default", "low"]
 
@@ -95,3 +97,28 @@ async def test_weighted_quotas_give_an_empty_queues_share_to_the_others(broker: 
     # Then it fills every slot from the one queue that has work, oldest first
     assert [d.queue for d in got] == ["low"] * 6
     assert bodies(got) == [b"%d" % i for i in range(6)]
+
+
+@pytest.mark.needs("leases_expire")
+async def test_a_lower_queues_expired_lease_waits_its_turn_behind_a_higher_queue(
+    short_lease: Broker, broker: Broker
+) -> None:
+    # Given a message of the lowest queue whose holder's lease ran out
+    await broker.enqueue(messages("low", b"orphan"))
+    await fetch_one(short_lease, "low")
+    await eventually(lambda: _ready(broker, "low"), "the lease of the low message to expire")
+    # and then a message in the highest queue
+    await broker.enqueue(messages("high", b"urgent"))
+
+    # When a strict worker with one free slot fetches, twice
+    first = await broker.fetch(QUEUES, 1, WAIT_LIMIT, quotas=[1, 1, 1])
+    await broker.ack(first)
+    second = await broker.fetch(QUEUES, 1, WAIT_LIMIT, quotas=[1, 1, 1])
+
+    # Then the high message comes first, and the orphan next, its one lost delivery counted
+    assert [(d.queue, d.body) for d in first] == [("high", b"urgent")]
+    assert [(d.queue, d.body, d.deliveries) for d in second] == [("low", b"orphan", 2)]
+
+
+async def _ready(broker: Broker, queue: str) -> bool:
+    return (await counts(broker, queue)).ready == 1

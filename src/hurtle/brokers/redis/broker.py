@@ -289,13 +289,12 @@ class RedisBroker(Broker):
             if time.monotonic() >= self._housekeep_at:
                 taken = await self._housekeep(conn, queues, max_count)
             room = max_count - len(taken)
-            if room > 0:
+            if order is not None:
+                quotas = [order[q] for q in queues]
+                taken = await self._take_in_order(conn, queues, quotas, taken, max_count, deadline)
+            elif room > 0:
                 wait = 0.0 if taken else min(deadline, self._housekeep_at) - time.monotonic()
-                if order is None:
-                    taken += await self._read(conn, queues, room, wait)
-                else:
-                    quotas = [order[q] - sum(d.queue == q for d in taken) for q in queues]
-                    taken += await self._read_in_order(conn, queues, quotas, room, wait)
+                taken += await self._read(conn, queues, room, wait)
             if taken or time.monotonic() >= deadline:
                 if len(queues) > 1:  # one stream: reclaimed entries, then new ones, all in order
                     taken.sort(key=oldest_first(queues) if order is None else queue_first(queues))
@@ -349,23 +348,36 @@ class RedisBroker(Broker):
             taken = taken[:room]
         return taken
 
-    async def _read_in_order(
-        self, conn: RedisConn, queues: list[str], quotas: list[int], room: int, wait: float
+    async def _take_in_order(
+        self, conn: RedisConn, queues: list[str], quotas: list[int], reclaimed: list[Delivery],
+        max_count: int, deadline: float,
     ) -> list[Delivery]:
-        """Lease up to ``room`` new entries by the quotas rule (``allot``): a peek at
-        each queue, then from each what is its to take. When none is ready, wait up
-        to ``wait`` seconds for an entry in any (``XREAD ... BLOCK`` from each group's
-        last-delivered id, which leases nothing: whatever comes is then taken by
-        the same rule, on the caller's next turn)."""
-        calls = [([self.keys.stream(q)], [GROUP, room, 1]) for q in queues]
+        """Up to ``max_count`` entries by the quotas rule (``allot``), counting what
+        housekeeping just ``reclaimed`` (expired leases: each the oldest of its queue)
+        as ready in its queue: a peek at each queue, then from each what is its to
+        take. Reclaimed entries past their queue's turn go back, uncounted. When none
+        is ready, wait up to the deadline for an entry in any queue (``XREAD ...
+        BLOCK`` from each group's last-delivered id, which leases nothing: what comes
+        is taken by the same rule, on the caller's next turn)."""
+        calls = [([self.keys.stream(q)], [GROUP, max_count, 1]) for q in queues]
         replies = await conn.scripts_in(conn.client.pipeline(transaction=False), "peek", calls)
-        takes = allot([max(0, len(ids) - 1) for ids in replies], quotas, room)
-        if any(takes):
-            return await self._read_shares(conn, queues, {i: n for i, n in enumerate(takes) if n})
-        if wait > 0:
+        held = [[d for d in reclaimed if d.queue == q] for q in queues]
+        ready = [len(held[i]) + max(0, len(ids) - 1) for i, ids in enumerate(replies)]
+        takes = allot(ready, quotas, max_count)
+        kept = [d for i, mine in enumerate(held) for d in mine[: takes[i]]]
+        excess = [d for i, mine in enumerate(held) for d in mine[takes[i] :]]
+        if excess:
+            # Not ``_release``: its reset of the clocks would reclaim them at the next fetch again.
+            await self._each_queue(conn, "release", excess)
+        pairs = enumerate(zip(takes, held, strict=True))
+        shares = {i: n - len(mine) for i, (n, mine) in pairs if n > len(mine)}
+        if shares:
+            kept += await self._read_shares(conn, queues, shares)
+        wait = min(deadline, self._housekeep_at) - time.monotonic()
+        if not kept and wait > 0:
             starts = [ids[0] if ids else b"$" for ids in replies]
             await self._await_new(conn, queues, starts, int(min(wait, BLOCK_CAP) * 1000))
-        return []
+        return kept
 
     async def _await_new(
         self, conn: RedisConn, queues: list[str], starts: list[bytes], block_ms: int
