@@ -1,5 +1,5 @@
 """``hurtle worker -q high,default,low --strict`` and ``-q high:5,default:2,low:1``:
-which queue a real worker runs from first, on SQLite and Redis."""
+which queue a real worker runs from first, on SQLite, Redis and RabbitMQ."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.amqp_server import unique_amqp_url
 from tests.integration.conftest import hurtle_cli, lines
 from tests.redis_server import unique_redis_url
 
@@ -54,7 +55,11 @@ def redis_broker(tmp_path: Path) -> str:
     return unique_redis_url()
 
 
-@pytest.fixture(params=[sqlite_broker, redis_broker], ids=["sqlite", "redis"])
+def amqp_broker(tmp_path: Path) -> str:
+    return unique_amqp_url()
+
+
+@pytest.fixture(params=[sqlite_broker, redis_broker, amqp_broker], ids=["sqlite", "redis", "amqp"])
 def app_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     (tmp_path / "tasks.py").write_text(TASKS)
     (tmp_path / "env").write_text(request.param(tmp_path))
