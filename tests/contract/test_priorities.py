@@ -122,3 +122,12 @@ async def test_a_lower_queues_expired_lease_waits_its_turn_behind_a_higher_queue
 
 async def _ready(broker: Broker, queue: str) -> bool:
     return (await counts(broker, queue)).ready == 1
+
+
+async def test_a_queue_named_twice_keeps_its_first_place_and_leases_each_message_once(broker: Broker) -> None:
+    await broker.enqueue(messages("low", b"l1", b"l2"))
+    await broker.enqueue(messages("high", b"h1"))
+
+    got = await broker.fetch(["high", "low", "high"], 5, WAIT_LIMIT, quotas=[5, 5, 5])
+
+    assert bodies(got) == [b"h1", b"l1", b"l2"]

@@ -120,6 +120,14 @@ def unknown_ids(ids: Iterable[str], requeued: Iterable[tuple[str, str]]) -> tupl
     return tuple(dict.fromkeys(i for i in ids if i not in known))
 
 
+def each_once(queues: Sequence[str], quotas: Sequence[int]) -> dict[str, int]:
+    """Each queue's quota, by queue in order; a queue named twice keeps its first place."""
+    first: dict[str, int] = {}
+    for queue, quota in zip(queues, quotas, strict=True):
+        first.setdefault(queue, quota)
+    return first
+
+
 def allot(ready: Sequence[int], quotas: Sequence[int], room: int) -> list[int]:
     """How many to take from each queue, given how many each has ready: up to its
     quota from each in order, then what room is left from each in order (the

@@ -25,6 +25,7 @@ from hurtle.brokers.base import (
     QueueStats,
     Requeued,
     allot,
+    each_once,
 )
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.records import MemoryRecords, RecordStore
@@ -141,6 +142,8 @@ class MemoryBroker(Broker):
 
     def _take_in_order(self, queues: Sequence[str], quotas: Sequence[int], max_count: int) -> list[Delivery]:
         """``_take`` by the quotas rule (``allot``): each queue's oldest, queue by queue."""
+        first = each_once(queues, quotas)
+        queues, quotas = list(first), list(first.values())
         now = time.time()
         store = self._store
         with store.lock:

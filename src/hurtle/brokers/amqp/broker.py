@@ -58,7 +58,7 @@ from hurtle.brokers.amqp.topology import (
     name_problem,
     prefix_problem,
 )
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats, Requeued
+from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats, Requeued, each_once
 from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
 
@@ -210,7 +210,7 @@ class AMQPBroker(Broker):
         if max_count <= 0 or not queues:
             return []
         names = list(dict.fromkeys(queues))
-        order = None if quotas is None else [dict(zip(queues, quotas, strict=True))[q] for q in names]
+        order = None if quotas is None else list(each_once(queues, quotas).values())
         deadline = time.monotonic() + timeout
         self._stop_idle_timer()
         self._fetches += 1

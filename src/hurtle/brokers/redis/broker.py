@@ -76,7 +76,17 @@ from typing import Any, ClassVar
 import msgspec
 from redis.exceptions import ResponseError
 
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Location, Message, QueueStats, Requeued, allot
+from hurtle.brokers.base import (
+    Broker,
+    DeadLetter,
+    Delivery,
+    Location,
+    Message,
+    QueueStats,
+    Requeued,
+    allot,
+    each_once,
+)
 from hurtle.brokers.redis.dead import RedisDeadLetters, known_queues
 from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn, script_source
 from hurtle.brokers.redis.link import RedisLink, is_wrong_type
@@ -259,7 +269,7 @@ class RedisBroker(Broker):
             return []
         deadline = time.monotonic() + timeout
         names = list(dict.fromkeys(queues))
-        order = None if quotas is None or len(names) < 2 else dict(zip(queues, quotas, strict=True))
+        order = None if quotas is None or len(names) < 2 else each_once(queues, quotas)
         return await self._link.call(lambda conn: self._fetch(conn, names, max_count, deadline, order), 0.0)
 
     async def _fetch(

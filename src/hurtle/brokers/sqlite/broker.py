@@ -43,6 +43,7 @@ from hurtle.brokers.base import (
     Message,
     QueueStats,
     Requeued,
+    each_once,
 )
 from hurtle.brokers.sqlite import sql
 from hurtle.brokers.sqlite.batch import SQLThread
@@ -196,7 +197,9 @@ class SQLiteBroker(Broker):
         # The quotas' lease is one query per queue and turn: the default path keeps its one query.
         lease: Callable[..., tuple[list[Delivery], sql.Buried]] = sql.lease
         if quotas is not None:
-            lease = functools.partial(sql.lease_in_order, quotas=tuple(quotas))
+            first = each_once(queues, quotas)
+            names = tuple(first)
+            lease = functools.partial(sql.lease_in_order, quotas=tuple(first.values()))
         deadline = time.monotonic() + timeout
         interval = _POLL_MIN
         while True:
