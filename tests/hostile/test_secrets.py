@@ -28,7 +28,7 @@ from hurtle.brokers import from_url
 from hurtle.errors import HurtleError
 from hurtle.record_source import open_records
 from tests.amqp_server import rabbitmqctl, shared_amqp_url, with_params
-from tests.integration.conftest import hurtle_cli, wait_until
+from tests.integration.conftest import hurtle_cli, scrape, wait_until
 from tests.redis_server import free_port, shared_redis_url, with_prefix
 
 PASSWORD = f"s3cr3t-pa55-{uuid.uuid4().hex[:8]}"
@@ -306,3 +306,33 @@ def test_a_broker_that_refuses_the_login_or_is_not_there_is_reported_without_the
         done = hurtle_cli(*command, cwd=app_dir, env={"HURTLE_BROKER": None, "HURTLE_RESULTS": None})
         assert done.returncode == 2, printed(done)
         assert_hidden(printed(done))
+
+
+def test_metrics_show_no_password_nor_login(where: Where, app_dir: Path, logins: Logins) -> None:
+    # Given a worker logged in with a password, serving /metrics, that ran a task and failed one
+    port = free_port()
+    sender = App(where.broker, results=where.results)
+    try:
+        sender.send_task("secretapp.refuse")
+        sender.send_task("secretapp.add", 1, 2)
+    finally:
+        sender.close()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hurtle", "worker", "secretapp", "-p", "1", "--metrics-port", str(port)],
+        cwd=app_dir, env=_environ(where.env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        # When /metrics counts both tasks and shows the queues
+        def settled() -> str | None:
+            text, samples = scrape(port)
+            tasks = sum(value for (name, _), value in samples.items() if name == "hurtle_tasks_total")
+            queues = any(name == "hurtle_queue_messages" for name, _ in samples)
+            return text if tasks == 2 and queues else None
+
+        text = wait_until(settled, "both tasks counted at /metrics")
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=60)
+    # Then neither the password nor the login is in it, nor in what the worker printed
+    assert_hidden(text + output)
+    assert logins.redis_user not in text and logins.amqp_user not in text

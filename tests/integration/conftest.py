@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +36,27 @@ def wait_until(condition: Callable[[], Any], what: str, limit: float = WAIT_LIMI
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {limit:.0f}s waiting for {what}")
         time.sleep(0.02)
+
+
+#: ``/metrics`` samples: {(name, frozenset of (label, value)): value}.
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(port: int) -> tuple[str, Samples]:
+    """``/metrics`` on a loopback port as Prometheus reads it: its text and its samples,
+    parsed by prometheus-client's own parser; nothing yet while the worker starts.
+    (A tenth of a second between scrapes: a poll, not a wait that must be long enough.)"""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    time.sleep(0.1)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return "", {}
+    samples = {(s.name, frozenset(s.labels.items())): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    return text, samples
 
 
 def lines(path: Path) -> list[str]:

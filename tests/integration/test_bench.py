@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hurtle.bench.result import RunResult, Timings
-from hurtle.bench.runner import check_run
+from hurtle.bench.runner import Options, check_run, option_args
 from hurtle.profiling import record
 from hurtle.tally_source import open_tallies
 
@@ -268,3 +268,20 @@ def test_a_bad_io_option_is_one_line_and_exit_code_2(args: list[str], says: str)
     assert done.returncode == 2 and done.stdout == ""
     (line,) = done.stderr.strip().splitlines()
     assert says in line and "s3cret" not in line
+
+
+@pytest.mark.slow
+def test_bench_with_metrics_runs_a_worker_that_serves_them_and_still_verifies_every_run() -> None:
+    # Given the worker options a run with --metrics asks for
+    options = Options(100, None, 1, 1000, "sync", metrics=True)
+    flag, port = option_args(options)
+    assert flag == "--metrics-port" and int(port) > 0
+    assert option_args(Options(100, None, 1, 1000, "sync")) == []
+
+    # When a tiny noop run has them on, Then it is verified and says metrics were on
+    code, lines, stderr = bench_json("noop", "-n", "200", "-p", "2", "--metrics")
+
+    assert code == 0, stderr
+    run, summary = lines
+    assert run["verified"] is True and run["worker_exit"] == 0
+    assert summary["metrics"] is True

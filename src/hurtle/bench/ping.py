@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hurtle.app import App
 from hurtle.bench.result import RunResult, Timings
-from hurtle.bench.runner import OnProgress, Options, broker_url, check_run, profile_args, queue_stats
+from hurtle.bench.runner import OnProgress, Options, broker_url, check_run, option_args, queue_stats
 from hurtle.errors import HurtleError
 from hurtle.task import Task
 
@@ -58,7 +58,7 @@ def run(options: Options, progress: OnProgress | None = None) -> RunResult:
             return result
         app.broker_url = url
         command = [sys.executable, "-m", "hurtle", "worker", APP_SPEC, "-p", str(options.processes),
-                   "--broker", url, "-q", queue, "--log-level", "warning", *profile_args(options)]
+                   "--broker", url, "-q", queue, "--log-level", "warning", *option_args(options)]
         started = time.perf_counter()
         worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:

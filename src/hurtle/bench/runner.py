@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,7 @@ class Options:
     profile_sample: float | None = None  # None: every execution
     io: str = "redis"  # io: each task's round trip, "redis" (INCR) or "http" (GET)
     io_redis: str = "redis://127.0.0.1:6379/0"  # io: the Redis the tasks INCR
+    metrics: bool = False  # the worker serves /metrics (``--metrics-port``) while it runs
 
 
 def profile_args(options: Options) -> list[str]:
@@ -72,6 +74,21 @@ def profile_args(options: Options) -> list[str]:
     if options.profile_sample is not None:
         args += ["--profile-sample", f"{options.profile_sample:g}"]
     return args
+
+
+def metrics_args(options: Options) -> list[str]:
+    """``--metrics-port`` on a free loopback port when the run measures metrics on; none otherwise."""
+    if not options.metrics:
+        return []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return ["--metrics-port", str(port)]
+
+
+def option_args(options: Options) -> list[str]:
+    """The worker options a run's own options ask for: profiling, metrics."""
+    return [*profile_args(options), *metrics_args(options)]
 
 
 class RunRecorder:
@@ -281,7 +298,7 @@ def run_burst(
     """One verified run: send ``calls`` to ``task``, drain them with a burst worker.
 
     ``worker_args`` are added to the worker's command line (``-c``, ``-t``), and
-    so are its profiling options (``profile_args``);
+    so are its profiling and metrics options (``option_args``);
     ``inspect`` runs after the standard checks, before the records are deleted;
     ``progress`` is told the count of runs while the worker drains the queue;
     ``env`` is added to the worker's environment (where a workload's target is).
@@ -307,7 +324,7 @@ def run_burst(
             return result
         worker = run_worker(
             app_spec, url, queue, options.processes, Path(folder), len(calls),
-            [*worker_args, *profile_args(options)], progress, env,
+            [*worker_args, *option_args(options)], progress, env,
         )
         after = queue_stats(url, queue)
         records = read_records(Path(folder))

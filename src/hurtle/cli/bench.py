@@ -66,6 +66,8 @@ PEERS_POINTER = (
               help="With --profile: samples per second of each execution. Default: the worker's.")
 @click.option("--profile-sample", type=click.FloatRange(min=0, max=1, min_open=True),
               help="With --profile: the fraction of executions profiled. Default: every one.")
+@click.option("--metrics", is_flag=True,
+              help="Run the worker with Prometheus metrics on (`hurtle worker --metrics-port`, a free port).")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: each run, then a summary.")
 @click.option("--peers", "peer_list", metavar="NAMES", hidden=True,
@@ -74,7 +76,7 @@ def bench(
     workload: str, count: int, broker_url: str | None, processes: int | None, repeat: int,
     kind: str | None, preload: bool, scale: float, in_flight: int | None, io_kind: str | None,
     io_redis: str | None, batch: int, profile: bool, profile_hz: float | None,
-    profile_sample: float | None, as_json: bool, peer_list: str | None,
+    profile_sample: float | None, metrics: bool, as_json: bool, peer_list: str | None,
 ) -> None:
     """Run WORKLOAD and report enqueue and processing rates, only for verified runs."""
     if peer_list is not None:
@@ -93,9 +95,14 @@ def bench(
         fail(f"--profile-{'hz' if profile_hz is not None else 'sample'} needs --profile")
     if profile and broker_url:
         _check_keeps_profiles(broker_url)
+    if metrics:
+        try:
+            import prometheus_client  # noqa: F401 - checked here, not in every run's worker
+        except ImportError:
+            fail("--metrics needs prometheus-client: pip install 'hurtle[metrics]'")
     options = Options(
         count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale, preload, in_flight,
-        profile, profile_hz, profile_sample, io_kind, io_redis,
+        profile, profile_hz, profile_sample, io_kind, io_redis, metrics,
     )
     try:
         run = load(workload)
@@ -156,7 +163,8 @@ def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, a
             f" process(es), {where}, {repeat} run(s)",
             markup=False,  # a URL's brackets are not markup
         )
-        for line in (describe(workload, options), profiling_line(options)):
+        metrics_line = "metrics on: the worker serves /metrics (--metrics-port)" if options.metrics else None
+        for line in (describe(workload, options), profiling_line(options), metrics_line):
             if line:
                 console.print(line)
     runs: list[RunResult] = []
@@ -178,7 +186,7 @@ def _hurtle_alone(workload: str, run: Workload, options: Options, repeat: int, a
     if as_json:
         summary = {"type": "summary", "system": "hurtle", "workload": workload, "kind": options.kind,
                    "n": options.n, "processes": options.processes, "runs": len(runs), "verified": True,
-                   "profile": _profile_json(options)}
+                   "profile": _profile_json(options), "metrics": options.metrics}
         for name, spread in spreads.items():
             summary[name] = {"median": spread.median, "min": spread.low, "max": spread.high}
         click.echo(json.dumps(summary))

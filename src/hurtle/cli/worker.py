@@ -21,6 +21,7 @@ from hurtle.worker.priorities import QueueSpec, QueueSpecError
 from hurtle.worker.supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from hurtle.observe.metrics.server import MetricsServer
     from hurtle.profiling.profiler import ProfileConfig
 
 
@@ -63,6 +64,11 @@ if TYPE_CHECKING:
               help="Also trace allocations (tracemalloc; slow): where profiled tasks hold memory.")
 @click.option("--profile-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Keep profiles in files in DIR (for a broker that keeps nothing, such as RabbitMQ).")
+@click.option("--metrics-port", type=click.IntRange(min=1, max=65535), metavar="PORT",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics from the supervisor"
+              " (pip install 'hurtle[metrics]').")
+@click.option("--metrics-host", metavar="HOST",
+              help="With --metrics-port: the address to listen on.  [default: 127.0.0.1]")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def worker(
@@ -85,6 +91,8 @@ def worker(
     profile_sample: float,
     profile_memory: bool,
     profile_dir: str | None,
+    metrics_port: int | None,
+    metrics_host: str | None,
     log_level: str,
 ) -> None:
     """Run the tasks of the app MODULE[:ATTR] (imported from the current directory;
@@ -102,6 +110,8 @@ def worker(
     chosen = None if spec is None else list(spec.queues)
     if burst_timeout is not None and not burst:
         fail("--burst-timeout bounds a --burst run: pass --burst too")
+    if metrics_host is not None and metrics_port is None:
+        fail("--metrics-host: pass --metrics-port too")
     if broker_url:
         os.environ[ENV_BROKER] = broker_url
     app = load_app(app_spec)
@@ -135,8 +145,13 @@ def worker(
         registry_interval=registry_interval,
         schedule_lease=schedule_lease,
     )
-    supervisor = Supervisor(app, config, processes or os.cpu_count() or 1)
-    code = supervisor.run()
+    metrics = _metrics_server(metrics_host, metrics_port)
+    supervisor = Supervisor(app, config, processes or os.cpu_count() or 1, metrics=metrics)
+    try:
+        code = supervisor.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
     if supervisor.reload_requested:
         # SIGHUP: every task in flight has finished; start afresh, same pid, new code.
         logging.getLogger("hurtle.supervisor").info("reloading: starting again with fresh code")
@@ -149,6 +164,27 @@ def worker(
                        f" {burst_timeout:g}s burst timeout", err=True)
             code = 1
     raise SystemExit(code)
+
+
+def _metrics_server(host: str | None, port: int | None) -> MetricsServer | None:
+    """``/metrics``, listening before any fork: a port in use is one line now."""
+    if port is None:
+        return None
+    try:
+        from hurtle.observe.metrics.server import DEFAULT_HOST, MetricsServer
+    except ImportError:
+        fail("--metrics-port needs prometheus-client: pip install 'hurtle[metrics]'")
+    host = host or DEFAULT_HOST
+    try:
+        server = MetricsServer(host, port)
+    except OSError as exc:
+        fail(f"--metrics-port: cannot listen on {host}:{port} ({exc.strerror or exc})")
+    logging.getLogger("hurtle.supervisor").info("metrics at http://%s/metrics", _host_port(host, server.port))
+    return server
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _profile_config(

@@ -77,6 +77,9 @@ class WorkerConfig:
     #: worker that dies holding it delays the schedules at most this long
     #: (``hurtle.schedule``); 0 runs no scheduler in this worker.
     schedule_lease: float = 15.0
+    #: The pipe this process reports its figures on, to the supervisor's ``/metrics``
+    #: (``--metrics-port``; set per process by the supervisor before its fork). None: no metrics.
+    metrics_fd: int | None = None
 
 
 class Consumer:

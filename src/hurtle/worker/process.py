@@ -22,6 +22,7 @@ from hurtle.client import Connection
 from hurtle.loops import new_event_loop
 from hurtle.observe.figure_writer import FigureSink, FigureWriter
 from hurtle.observe.heartbeat import Heartbeat
+from hurtle.observe.metrics.reporter import metric_sinks
 from hurtle.record_source import open_records
 from hurtle.schedule.worker import scheduling
 from hurtle.worker.consumer import Consumer, WorkerConfig
@@ -88,7 +89,7 @@ async def _serve(
             async with (
                 registry(app, consumer, supervised=supervised),
                 history(app, consumer) as sinks,
-                figure_writing(consumer, sinks),
+                figure_writing(consumer, [*sinks, *metric_sinks(consumer, slot)]),
                 scheduling(app, consumer, slot),
             ):
                 return await consumer.run()

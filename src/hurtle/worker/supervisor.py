@@ -10,11 +10,15 @@ visibility timeout, or on RabbitMQ when the dead child's connection closes) and
 count a delivery, so a task that kills its process is
 dead-lettered after ``max_deliveries`` instead of crash-looping the fleet.
 Signal handlers only set flags and wake the loop through a pipe.
+
+With ``--metrics-port`` each child also gets a pipe of its own, made before its
+fork, to report its figures on; the loop reads them all (``observe/metrics``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -23,12 +27,16 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hurtle.app import App
 from hurtle.worker.consumer import EXIT_BROKER_LOST, EXIT_OK, EXIT_RECYCLE, WorkerConfig
 from hurtle.worker.process import EXIT_HOOK_FAILED, run_process
 from hurtle.worker.startup import start_block, start_warnings
 from hurtle.worker.watchdog import Heartbeats
+
+if TYPE_CHECKING:
+    from hurtle.observe.metrics.server import MetricsServer
 
 log = logging.getLogger("hurtle.supervisor")
 
@@ -46,7 +54,8 @@ class Child:
 
 class Supervisor:
     def __init__(
-        self, app: App, config: WorkerConfig, processes: int, *, stall_limit: float | None = None
+        self, app: App, config: WorkerConfig, processes: int, *, stall_limit: float | None = None,
+        metrics: MetricsServer | None = None,
     ) -> None:
         self.app = app
         self.config = config
@@ -60,6 +69,8 @@ class Supervisor:
         self.stall_limit = stall_limit if stall_limit is not None else default_limit
         self.heartbeats = Heartbeats(processes)
         self.children: dict[int, Child] = {}
+        #: ``/metrics`` (``--metrics-port``): what the children report, read in the loop.
+        self.metrics = metrics
         self._signals = 0
         self._finished_slots: set[int] = set()
         self._quick_deaths: dict[int, int] = {}
@@ -116,7 +127,10 @@ class Supervisor:
                 self._respawn_due()
             if not self.children and (self._signals or self._all_finished()):
                 break
-            select.select([wake_read], [], [], 0.5)
+            reports = self.metrics.inbox.fds() if self.metrics is not None else []
+            ready, _, _ = select.select([wake_read, *reports], [], [], 0.5)
+            if self.metrics is not None:
+                self.metrics.inbox.read(ready)
             try:
                 while os.read(wake_read, 512):
                     pass
@@ -148,6 +162,7 @@ class Supervisor:
                 return
             child = self.children.pop(pid, None)
             if child is not None:
+                self._count_metrics(child)
                 self._on_exit(child, status)
 
     def _on_exit(self, child: Child, status: int) -> None:
@@ -176,6 +191,13 @@ class Supervisor:
         self._quick_deaths[child.slot] = quick
         delay = min(_RESPAWN_DELAY_MAX, 0.1 * 2**quick) if quick else 0.0
         self._respawn_at[child.slot] = time.monotonic() + delay
+
+    def _count_metrics(self, child: Child) -> None:
+        """Before ``child``'s slot is reused: every report it wrote, and no gauge of a gone process."""
+        if self.metrics is not None:
+            self.metrics.inbox.drain(child.pid)
+            self.metrics.totals.forget_slot(child.slot)
+            self.metrics.totals.set_processes(len(self.children))
 
     def _kill_stalled(self) -> None:
         for child in self.children.values():
@@ -209,19 +231,29 @@ class Supervisor:
         # collector's sight, a child's collections neither walk it nor write to
         # its pages (copy-on-write keeps it shared), and this process's exit
         # skips a full collection of it (about 0.1 s with the Redis client).
+        config, read_fd = self.config, -1
+        if self.metrics is not None:
+            read_fd, write_fd = self.metrics.inbox.open()
+            config = dataclasses.replace(config, metrics_fd=write_fd)
         gc.freeze()
         pid = os.fork()
         if pid == 0:
-            os._exit(self._child_main(slot))
+            if self.metrics is not None:
+                self.metrics.close_in_child()
+            os._exit(self._child_main(slot, config))
         self.children[pid] = Child(slot, pid, time.monotonic())
+        if self.metrics is not None and config.metrics_fd is not None:
+            os.close(config.metrics_fd)  # the child's alone: its exit is the pipe's end
+            self.metrics.inbox.attach(read_fd, pid, slot)
+            self.metrics.totals.set_processes(len(self.children))
 
-    def _child_main(self, slot: int) -> int:
+    def _child_main(self, slot: int, config: WorkerConfig) -> int:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            code = run_process(self.app, self.config, heartbeats=self.heartbeats, slot=slot)
+            code = run_process(self.app, config, heartbeats=self.heartbeats, slot=slot)
         except BaseException:
             log.exception("worker process crashed")
         finally:
