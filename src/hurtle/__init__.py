@@ -18,9 +18,11 @@ from hurtle.errors import (
     HurtleError,
     MessageTooLarge,
     Retry,
+    TaskCancelled,
     TaskFailed,
     TimeLimitExceeded,
 )
+from hurtle.progress import Progress
 from hurtle.retry import Backoff, Constant, Exponential
 from hurtle.task import Handle, Task
 from hurtle.task_status import TaskStatus
@@ -38,9 +40,11 @@ __all__ = [
     "Handle",
     "HurtleError",
     "MessageTooLarge",
+    "Progress",
     "Retry",
     "SecretURL",
     "Task",
+    "TaskCancelled",
     "TaskContext",
     "TaskFailed",
     "TaskStatus",

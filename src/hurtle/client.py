@@ -16,6 +16,7 @@ request once opened a connection per request and timed out under load).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Coroutine, Sequence
@@ -24,9 +25,11 @@ from typing import Any, Protocol, TypeVar
 
 from hurtle.brokers import Broker, Message, from_url
 from hurtle.envelope import Envelope, encode
-from hurtle.errors import MessageTooLarge
+from hurtle.errors import ConfigurationError, MessageTooLarge
 from hurtle.loops import new_event_loop
+from hurtle.records import RecordStore
 from hurtle.results import ResultStore
+from hurtle.schedule.unique import UNIQUE_HEADER, claim, release
 from hurtle.urls import SecretURL
 
 T = TypeVar("T")
@@ -34,10 +37,13 @@ T = TypeVar("T")
 
 @dataclass
 class Connection:
-    """What one event loop uses: a broker and, when configured, a result store."""
+    """What one event loop uses: a broker and, when configured, a result store;
+    and the record store of whichever of the two keeps records (unique keys,
+    cancel marks, progress), None when neither does."""
 
     broker: Broker
     results: ResultStore | None
+    records: RecordStore | None = None
 
     async def close(self) -> None:
         await self.broker.close()
@@ -119,6 +125,45 @@ class Client:
     async def _enqueue(self, messages: list[Message]) -> None:
         await self.connection().broker.enqueue(messages)
 
+    def send_unique(self, envelopes: Sequence[Envelope], unique_for: float) -> list[str]:
+        """``send_unique_async`` from sync code."""
+        messages = self.encode(envelopes)
+        return self.run_sync(self._send_unique(envelopes, messages, unique_for))
+
+    async def send_unique_async(self, envelopes: Sequence[Envelope], unique_for: float) -> list[str]:
+        """Enqueue each envelope whose unique key (``hurtle-unique``) it claims, in
+        one round trip; the task id each send stands for: its own, or that of the
+        task holding its key (``hurtle.schedule.unique``)."""
+        return await self._send_unique(envelopes, self.encode(envelopes), unique_for)
+
+    async def _send_unique(
+        self, envelopes: Sequence[Envelope], messages: list[Message], unique_for: float
+    ) -> list[str]:
+        connection = self.connection()
+        records = connection.records
+        if records is None:
+            raise ConfigurationError("unique_key= and id= need a store that keeps records")
+        ids: list[str] = []
+        claimed: list[tuple[str, str]] = []
+        won: list[Message] = []
+        for envelope, message in zip(envelopes, messages, strict=True):
+            header = envelope.headers[UNIQUE_HEADER]
+            holder = await claim(records, header, envelope.id, unique_for)
+            ids.append(envelope.id if holder is None else holder)
+            if holder is None:
+                claimed.append((header, envelope.id))
+                won.append(message)
+        try:
+            await connection.broker.enqueue(won)
+        except BaseException:
+            # Not enqueued (as far as we know): free the keys rather than have them
+            # point at nothing until unique_for runs out.
+            for header, task_id in claimed:
+                with contextlib.suppress(Exception):
+                    await release(records, header, task_id)
+            raise
+        return ids
+
     # -- connections -----------------------------------------------------------
 
     def results(self) -> ResultStore | None:
@@ -195,6 +240,9 @@ def make_connection(
 ) -> Connection:
     broker = from_url(broker_url, visibility_timeout=visibility_timeout)
     if results_url is None:
-        return Connection(broker, broker.result_store())
+        return Connection(broker, broker.result_store(), broker.record_store())
     results_broker = from_url(results_url, visibility_timeout=visibility_timeout)
-    return Connection(broker, results_broker.result_store())
+    # The result store's broker lends its records on the same connection: closing
+    # the result store closes them too.
+    records = broker.record_store() or results_broker.record_store()
+    return Connection(broker, results_broker.result_store(), records)

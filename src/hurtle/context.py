@@ -10,6 +10,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hurtle.progress import make_progress, report
+
+
+class TaskControl(Protocol):
+    """What the worker keeps per running task that the task reads live: whether
+    a cancel reached it."""
+
+    cancelled: bool
+
 
 @dataclass(frozen=True, slots=True)
 class TaskContext:
@@ -22,9 +31,24 @@ class TaskContext:
     attempt: int
     deliveries: int
     headers: dict[str, str] = field(default_factory=dict)
+    control: TaskControl | None = field(default=None, repr=False, compare=False)
 
     def task_context(self) -> TaskContext:
         return self
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a cancel of this task reached its worker (``Handle.cancel``):
+        a sync task checks it now and then and stops cleanly. (An async task is
+        cancelled for it: ``asyncio.CancelledError`` at its next ``await``.)"""
+        control = self.control
+        return control is not None and control.cancelled
+
+    def progress(self, done: float, total: float | None = None, *, note: str = "") -> None:
+        """Report how far the task is: ``done`` of ``total``. Never waits: the
+        worker stores the latest report a few times a second at most, where
+        ``Handle.progress()`` and ``hurtle status task`` read it."""
+        report(self.id, make_progress(done, total, note))
 
 
 class ContextSource(Protocol):

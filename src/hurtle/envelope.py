@@ -46,7 +46,7 @@ class Result(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     v: int = 1
     id: str
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "cancelled"]
     value: Any = None
     error: str = ""
     traceback: str = ""

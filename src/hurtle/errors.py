@@ -6,7 +6,8 @@
     │   └── BrokerDataError       it is up, but refused this data (a malformed record,
     │                             a key of the wrong type): not an outage
     ├── MessageTooLarge           refused at send: over ``max_message_bytes``
-    └── TaskFailed                the task raised; ``.traceback`` is the remote text
+    ├── TaskFailed                the task raised; ``.traceback`` is the remote text
+    └── TaskCancelled             the task was cancelled (``Handle.cancel``)
 
     Retry                         raise it from a task to ask for a retry
 
@@ -54,6 +55,14 @@ class TaskFailed(HurtleError):
         self.task_id = task_id
         self.error = error
         self.traceback = traceback
+
+
+class TaskCancelled(HurtleError):
+    """The task was cancelled before it finished (``Handle.cancel``, ``hurtle cancel``)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id} was cancelled")
+        self.task_id = task_id
 
 
 class Retry(Exception):

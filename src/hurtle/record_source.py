@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hurtle.brokers import Broker, keeping_broker
+from hurtle.brokers import Broker, broker_class, keeping_broker
+from hurtle.errors import ConfigurationError
 from hurtle.records import RecordStore
 from hurtle.urls import SecretURL
 
@@ -21,6 +22,24 @@ def open_records(broker_url: str | SecretURL, results_url: str | SecretURL | Non
     (brokers connect on first use)."""
     found = keeping_broker(broker_url, results_url, lambda broker: broker.record_store())
     return None if found is None else BrokerRecords(found[1], found[0])
+
+
+def keeps_records(broker_url: str | SecretURL, results_url: str | SecretURL | None) -> bool:
+    """Whether the broker or the result store's broker keeps records, read off their
+    classes (nothing is made or connected): cheap enough to ask at each send."""
+    urls = [broker_url] + ([results_url] if results_url is not None else [])
+    return any(broker_class(url).record_store is not Broker.record_store for url in urls)
+
+
+def require_records(broker_url: str | SecretURL, results_url: str | SecretURL | None, feature: str) -> None:
+    """Raise ``ConfigurationError`` naming ``feature`` when no store of the app keeps
+    records: said where the feature is asked for, not found missing later."""
+    if not keeps_records(broker_url, results_url):
+        scheme = SecretURL(broker_url).scheme
+        raise ConfigurationError(
+            f"{feature} needs a store that keeps records, and {scheme} keeps none: give the app"
+            " a result store that does, e.g. App(..., results='redis://...') or HURTLE_RESULTS"
+        )
 
 
 class BrokerRecords(RecordStore):

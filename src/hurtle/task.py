@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from hurtle.arguments import TaskTypes
 from hurtle.envelope import Envelope, decode_result, make_envelope, new_ids
-from hurtle.errors import ConfigurationError, TaskFailed
+from hurtle.errors import ConfigurationError, TaskCancelled, TaskFailed
+from hurtle.progress import Progress, read_progress
+from hurtle.record_source import require_records
 from hurtle.retry import Backoff
+from hurtle.schedule.cancel import request_cancel
+from hurtle.schedule.unique import DEFAULT_UNIQUE_FOR, UNIQUE_HEADER, check_unique, header_value
 from hurtle.task_status import TaskStatus, task_status
 
 if TYPE_CHECKING:
@@ -46,6 +50,10 @@ class TaskOptions:
     no_retry_on: tuple[type[BaseException], ...] = ()
     #: Profile every worker's executions of this task, as ``hurtle worker --profile`` does.
     profile: bool = False
+    #: Send options (``options(unique_key=..., id=...)``): see ``hurtle.schedule.unique``.
+    unique_key: str | None = None
+    unique_for: float | None = None
+    task_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.queue or not isinstance(self.queue, str):
@@ -65,6 +73,12 @@ class TaskOptions:
             value = getattr(self, name)
             if value is not None and not _exception_types(value):
                 raise ConfigurationError(f"{name} must be a tuple of exception classes, not {value!r}")
+        check_unique(self.unique_key, self.unique_for, self.task_id)
+
+    @property
+    def unique(self) -> str | None:
+        """The ``hurtle-unique`` header of its sends (None: not a unique send)."""
+        return header_value(self.unique_key, self.task_id)
 
     def retries_on(self, exception: type[BaseException] | None) -> bool:
         """Whether a failure raising ``exception`` may be retried (None: not an
@@ -118,12 +132,25 @@ class Task(Generic[P, R]):
         eta: datetime | float | None = None,
         queue: str | None = None,
         timeout: float | None = None,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
+        id: str | None = None,
     ) -> Task[P, R]:
         """A copy that sends with these options; the registry keeps the original.
 
         ``delay`` is seconds from now; ``eta`` an absolute time (a datetime, naive
-        ones read as local time, or unix seconds). A past ``eta`` runs at once."""
+        ones read as local time, or unix seconds). A past ``eta`` runs at once.
+
+        ``unique_key``: send nothing while a task sent with the same key is queued
+        or running, and return that task's handle; the key is held until the task
+        is done for good, and ``unique_for`` seconds at most (default an hour).
+        ``id``: the task id, chosen by the caller; a send with the id of a task
+        queued or running is the same no-op (docs/scheduling.md)."""
         changes: dict[str, Any] = {}
+        if unique_key is not None or id is not None or unique_for is not None:
+            check_unique(unique_key, unique_for, id)
+            require_records(self.app.broker_url, self.app.results_url, "unique_key= and id=")
+            changes.update(unique_key=unique_key, task_id=id, unique_for=unique_for)
         if delay is not None:
             changes["delay"] = delay
         if eta is not None:
@@ -140,42 +167,65 @@ class Task(Generic[P, R]):
         now: float | None = None,
     ) -> Envelope:
         self.types.check_call(args, kwargs)
-        return make_envelope(
+        opts = self.opts
+        envelope = make_envelope(
             self.name,
             args,
             kwargs,
-            queue=self.opts.queue,
-            delay=self.opts.delay,
-            eta=self.opts.eta,
-            timeout=self.opts.timeout,
-            task_id=task_id,
+            queue=opts.queue,
+            delay=opts.delay,
+            eta=opts.eta,
+            timeout=opts.timeout,
+            task_id=opts.task_id or task_id,
             now=now,
         )
+        unique = opts.unique
+        if unique is not None:
+            envelope.headers[UNIQUE_HEADER] = unique
+        return envelope
+
+    @property
+    def _unique_for(self) -> float:
+        return self.opts.unique_for or DEFAULT_UNIQUE_FOR
 
     def send(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
-        """Enqueue one call; returns at once with a handle to its result."""
+        """Enqueue one call; returns at once with a handle to its result (with a
+        unique key held by a task queued or running: that task's handle)."""
         envelope = self._envelope(args, kwargs)
-        self.app.client.send([envelope])
-        return Handle(self.app, envelope.id, self.name)
+        if self.opts.unique is None:
+            self.app.client.send([envelope])
+            return Handle(self.app, envelope.id, self.name)
+        (task_id,) = self.app.client.send_unique([envelope], self._unique_for)
+        return Handle(self.app, task_id, self.name)
 
     async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
         envelope = self._envelope(args, kwargs)
-        await self.app.client.send_async([envelope])
-        return Handle(self.app, envelope.id, self.name)
+        if self.opts.unique is None:
+            await self.app.client.send_async([envelope])
+            return Handle(self.app, envelope.id, self.name)
+        (task_id,) = await self.app.client.send_unique_async([envelope], self._unique_for)
+        return Handle(self.app, task_id, self.name)
 
     def send_many(self, calls: Iterable[Sequence[Any] | dict[str, Any]]) -> list[Handle[R]]:
         """Enqueue many calls in one round trip: each item a tuple of positional
-        arguments or a dict of keyword arguments."""
+        arguments or a dict of keyword arguments. With a unique key, the first call
+        claims it and the others get the handle of the task that holds it."""
         envelopes = self._call_envelopes(calls)
-        self.app.client.send(envelopes)
-        return [Handle(self.app, e.id, self.name) for e in envelopes]
+        if self.opts.unique is None:
+            self.app.client.send(envelopes)
+            return [Handle(self.app, e.id, self.name) for e in envelopes]
+        ids = self.app.client.send_unique(envelopes, self._unique_for)
+        return [Handle(self.app, task_id, self.name) for task_id in ids]
 
     async def send_many_async(
         self, calls: Iterable[Sequence[Any] | dict[str, Any]]
     ) -> list[Handle[R]]:
         envelopes = self._call_envelopes(calls)
-        await self.app.client.send_async(envelopes)
-        return [Handle(self.app, e.id, self.name) for e in envelopes]
+        if self.opts.unique is None:
+            await self.app.client.send_async(envelopes)
+            return [Handle(self.app, e.id, self.name) for e in envelopes]
+        ids = await self.app.client.send_unique_async(envelopes, self._unique_for)
+        return [Handle(self.app, task_id, self.name) for task_id in ids]
 
     def _call_envelopes(self, calls: Iterable[Sequence[Any] | dict[str, Any]]) -> list[Envelope]:
         """One envelope per call; the batch's ids from one ``urandom``, one clock read."""
@@ -230,6 +280,8 @@ class Handle(Generic[R]):
         result = decode_result(record)
         if result.status == "failed":
             raise TaskFailed(self.id, result.error, result.traceback)
+        if result.status == "cancelled":
+            raise TaskCancelled(self.id)
         task = self.app.tasks.get(self.task_name)
         if task is None:  # sent by name, its code not here: the value as JSON gave it
             return result.value  # type: ignore[no-any-return]
@@ -237,12 +289,37 @@ class Handle(Generic[R]):
 
     def status(self) -> TaskStatus:
         """Where the task is now, in one look that never waits for it: ``queued``,
-        ``running``, ``succeeded``, ``failed`` or ``unknown`` (see ``TaskStatus``)."""
+        ``running``, ``succeeded``, ``failed``, ``cancelled`` or ``unknown`` (see ``TaskStatus``)."""
         return self.app.client.run_sync(self.status_async())
 
     async def status_async(self) -> TaskStatus:
         connection = self.app.client.connection()
         return await task_status(connection.broker, connection.results, self.id)
+
+    def cancel(self) -> None:
+        """Ask the workers to cancel the task: a queued one never runs, a running
+        async one is cancelled, a running sync one sees ``current_task().cancelled``.
+        Its result then records ``cancelled`` (``result()`` raises ``TaskCancelled``).
+        A task that finished first keeps its result. Workers learn of it within
+        about a second (docs/scheduling.md)."""
+        self.app.client.run_sync(self.cancel_async())
+
+    async def cancel_async(self) -> None:
+        require_records(self.app.broker_url, self.app.results_url, "cancel()")
+        records = self.app.client.connection().records
+        assert records is not None  # require_records said a store keeps them
+        await request_cancel(records, [self.id], self.app.result_ttl)
+
+    def progress(self) -> Progress | None:
+        """What the task last reported with ``current_task().progress(...)``; None
+        before its first report (or after its result's time to live)."""
+        return self.app.client.run_sync(self.progress_async())
+
+    async def progress_async(self) -> Progress | None:
+        require_records(self.app.broker_url, self.app.results_url, "progress()")
+        records = self.app.client.connection().records
+        assert records is not None
+        return await read_progress(records, self.id)
 
     def forget(self) -> None:
         """Delete the stored result now, before its time to live runs out."""

@@ -18,9 +18,10 @@ from hurtle.results import ResultStore
 
 #: ``queued``: waiting to run (ready, delayed, or waiting for a retry);
 #: ``running``: leased by a live worker; ``succeeded``/``failed``: its result is
-#: stored; ``unknown``: none of these could be seen (never sent, its result expired
-#: or not kept, or a broker that cannot look by id). ``cancelled`` is reserved for
-#: task cancellation, which hurtle does not have yet: no status is ``cancelled`` today.
+#: stored; ``cancelled``: a worker recorded its cancel (``Handle.cancel``; a task
+#: cancelled while queued reads ``queued`` until a worker takes it and records
+#: that); ``unknown``: none of these could be seen (never sent, its result expired
+#: or not kept, or a broker that cannot look by id).
 TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "unknown"]
 
 

@@ -26,12 +26,15 @@ from hurtle.envelope import Envelope
 from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
 from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
 from hurtle.observe.task_figures import TaskFigures
+from hurtle.progress import ProgressWriter, set_writer
+from hurtle.schedule.cancel import POLL_EVERY, CancelWatch
 from hurtle.schedule.ticks import TICK_HEADER, TickClaims
+from hurtle.schedule.unique import Releaser
 from hurtle.worker.broker_outage import BrokerOutage
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
 from hurtle.worker.loop_watch import run_job
-from hurtle.worker.outcome import DeadLetter, Outcome, Succeeded
+from hurtle.worker.outcome import Cancelled, DeadLetter, Outcome, Succeeded
 from hurtle.worker.priorities import Dealer, QueueSpec
 from hurtle.worker.running import async_running, sync_running
 from hurtle.worker.settle import Counters, Settler
@@ -46,6 +49,9 @@ log = logging.getLogger("hurtle.worker")
 EXIT_OK = 0
 EXIT_RECYCLE = 75  # EX_TEMPFAIL: "replace me" (max tasks reached, or a thread stuck past its limit)
 EXIT_BROKER_LOST = 69  # EX_UNAVAILABLE: the broker was unreachable for longer than max_disconnect
+#: Seconds a cancelled sync task has to stop by itself, with ``--threads 1``, before
+#: it is recorded cancelled and its process replaced (a thread cannot be stopped).
+CANCEL_GRACE = 10.0
 
 
 @dataclass
@@ -110,6 +116,14 @@ class Consumer:
         #: Lets one copy of each periodic task's tick run (``hurtle.schedule.ticks``);
         #: whoever runs the consumer closes it after ``run`` (the scheduler shares its store).
         self.tick_claims = TickClaims(app, self.broker)
+        #: Cancel marks (``hurtle.schedule.cancel``) and unique keys given back
+        #: (``hurtle.schedule.unique``), on the same record store as the ticks.
+        self.cancels = CancelWatch(self.tick_claims.store)
+        self.releaser = Releaser(self.tick_claims.store)
+        self._progress: ProgressWriter | None = None
+        #: The sync jobs handed to the pool and not yet settled, by ``id(delivery)``:
+        #: where a cancel finds a running sync task.
+        self._sync_runs: dict[int, SyncCall] = {}
         self._kinds = self._task_kinds()
         # In burst mode an empty fetch is a question ("done yet?"): ask it often,
         # so the worker exits soon after its last task.
@@ -127,6 +141,7 @@ class Consumer:
         self._settler = Settler(
             self.broker, self.results, self._buffer, self.counters, worker=self.name,
             secret_key=app.secret_key, result_ttl=app.result_ttl, figures=self.figures,
+            done_for_good=self.releaser.finished,
         )
         # Bound once: the hot path calls it per task.
         self._settle_now = self._settler.settle_now
@@ -151,6 +166,12 @@ class Consumer:
             asyncio.create_task(self._buffer.run(), name="hurtle-flusher"),
             asyncio.create_task(self._heartbeat(), name="hurtle-heartbeat"),
         ]
+        if self.tick_claims.store() is not None:
+            self._progress = ProgressWriter(self.tick_claims.store, self.app.result_ttl)
+            set_writer(self._progress)
+            helpers.append(asyncio.create_task(self._progress.run(), name="hurtle-progress"))
+            await self.cancels.look()  # before the first fetch: what was cancelled while queued never starts
+            helpers.append(asyncio.create_task(self._watch_cancels(), name="hurtle-cancels"))
         limit = self.config.burst_timeout if self.config.burst else None
         timer = None if limit is None else asyncio.get_running_loop().call_later(limit, self._burst_over)
         try:
@@ -162,6 +183,9 @@ class Consumer:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            await self.releaser.wait()
+            if self._progress is not None:
+                set_writer(None)
             self.thread_executor.shutdown()
         return self.exit_code
 
@@ -255,6 +279,7 @@ class Consumer:
         loop = asyncio.get_running_loop()
         self._started += len(deliveries)
         async_started = sync_started = 0
+        cancelled = self.cancels.ids  # empty unless something was cancelled: one truth test per message
         for delivery in deliveries:
             try:
                 prepared = self.dispatcher.prepare(delivery)
@@ -266,6 +291,9 @@ class Consumer:
                 async_started += 1
                 outcome, envelope = prepared
                 self._spawn(self._reject(delivery, envelope, outcome.reason), self.async_slots)
+            elif cancelled and prepared.envelope.id in cancelled:  # cancelled while queued: never runs
+                now = time.time()
+                self._settler.cancel_now(prepared, now, now)
             elif TICK_HEADER in prepared.envelope.headers:  # a periodic task's tick: one dict lookup
                 if prepared.task.is_async:
                     async_started += 1
@@ -349,6 +377,14 @@ class Consumer:
                 outcome = DeadLetter(str(exc))
             except (Exception, TimeLimitExceeded) as exc:
                 outcome = failure(exc)
+            except asyncio.CancelledError:
+                if not job.cancelled:  # the worker is stopping: not the task's cancel
+                    raise
+                _uncancel()
+                outcome = Cancelled()
+            if job.cancelled and type(outcome) is not Cancelled:  # it caught the cancel and went on
+                _uncancel()
+                outcome = Cancelled()
             finished = time.time()
             if not self._settle_now(job, outcome, started, finished):
                 await self._settle_later(job, outcome, started, finished)
@@ -365,6 +401,7 @@ class Consumer:
         envelope = job.envelope
         fn = job.task.fn if self._profiler is None else self._profiler.sync_function(job)
         call = SyncCall(fn, envelope.args, envelope.kwargs, job, self._sync_done)
+        self._sync_runs[id(job.delivery)] = call
         self.thread_executor.submit(call)
         timeout = job.timeout
         if timeout is not None:
@@ -373,11 +410,14 @@ class Consumer:
     def _sync_done(self, call: SyncCall) -> None:
         if call.timer is not None:
             call.timer.cancel()
+        job: Job = call.context
+        self._sync_runs.pop(id(job.delivery), None)
         if call.settled or self._drained:  # its time ran out, or the worker moved on
             return
         call.settled = True
-        job: Job = call.context
         assert call.outcome is not None
+        if job.cancelled:  # whatever it returned, it was asked to stop: not run again
+            call.outcome = Cancelled()
         if self._settle_now(job, call.outcome, call.started, call.finished):
             self.thread_slots.give()
             self._after_task()
@@ -391,6 +431,7 @@ class Consumer:
         call.settled = call.cancelled = True  # a thread that has not started it skips it
         self.thread_executor.needs_recycle = True
         job: Job = call.context
+        self._sync_runs.pop(id(job.delivery), None)
         outcome = time_limit_failure(job.task.name, timeout)
         started = call.started or time.time() - timeout
         self._spawn(self._settle_later(job, outcome, started, time.time()), self.thread_slots)
@@ -421,6 +462,47 @@ class Consumer:
         return self.async_slots.busy == 0 and self.thread_slots.busy == 0
 
     # -- background duties -----------------------------------------------------
+
+    async def _watch_cancels(self) -> None:
+        """Look for new cancel marks every ``POLL_EVERY`` seconds (one small read),
+        and cancel the running tasks they name."""
+        while True:
+            await asyncio.sleep(POLL_EVERY)
+            new = await self.cancels.look()
+            if new:
+                self._cancel_running(new)
+
+    def _cancel_running(self, task_ids: set[str]) -> None:
+        """Cancel async runs on the loop; tell sync runs through their ``Job`` and,
+        with one thread, end them after ``CANCEL_GRACE`` if they go on."""
+        for task, job in list(self._async_runs.values()):
+            if job.envelope.id in task_ids and not job.cancelled:
+                log.info("%s[%s] cancel requested: cancelling it", job.task.name, job.envelope.id)
+                job.cancelled = True
+                task.cancel()
+        for call in list(self._sync_runs.values()):
+            job = call.context
+            if job.envelope.id in task_ids and not job.cancelled:
+                log.info("%s[%s] cancel requested: current_task().cancelled is now true",
+                         job.task.name, job.envelope.id)
+                job.cancelled = True
+                if self.config.threads == 1:
+                    asyncio.get_running_loop().call_later(CANCEL_GRACE, self._sync_cancel_over, call)
+
+    def _sync_cancel_over(self, call: SyncCall) -> None:
+        """A cancelled sync task still runs after the grace period, alone in its
+        process: record it cancelled and have the process replaced."""
+        if call.settled:
+            return
+        call.settled = call.cancelled = True
+        self.thread_executor.needs_recycle = True
+        job: Job = call.context
+        self._sync_runs.pop(id(job.delivery), None)
+        log.warning("%s[%s] still running %gs after its cancel: replacing its process",
+                    job.task.name, job.envelope.id, CANCEL_GRACE)
+        self._settler.cancel_now(job, call.started or time.time(), time.time())
+        self.thread_slots.give()
+        self._after_task()
 
     async def _heartbeat(self) -> None:
         """Keep leases alive however long tasks run: a long task is never handed to a second worker."""
@@ -460,3 +542,10 @@ class Consumer:
         except Exception:
             log.exception("could not settle every message before stopping; leases will expire")
 
+
+def _uncancel() -> None:
+    """The run's own cancel was handled: take it off its asyncio task's count, so
+    the settling that follows is not cut short (Python 3.11's ``uncancel``)."""
+    task: Any = asyncio.current_task()
+    if task is not None and hasattr(task, "uncancel") and task.cancelling():
+        task.uncancel()

@@ -28,6 +28,9 @@ class Job:
     task: Task[Any, Any]
     #: Its time limit in seconds: the message's own, else its task's (None: none).
     timeout: float | None
+    #: Set on the loop when a cancel of it arrives; the task reads it through
+    #: ``current_task().cancelled`` (the Job is its ``TaskControl``).
+    cancelled: bool
 
     def __init__(self, delivery: Delivery, envelope: Envelope, task: Task[Any, Any]) -> None:
         # Written out, not generated: the rule costs no call more per message.
@@ -35,6 +38,7 @@ class Job:
         self.envelope = envelope
         self.task = task
         self.timeout = envelope.timeout if envelope.timeout is not None else task.opts.timeout
+        self.cancelled = False
 
     @property
     def is_async(self) -> bool:
@@ -45,7 +49,7 @@ class Job:
         envelope, delivery = self.envelope, self.delivery
         return TaskContext(
             envelope.id, self.task.name, delivery.queue, envelope.attempt, delivery.deliveries,
-            envelope.headers,
+            envelope.headers, self,
         )
 
 

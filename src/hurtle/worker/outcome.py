@@ -31,4 +31,10 @@ class DeadLetter:
     reason: str
 
 
-Outcome = Succeeded | Failed | DeadLetter
+@dataclass(slots=True)
+class Cancelled:
+    """Cancelled (``Handle.cancel``): acknowledged with a ``cancelled`` result,
+    never retried, never dead-lettered."""
+
+
+Outcome = Succeeded | Failed | DeadLetter | Cancelled

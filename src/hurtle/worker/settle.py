@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ from hurtle.observe.task_figures import FAILED, RETRIED, SUCCEEDED, TaskFigures
 from hurtle.results import ResultStore
 from hurtle.retry import DEFAULT_BACKOFF
 from hurtle.worker.dispatcher import Job
-from hurtle.worker.outcome import DeadLetter, Failed, Outcome, Succeeded
+from hurtle.worker.outcome import Cancelled, DeadLetter, Failed, Outcome, Succeeded
 from hurtle.worker.settle_buffer import SettleBuffer
 
 log = logging.getLogger("hurtle.worker")
@@ -33,11 +34,12 @@ class Counters:
     failed: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    cancelled: int = 0
     started_at: float = field(default_factory=time.monotonic)
 
     @property
     def finished(self) -> int:
-        return self.succeeded + self.failed + self.retried + self.dead_lettered
+        return self.succeeded + self.failed + self.retried + self.dead_lettered + self.cancelled
 
 
 class Settler:
@@ -54,6 +56,7 @@ class Settler:
         secret_key: bytes | None,
         result_ttl: float,
         figures: TaskFigures | None = None,
+        done_for_good: Callable[[Envelope], None] | None = None,
     ) -> None:
         self.broker = broker
         self.results = results
@@ -64,6 +67,8 @@ class Settler:
         #: Per task and minute: what the history and the metrics are made of.
         self.figures = figures if figures is not None else TaskFigures()
         self._ran = self.figures.ran
+        #: Told of every task done for good (not retried): gives unique keys back.
+        self._done_for_good = done_for_good
         self.in_flight = buffer.in_flight
         # The buffer's own lists and event: ``settle_now`` adds to them directly.
         self._acks, self._results, self._flush_wanted = buffer.acks, buffer.results, buffer.wanted
@@ -91,6 +96,8 @@ class Settler:
             )
         self._acks.append(job.delivery)
         self._flush_wanted.set()
+        if envelope.headers and self._done_for_good is not None:  # a unique key to give back
+            self._done_for_good(envelope)
         return True
 
     async def settle(self, job: Job, outcome: Outcome, started: float, finished: float) -> None:
@@ -102,6 +109,9 @@ class Settler:
             outcome = self._unstorable(job, outcome.value)
         if isinstance(outcome, DeadLetter):
             await self.reject(delivery, envelope, outcome.reason, started)
+            return
+        if isinstance(outcome, Cancelled):
+            self.cancel_now(job, started, finished)
             return
         if self._should_retry(job, outcome):
             await self._retry(job, outcome, started, finished)
@@ -120,6 +130,20 @@ class Settler:
         log.info("%s[%s] acknowledged without running: %s", job.envelope.task, job.envelope.id, reason)
         self._acks.append(job.delivery)
         self._flush_wanted.set()
+
+    def cancel_now(self, job: Job, started: float, finished: float) -> None:
+        """Acknowledge a cancelled task with a ``cancelled`` result: not retried,
+        not dead-lettered (docs/scheduling.md). Queued for the next flush."""
+        envelope = job.envelope
+        self.counters.cancelled += 1
+        log.info("%s[%s] cancelled after %.3fs", envelope.task, envelope.id, max(0.0, finished - started))
+        if self.results is not None:
+            record = self.result(envelope, "cancelled", started, finished, error="cancelled")
+            self._results.append((envelope.id, encode_result(record)))
+        self._acks.append(job.delivery)
+        self._flush_wanted.set()
+        if self._done_for_good is not None:
+            self._done_for_good(envelope)
 
     async def reject(
         self, delivery: Delivery, envelope: Envelope | None, reason: str, started: float
@@ -142,9 +166,12 @@ class Settler:
             await self.results.store([(record.id, encode_result(record))], self.result_ttl)
         await self.broker.dead_letter(delivery, error if traceback is None else f"{error}\n{traceback}")
         self.in_flight.pop(id(delivery), None)
+        if envelope is not None and self._done_for_good is not None:
+            self._done_for_good(envelope)
 
     def result(
-        self, envelope: Envelope, status: Literal["succeeded", "failed"], started: float, finished: float,
+        self, envelope: Envelope, status: Literal["succeeded", "failed", "cancelled"],
+        started: float, finished: float,
         *, value: Any = None, error: str = "", traceback: str = "",
     ) -> Result:
         """The result record of this attempt at ``envelope``."""
