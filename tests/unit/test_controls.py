@@ -15,6 +15,7 @@ import hurtle
 import hurtle.testing
 from hurtle.schedule.cancel import cancel_requested
 from hurtle.schedule.unique import record_key
+from hurtle.worker.settle import Counters
 
 
 @pytest.fixture
@@ -194,3 +195,115 @@ def test_cancel_marks_are_kept_in_the_record_store(app: hurtle.App) -> None:
 
     assert app.client.run_sync(look())
     assert record_key("key:x") == "unique:key:x"
+
+
+async def _until(condition: object, what: str) -> None:
+    """Wait for an async ``condition()`` to be truthy, within 20 seconds."""
+    async def poll() -> None:
+        while not await condition():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), 20.0)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def test_a_running_async_task_is_cancelled_and_not_retried(app: hurtle.App) -> None:
+    started = asyncio.Event()
+    cleaned_up: list[bool] = []
+
+    @app.task(retries=3)
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned_up.append(True)
+
+    async def scenario() -> Counters:
+        handle = await forever.send_async()
+        worker = asyncio.create_task(hurtle.testing.drain_async(app))
+        await asyncio.wait_for(started.wait(), 20.0)
+        await handle.cancel_async()
+        counters = await asyncio.wait_for(worker, 20.0)
+        assert await handle.status_async() == "cancelled"
+        with pytest.raises(hurtle.TaskCancelled):
+            await handle.result_async()
+        return counters
+
+    counters = asyncio.run(scenario())
+    assert cleaned_up == [True]
+    assert counters.cancelled == 1 and counters.retried == 0 and counters.failed == 0
+
+
+def test_a_running_sync_task_sees_cancelled_and_stops_by_itself(app: hurtle.App) -> None:
+    started = threading.Event()
+
+    @app.task
+    def careful() -> str:
+        started.set()
+        while not hurtle.current_task().cancelled:
+            threading.Event().wait(0.01)
+        return "stopped early"
+
+    async def scenario() -> Counters:
+        handle = await careful.send_async()
+        worker = asyncio.create_task(hurtle.testing.drain_async(app))
+        await _until(lambda: asyncio.sleep(0, started.is_set()), "the task to start")
+        await handle.cancel_async()
+        counters = await asyncio.wait_for(worker, 20.0)
+        assert await handle.status_async() == "cancelled"
+        return counters
+
+    assert asyncio.run(scenario()).cancelled == 1
+
+
+def test_progress_is_readable_while_the_task_runs_and_after(app: hurtle.App) -> None:
+    go = threading.Event()
+
+    @app.task
+    def crunch(n: int) -> int:
+        for i in range(n):
+            hurtle.current_task().progress(i + 1, n, note="rows")
+        go.wait(20.0)
+        return n
+
+    async def scenario() -> None:
+        handle = await crunch.send_async(500)
+        worker = asyncio.create_task(hurtle.testing.drain_async(app))
+
+        async def reported_all() -> bool:
+            progress = await handle.progress_async()
+            return progress is not None and progress.done == 500
+
+        await _until(reported_all, "the last progress report")
+        progress = await handle.progress_async()
+        assert progress is not None
+        assert (progress.total, progress.note, progress.fraction) == (500, "rows", 1.0)
+        assert await handle.status_async() == "running"
+        go.set()
+        await asyncio.wait_for(worker, 20.0)
+        assert await handle.result_async() == 500
+        assert await handle.progress_async() == progress
+
+    asyncio.run(scenario())
+
+
+def test_progress_outside_a_task_is_an_error_and_bad_numbers_are_refused(app: hurtle.App) -> None:
+    with pytest.raises(RuntimeError):
+        hurtle.current_task().progress(1, 2)
+
+    @app.task(retries=0)
+    async def bad() -> None:
+        hurtle.current_task().progress(float("nan"))
+
+    @app.task
+    async def no_progress() -> None:
+        pass
+
+    bad_handle, quiet = bad.send(), no_progress.send()
+    hurtle.testing.drain(app)
+    with pytest.raises(hurtle.TaskFailed, match="finite number"):
+        bad_handle.result()
+    assert quiet.progress() is None
