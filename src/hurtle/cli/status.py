@@ -99,7 +99,8 @@ def _watch(where: Where, first: Connection, names: list[str] | None, interval: f
 def task(
     ctx: click.Context, task_id: str, app_spec: str | None, broker_url: str | None, as_json: bool
 ) -> None:
-    """One task: its state (queued, running, succeeded, failed or unknown),
+    """One task: its state (queued, running, succeeded, failed, cancelled or unknown),
+    its progress when it reports some,
     attempts, the worker that ran it (or runs it, from the worker registry),
     its times, and its result or error and traceback.
 

@@ -19,6 +19,8 @@ from hurtle.cli.status_workers import read_registry
 from hurtle.client import Connection
 from hurtle.envelope import decode
 from hurtle.observe.registry import RunningTask, WorkerRecord
+from hurtle.progress import Progress, read_progress
+from hurtle.schedule.cancel import cancel_requested
 from hurtle.task_status import TaskLook, TaskStatus, look_at_task
 
 #: Dead letters read, newest first, to find a failed task's: its reason and attempt.
@@ -59,6 +61,10 @@ class TaskReport:
     registry_visible: bool
     locates_messages: bool
     keeps_results: bool
+    #: Its last ``current_task().progress(...)`` report (None: none, or no store keeps records).
+    progress: Progress | None = None
+    #: A cancel was asked for and no worker has recorded it yet.
+    cancel_requested: bool = False
 
     @property
     def state(self) -> TaskStatus:
@@ -79,10 +85,14 @@ async def read_report(connection: Connection, where: Where, task_id: str) -> Tas
     look = await look_at_task(connection.broker, connection.results, task_id)
     workers = await read_registry(where) if look.status in ("running", "unknown") else []
     dead = await _dead(connection, task_id) if look.status in ("failed", "unknown") else None
+    records = connection.records
+    progress = None if records is None else await read_progress(records, task_id)
+    unsettled = look.status in ("queued", "running", "unknown")
+    cancelling = records is not None and unsettled and await cancel_requested(records, task_id)
     return TaskReport(
         id=task_id, look=look, running=_running(workers or [], task_id), dead=dead,
         registry_visible=workers is not None, locates_messages=connection.broker.locates_messages,
-        keeps_results=connection.results is not None,
+        keeps_results=connection.results is not None, progress=progress, cancel_requested=cancelling,
     )
 
 

@@ -18,10 +18,13 @@ from hurtle.cli.literal import as_text, literal, when
 from hurtle.cli.status_task import TaskReport, seconds_or_none
 from hurtle.cli.status_workers import duration
 from hurtle.envelope import Result
+from hurtle.progress import Progress
 
 VALUE_WIDTH = 300  # characters of a result value shown, as JSON; --json gives it all
 TRACEBACK_LINES = 40  # a traceback's last lines shown: where it was raised; --json gives it all
-_STATE_STYLES = {"succeeded": "green", "failed": "red", "running": "cyan", "queued": "yellow"}
+_STATE_STYLES = {
+    "succeeded": "green", "failed": "red", "running": "cyan", "queued": "yellow", "cancelled": "magenta",
+}
 _MEANS = {
     "queued": "waiting to run: ready, delayed, or waiting for a retry",
     "running": "leased by a live worker",
@@ -44,6 +47,8 @@ def report_json(report: TaskReport) -> dict[str, Any]:
         "running": None if running is None else {
             "worker": running.name, "elapsed": running.task.elapsed, "beat_at": running.worker.beat_at,
         },
+        "progress": None if report.progress is None else msgspec.to_builtins(report.progress),
+        "cancel_requested": report.cancel_requested,
         "dead_letter": None if dead is None else {
             "id": dead.letter.id, "queue": dead.letter.queue, "reason": as_text(dead.letter.reason),
             "failed_at": seconds_or_none(dead.letter.failed_at),
@@ -68,6 +73,8 @@ def _rows(report: TaskReport, registry_note: str | None) -> list[tuple[str, Text
     if attempts is not None:
         rows.append(("attempts", Text(str(attempts))))
     rows += _worker_rows(report, registry_note)
+    if report.progress is not None:
+        rows.append(("progress", _progress(report.progress)))
     result = report.look.result
     if result is not None:
         rows += _time_rows(result)
@@ -86,6 +93,8 @@ def _state(report: TaskReport) -> Text:
         text.append(" (no result stored; a dead letter holds it: see below)", style="dim")
     if state == "running" and report.look.status == "unknown":
         text.append(" (listed by a worker; the broker cannot look by task id)", style="dim")
+    if report.cancel_requested:
+        text.append(" — cancel requested, not yet carried out by a worker", style="magenta")
     return text
 
 
@@ -119,6 +128,8 @@ def _time_rows(result: Result) -> list[tuple[str, Text]]:
 def _outcome_rows(result: Result) -> list[tuple[str, Text]]:
     if result.status == "succeeded":
         return [("result", _value(result.value))]
+    if result.status == "cancelled":
+        return []
     rows = [("error", literal(result.error, lines=True))]
     if result.traceback:
         rows.append(("traceback", _last_lines(result.traceback)))
@@ -168,6 +179,18 @@ def _worker(report: TaskReport) -> str | None:
         return report.running.name
     result = report.look.result
     return result.worker if result is not None and result.worker else None
+
+
+def _progress(progress: Progress) -> Text:
+    """``250/500 (50%) rows, at 12:00:01``."""
+    done = f"{progress.done:g}" if progress.total is None else f"{progress.done:g}/{progress.total:g}"
+    fraction = progress.fraction
+    text = literal(done if fraction is None else f"{done} ({fraction:.0%})")
+    if progress.note:
+        text.append(" ").append_text(literal(progress.note))
+    if progress.at:
+        text.append(", reported ").append_text(when(progress.at))
+    return text
 
 
 def _value(value: Any) -> Text:

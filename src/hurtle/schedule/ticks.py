@@ -96,6 +96,11 @@ class TickClaims:
         """Whether a store was asked for (a tick came, or the scheduler runs here)."""
         return self._opened
 
+    @property
+    def borrowed(self) -> bool:
+        """Whether the store opened is the broker's own (no connection of its own)."""
+        return self._borrowed
+
     def store(self) -> RecordStore | None:
         """The record store, opened on first use; None when no store keeps records."""
         if not self._opened:

@@ -141,3 +141,35 @@ async def spin_until_go_async(key: str) -> int:
     """Holds the event loop while it spins, as a CPU-bound async task would."""
     _append("started", key)
     return busy_loop_until_go()
+
+
+@app.task(retries=3)
+async def wait_for_cancel_async(key: str) -> str:
+    """Say it started, then wait for good; note that its cleanup ran when cancelled."""
+    _append("started", key)
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        _append("cleanup", key)
+    return key
+
+
+@app.task(retries=3)
+def wait_for_cancel_sync(key: str) -> str:
+    """Say it started, then poll ``current_task().cancelled`` and stop when it turns true."""
+    _append("started", key)
+    deadline = time.monotonic() + 120
+    while not hurtle.current_task().cancelled and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _append("stopped", key)
+    return key
+
+
+@app.task
+def report_progress(key: str, done: int, total: int) -> str:
+    """Report progress, say so, then block until the test creates ``go``."""
+    hurtle.current_task().progress(done, total, note="rows")
+    _append("started", key)
+    while not (MARKS / "go").exists():
+        time.sleep(0.01)
+    return key
