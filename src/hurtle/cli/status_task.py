@@ -76,7 +76,11 @@ class TaskReport:
 
     @property
     def known(self) -> bool:
-        return self.state != "unknown" or self.dead is not None
+        """Something was found: a state, a dead letter, a progress report or a cancel mark."""
+        return (
+            self.state != "unknown" or self.dead is not None or self.progress is not None
+            or self.cancel_requested
+        )
 
 
 async def read_report(connection: Connection, where: Where, task_id: str) -> TaskReport:

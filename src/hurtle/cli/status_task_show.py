@@ -91,6 +91,8 @@ def _state(report: TaskReport) -> Text:
         text.append(f" ({_MEANS[state]})", style="dim")
     if state == "unknown" and report.dead is not None:
         text.append(" (no result stored; a dead letter holds it: see below)", style="dim")
+    elif state == "unknown" and report.progress is not None:
+        text.append(" (it has reported progress; the broker cannot look by task id)", style="dim")
     if state == "running" and report.look.status == "unknown":
         text.append(" (listed by a worker; the broker cannot look by task id)", style="dim")
     if report.cancel_requested:
