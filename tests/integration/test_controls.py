@@ -158,3 +158,23 @@ def test_cancelling_an_unknown_task_is_one_line_and_exit_code_1(app_on_each_stor
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert "no task no-such-task" in done.stderr
+
+
+def test_a_sync_task_that_ignores_its_cancel_alone_in_its_process_is_ended_after_the_grace(
+    workerapp: Any, workers: Workers, marks: Path
+) -> None:
+    # Given a worker running one sync task per process, and a task that never checks `cancelled`
+    workers.start("-p", "1", "--threads", "1")
+    handle = workerapp.wait_for_go.send("deaf")
+    wait_until(lambda: lines(marks / "started"), "the task to start")
+    first_process = lines(marks / "worker_start")
+
+    # When it is cancelled
+    handle.cancel()
+
+    # Then after the grace period it is recorded cancelled and its process replaced
+    wait_until(lambda: handle.status() == "cancelled", "the grace period to end")
+    wait_until(lambda: len(lines(marks / "worker_start")) > len(first_process), "a new worker process")
+    after = workerapp.add.send(1, 2)
+    assert after.result(timeout=60) == 3
+    assert lines(marks / "started") == ["deaf"]  # never run again
