@@ -307,3 +307,21 @@ def test_progress_outside_a_task_is_an_error_and_bad_numbers_are_refused(app: hu
     with pytest.raises(hurtle.TaskFailed, match="finite number"):
         bad_handle.result()
     assert quiet.progress() is None
+
+
+def test_a_cancelled_queued_task_counts_toward_max_tasks_per_child(app: hurtle.App) -> None:
+    from hurtle.testing import run_consumer
+    from hurtle.worker.consumer import EXIT_RECYCLE, WorkerConfig
+
+    @app.task
+    def job() -> None: ...
+
+    async def scenario() -> int:
+        handle = await job.send_async()
+        await handle.cancel_async()
+        config = WorkerConfig(max_tasks_per_child=1, fetch_timeout=0.05)
+        consumer = await asyncio.wait_for(run_consumer(app, config), 20.0)
+        assert consumer.counters.cancelled == 1
+        return consumer.exit_code
+
+    assert asyncio.run(scenario()) == EXIT_RECYCLE

@@ -166,10 +166,11 @@ class Consumer:
             asyncio.create_task(self._buffer.run(), name="hurtle-flusher"),
             asyncio.create_task(self._heartbeat(), name="hurtle-heartbeat"),
         ]
+        # Always: where no store keeps records, the writer says so once in the log.
+        self._progress = ProgressWriter(self.tick_claims.store, self.app.result_ttl)
+        set_writer(self._progress)
+        helpers.append(asyncio.create_task(self._progress.run(), name="hurtle-progress"))
         if self.tick_claims.store() is not None:
-            self._progress = ProgressWriter(self.tick_claims.store, self.app.result_ttl)
-            set_writer(self._progress)
-            helpers.append(asyncio.create_task(self._progress.run(), name="hurtle-progress"))
             await self.cancels.look()  # before the first fetch: what was cancelled while queued never starts
             helpers.append(asyncio.create_task(self._watch_cancels(), name="hurtle-cancels"))
         limit = self.config.burst_timeout if self.config.burst else None
@@ -184,8 +185,7 @@ class Consumer:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self.releaser.wait()
-            if self._progress is not None:
-                set_writer(None)
+            set_writer(None)
             self.thread_executor.shutdown()
         return self.exit_code
 
@@ -278,7 +278,7 @@ class Consumer:
         (nothing runs before this returns: the tasks start on the loop's next turn)."""
         loop = asyncio.get_running_loop()
         self._started += len(deliveries)
-        async_started = sync_started = 0
+        async_started = sync_started = skipped = 0
         cancelled = self.cancels.ids  # empty unless something was cancelled: one truth test per message
         for delivery in deliveries:
             try:
@@ -294,6 +294,7 @@ class Consumer:
             elif cancelled and prepared.envelope.id in cancelled:  # cancelled while queued: never runs
                 now = time.time()
                 self._settler.cancel_now(prepared, now, now)
+                skipped += 1
             elif TICK_HEADER in prepared.envelope.headers:  # a periodic task's tick: one dict lookup
                 if prepared.task.is_async:
                     async_started += 1
@@ -310,6 +311,8 @@ class Consumer:
             self.async_slots.take(async_started)
         if sync_started:
             self.thread_slots.take(sync_started)
+        if skipped:  # they count against --max-tasks-per-child like any message taken
+            self._after_task()
 
     async def _start_tick(self, job: Job) -> None:
         """Run a tick's message if it is the copy that claims the tick; acknowledge

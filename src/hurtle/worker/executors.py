@@ -65,7 +65,10 @@ class AsyncExecutor:
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout)
         except asyncio.CancelledError:
+            # Cancelled from outside (a cancel of the task, or a stop past the grace):
+            # let the task run its finally blocks before whoever cancelled goes on.
             task.cancel()
+            await asyncio.wait({task})
             raise
         if not done:
             task.cancel()
