@@ -178,3 +178,12 @@ def test_a_sync_task_that_ignores_its_cancel_alone_in_its_process_is_ended_after
     after = workerapp.add.send(1, 2)
     assert after.result(timeout=60) == 3
     assert lines(marks / "started") == ["deaf"]  # never run again
+
+
+def test_hurtle_cancel_on_rabbitmq_without_a_result_store_is_one_line_and_exit_code_2() -> None:
+    done = hurtle_cli("cancel", "some-task", "--broker", "amqp://guest:guest@127.0.0.1:5672/",
+                      env={"HURTLE_RESULTS": None, "HURTLE_APP": None})
+
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "keeps no records" in done.stderr and "guest:guest" not in done.stderr

@@ -43,7 +43,11 @@ def uses_sync_tasks() -> None:
     many: list[hurtle.Handle[int]] = add.send_many([(1, 2), {"x": 3, "y": 4}])
     by_name: hurtle.Handle[Any] = app.send_task("tests.typing.add", 1, 2)
     handle_id: str = handle.id
-    print(total, scaled, delayed, many, by_name, handle_id)
+    unique: hurtle.Handle[int] = add.options(unique_key="user:42", unique_for=600).send(1, 2)
+    chosen: hurtle.Handle[int] = add.options(id="report-2026-12-06").send(1, 2)
+    unique.cancel()
+    progress: hurtle.Progress | None = chosen.progress()
+    print(total, scaled, delayed, many, by_name, handle_id, progress)
 
     add.send("x", 2)  # type: ignore[arg-type]
     add.send(1)  # type: ignore[call-arg]
@@ -51,6 +55,7 @@ def uses_sync_tasks() -> None:
     add.send(1, z=2)  # type: ignore[call-arg]
     scale.send(1.0, 3.0)  # type: ignore[call-arg]
     add.options(delay=1.0).send(1, "y")  # type: ignore[arg-type]
+    add.options(unique_key="k").send(1, "y")  # type: ignore[arg-type]
     wrong: hurtle.Handle[str] = add.send(1, 2)  # type: ignore[assignment]
     not_int: str = add.send(1, 2).result()  # type: ignore[assignment]
     print(wrong, not_int)
