@@ -10,6 +10,7 @@ batches, by a ``SettleBuffer`` (``settle_buffer.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -171,7 +172,10 @@ class Consumer:
         set_writer(self._progress)
         helpers.append(asyncio.create_task(self._progress.run(), name="hurtle-progress"))
         if self.tick_claims.store() is not None:
-            await self.cancels.look()  # before the first fetch: what was cancelled while queued never starts
+            # Before the first fetch, so what was cancelled while queued never starts;
+            # bounded, so a record store that is down delays the start by 5 s at most.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.cancels.look(), 5.0)
             helpers.append(asyncio.create_task(self._watch_cancels(), name="hurtle-cancels"))
         limit = self.config.burst_timeout if self.config.burst else None
         timer = None if limit is None else asyncio.get_running_loop().call_later(limit, self._burst_over)
