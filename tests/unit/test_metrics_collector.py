@@ -43,14 +43,14 @@ def report(slot: int, outcomes: list[int], runs: list[float], rss: int = 0,
 
 def test_two_processes_figures_add_exactly_into_counters_and_histograms() -> None:
     totals = Totals()
-    totals.add(report(0, [2, 0, 1, 0], runs=[0.003, 0.2, 0.2]))
-    totals.add(report(1, [1, 1, 0, 1], runs=[0.003, 2000.0]))
+    totals.add(report(0, [2, 0, 1, 0, 0], runs=[0.003, 0.2, 0.2]))
+    totals.add(report(1, [1, 1, 0, 1, 1], runs=[0.003, 2000.0]))
 
     samples = scrape(totals)
 
     labels = {"task": "tasks.add", "queue": "default"}
     assert [at(samples, "hurtle_tasks_total", **labels, outcome=o)
-            for o in ("succeeded", "failed", "retried", "dead_lettered")] == [3, 1, 1, 1]
+            for o in ("succeeded", "failed", "retried", "dead_lettered", "cancelled")] == [3, 1, 1, 1, 1]
     assert at(samples, "hurtle_task_run_seconds_count", **labels) == 5
     assert abs(at(samples, "hurtle_task_run_seconds_sum", **labels) - 2000.406) < 1e-9
     assert at(samples, "hurtle_task_run_seconds_bucket", **labels, le="0.005") == 2
@@ -62,7 +62,7 @@ def test_two_processes_figures_add_exactly_into_counters_and_histograms() -> Non
 
 def test_the_histograms_have_the_task_figures_buckets_and_no_others() -> None:
     totals = Totals()
-    totals.add(report(0, [1, 0, 0, 0], runs=[0.1]))
+    totals.add(report(0, [1, 0, 0, 0, 0], runs=[0.1]))
 
     les = [dict(labels)["le"] for name, labels in scrape(totals) if name == "hurtle_task_run_seconds_bucket"]
 
@@ -71,9 +71,9 @@ def test_the_histograms_have_the_task_figures_buckets_and_no_others() -> None:
 
 def test_gauges_are_the_last_reported_and_add_up_over_the_processes() -> None:
     totals = Totals()
-    totals.add(report(0, [0, 0, 0, 0], runs=[], rss=100))
-    totals.add(report(0, [0, 0, 0, 0], runs=[], rss=300))  # replaces slot 0's
-    totals.add(report(1, [0, 0, 0, 0], runs=[], rss=50))
+    totals.add(report(0, [0, 0, 0, 0, 0], runs=[], rss=100))
+    totals.add(report(0, [0, 0, 0, 0, 0], runs=[], rss=300))  # replaces slot 0's
+    totals.add(report(1, [0, 0, 0, 0, 0], runs=[], rss=50))
     totals.set_processes(2)
 
     samples = scrape(totals)
@@ -89,8 +89,8 @@ def test_gauges_are_the_last_reported_and_add_up_over_the_processes() -> None:
 
 def test_a_process_that_ended_leaves_no_gauge_and_its_counts_stay() -> None:
     totals = Totals()
-    totals.add(report(0, [4, 0, 0, 0], runs=[0.1] * 4, rss=100))
-    totals.add(report(1, [1, 0, 0, 0], runs=[0.1], rss=50))
+    totals.add(report(0, [4, 0, 0, 0, 0], runs=[0.1] * 4, rss=100))
+    totals.add(report(1, [1, 0, 0, 0, 0], runs=[0.1], rss=50))
 
     totals.forget_slot(1)
     samples = scrape(totals)
@@ -104,7 +104,7 @@ def test_a_queue_figure_the_broker_cannot_know_is_absent_never_a_false_zero() ->
     totals = Totals()
     known = QueueCounts("default", ready=0, delayed=2, in_flight=3, dead=1, oldest_age=0.0)
     unknown = QueueCounts("amqp", ready=4, delayed=0, in_flight=None, dead=0, oldest_age=None)
-    totals.add(report(0, [0, 0, 0, 0], runs=[], queues=[known, unknown]))
+    totals.add(report(0, [0, 0, 0, 0, 0], runs=[], queues=[known, unknown]))
 
     samples = scrape(totals)
 
@@ -118,15 +118,15 @@ def test_a_queue_figure_the_broker_cannot_know_is_absent_never_a_false_zero() ->
 
 def test_a_report_without_queues_keeps_the_last_sample() -> None:
     totals = Totals()
-    totals.add(report(0, [0, 0, 0, 0], runs=[], queues=[QueueCounts("default", 7, 0, 0, 0, 1.5)]))
-    totals.add(report(1, [0, 0, 0, 0], runs=[]))  # another slot: says nothing about queues
+    totals.add(report(0, [0, 0, 0, 0, 0], runs=[], queues=[QueueCounts("default", 7, 0, 0, 0, 1.5)]))
+    totals.add(report(1, [0, 0, 0, 0, 0], runs=[]))  # another slot: says nothing about queues
 
     assert at(scrape(totals), "hurtle_queue_messages", queue="default", state="ready") == 7
 
 
 def test_the_names_shown_are_exactly_the_exported_ones() -> None:
     totals = Totals()
-    totals.add(report(0, [1, 0, 0, 0], runs=[0.1], queues=[QueueCounts("default", 1, 0, 0, 0, 0.5)]))
+    totals.add(report(0, [1, 0, 0, 0, 0], runs=[0.1], queues=[QueueCounts("default", 1, 0, 0, 0, 0.5)]))
 
     shown = {name for name, _ in scrape(totals)}
 

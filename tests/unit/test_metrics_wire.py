@@ -28,7 +28,8 @@ def report(
 ) -> Report:
     run = [0] * (len(BOUNDS) + 1)
     run[3] = succeeded
-    counts = TaskCounts(task, "default", [succeeded, 0, 0, 0], run, run, 0.01 * succeeded, 0.02 * succeeded)
+    outcomes = [succeeded, 0, 0, 0, 0]
+    counts = TaskCounts(task, "default", outcomes, run, run, 0.01 * succeeded, 0.02 * succeeded)
     return Report(slot, [counts], 1, 100, 2, 8, 1000, queues)
 
 
@@ -113,7 +114,7 @@ def test_a_report_with_figures_out_of_range_is_refused() -> None:
     bad = report()
     # two outcomes, not four
     short = TaskCounts("t", "q", [1, 0], bad.tasks[0].run, bad.tasks[0].wait, 0.0, 0.0)
-    negative = TaskCounts("t", "q", [-1, 0, 0, 0], bad.tasks[0].run, bad.tasks[0].wait, 0.0, 0.0)
+    negative = TaskCounts("t", "q", [-1, 0, 0, 0, 0], bad.tasks[0].run, bad.tasks[0].wait, 0.0, 0.0)
     reader = FrameReader("test")
 
     for counts in (short, negative):

@@ -51,7 +51,7 @@ def test_a_run_is_counted_in_its_minute_with_its_run_time_and_wait() -> None:
 
     assert list(taken) == [("report", "default", 10)]
     minute = taken["report", "default", 10]
-    assert minute.outcomes == [1, 0, 0, 0]
+    assert minute.outcomes == [1, 0, 0, 0, 0]
     assert minute.run[bucket_of(0.3)] == 1 and minute.ran == 1
     assert minute.wait[bucket_of(2.0)] == 1
     assert abs(minute.run_seconds - 0.3) < 1e-9 and abs(minute.wait_seconds - 2.0) < 1e-9
@@ -77,10 +77,10 @@ def test_merge_adds_and_leaves_what_it_read_unchanged() -> None:
     merge(backlog, first)
     merge(backlog, second)
 
-    assert backlog["t", "q", 0].outcomes == [0, 1, 1, 0]
+    assert backlog["t", "q", 0].outcomes == [0, 1, 1, 0, 0]
     assert backlog["t", "q", 0].ran == 2
     assert backlog[UNREADABLE, "q", 0].outcomes[DEAD] == 1
-    assert first["t", "q", 0].outcomes == [0, 1, 0, 0], "merging copies"
+    assert first["t", "q", 0].outcomes == [0, 1, 0, 0, 0], "merging copies"
 
 
 async def test_every_outcome_of_a_worker_run_is_counted_once(app: App, worker: RunWorker) -> None:
@@ -97,14 +97,15 @@ async def test_every_outcome_of_a_worker_run_is_counted_once(app: App, worker: R
 
     add.send_many([(i, i) for i in range(5)])
     flaky.send()
+    await (await add.send_async(9, 9)).cancel_async()
     await broker_of(app).enqueue([Message("bad", "default", b"not json")])
 
     consumer = await worker(app)
 
     counted = totals(consumer.figures.take())
-    assert counted[add.name] == {"succeeded": 5, "failed": 0, "retried": 0, "dead": 0}
-    assert counted[flaky.name] == {"succeeded": 0, "failed": 1, "retried": 1, "dead": 0}
-    assert counted[UNREADABLE] == {"succeeded": 0, "failed": 0, "retried": 0, "dead": 1}
+    assert counted[add.name] == {"succeeded": 5, "failed": 0, "retried": 0, "dead": 0, "cancelled": 1}
+    assert counted[flaky.name] == {"succeeded": 0, "failed": 1, "retried": 1, "dead": 0, "cancelled": 0}
+    assert counted[UNREADABLE] == {"succeeded": 0, "failed": 0, "retried": 0, "dead": 1, "cancelled": 0}
 
 
 class RecordingSink:

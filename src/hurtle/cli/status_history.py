@@ -202,7 +202,7 @@ def _summary_json(summary: TaskSummary | None) -> dict[str, Any] | None:
         return None
     return {
         "settled": summary.settled, "succeeded": summary.succeeded, "failed": summary.failed,
-        "retried": summary.retried, "dead": summary.dead,
+        "retried": summary.retried, "dead": summary.dead, "cancelled": summary.cancelled,
         "per_minute": summary.rate, "failure_rate": summary.failure_rate,
         "run_seconds": summary.run_seconds,
         "run_p50": summary.run_quantile(0.5), "run_p95": summary.run_quantile(0.95),

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hurtle.observe.history_layout import decode, minute_key
-from hurtle.observe.task_figures import BOUNDS, DEAD, FAILED, RETRIED, SUCCEEDED, MinuteFigures
+from hurtle.observe.task_figures import BOUNDS, CANCELLED, DEAD, FAILED, RETRIED, SUCCEEDED, MinuteFigures
 from hurtle.tallies import TallyStore
 
 
@@ -70,6 +70,11 @@ class TaskSummary:
         return self.figures.outcomes[DEAD]
 
     @property
+    def cancelled(self) -> int:
+        """Cancelled (``Handle.cancel``), before or while running."""
+        return self.figures.outcomes[CANCELLED]
+
+    @property
     def settled(self) -> int:
         """Every message of the task settled in the window, whatever came of it."""
         return sum(self.figures.outcomes)
@@ -81,8 +86,9 @@ class TaskSummary:
 
     @property
     def failure_rate(self) -> float:
-        """The share (0..1) of settled messages that did not succeed: failed, retried or dead."""
-        return 0.0 if self.settled == 0 else 1.0 - self.succeeded / self.settled
+        """The share (0..1) of settled messages that failed, were retried or dead-lettered
+        (a cancelled task did what it was asked: stop)."""
+        return 0.0 if self.settled == 0 else (self.failed + self.retried + self.dead) / self.settled
 
     @property
     def run_seconds(self) -> float:

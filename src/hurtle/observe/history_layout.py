@@ -8,7 +8,7 @@ read thousands. Each field is ``<code>|<queue>|<task>``:
 
 | code | value |
 |---|---|
-| ``ok`` ``fail`` ``retry`` ``dead`` | how many messages came to that outcome (``task_figures.OUTCOMES``) |
+| ``ok`` ``fail`` ``retry`` ``dead`` ``cancel`` | messages that came to that outcome (``OUTCOMES``) |
 | ``r<i>`` / ``w<i>`` | runs whose run time / queue wait fell in bucket ``i`` of ``task_figures.BOUNDS`` |
 | ``rus`` / ``wus`` | the sum of those run times / queue waits, in microseconds |
 
@@ -28,7 +28,7 @@ from urllib.parse import quote, unquote
 from hurtle.observe.task_figures import BOUNDS, OUTCOMES, FigureKey, MinuteFigures
 
 PREFIX = "history:"
-CODES: tuple[str, ...] = ("ok", "fail", "retry", "dead")  # one per entry of OUTCOMES, in order
+CODES: tuple[str, ...] = ("ok", "fail", "retry", "dead", "cancel")  # one per entry of OUTCOMES, in order
 _OUTCOME_OF = {code: index for index, code in enumerate(CODES)}
 _BUCKETS = len(BOUNDS) + 1
 _US = 1_000_000

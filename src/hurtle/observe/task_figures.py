@@ -26,9 +26,9 @@ BOUNDS: tuple[float, ...] = (
 #: The outcomes counted. ``failed``: failed for good, after its retries (its message
 #: is dead-lettered too); ``retried``: failed, and sent to run again; ``dead``:
 #: dead-lettered without an answer from the task (bad input, too many deliveries,
-#: blocked the event loop).
-OUTCOMES: tuple[str, ...] = ("succeeded", "failed", "retried", "dead")
-SUCCEEDED, FAILED, RETRIED, DEAD = range(len(OUTCOMES))
+#: blocked the event loop); ``cancelled``: cancelled (``Handle.cancel``), queued or running.
+OUTCOMES: tuple[str, ...] = ("succeeded", "failed", "retried", "dead", "cancelled")
+SUCCEEDED, FAILED, RETRIED, DEAD, CANCELLED = range(len(OUTCOMES))
 
 #: The task name counted for a message whose task could not be read.
 UNREADABLE = "(unreadable)"
@@ -98,11 +98,15 @@ class TaskFigures:
 
     def dead(self, task: str | None, queue: str, when: float) -> None:
         """Count a message dead-lettered without running (``task`` None: unreadable)."""
-        key = (UNREADABLE if task is None else task, queue, int(when // 60))
+        self.ended(UNREADABLE if task is None else task, queue, DEAD, when)
+
+    def ended(self, task: str, queue: str, outcome: int, when: float) -> None:
+        """Count ``outcome`` (DEAD or CANCELLED) alone: no run time or wait to add."""
+        key = (task, queue, int(when // 60))
         figures = self._figures.get(key)
         if figures is None:
             figures = self._figures[key] = MinuteFigures()
-        figures.outcomes[DEAD] += 1
+        figures.outcomes[outcome] += 1
 
     def take(self) -> dict[FigureKey, MinuteFigures]:
         """Everything gathered since the last call; this object starts empty again."""

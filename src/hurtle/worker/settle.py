@@ -18,7 +18,7 @@ import msgspec
 
 from hurtle.brokers import Broker, Delivery, Message
 from hurtle.envelope import Envelope, Result, encode, encode_result
-from hurtle.observe.task_figures import FAILED, RETRIED, SUCCEEDED, TaskFigures
+from hurtle.observe.task_figures import CANCELLED, FAILED, RETRIED, SUCCEEDED, TaskFigures
 from hurtle.results import ResultStore
 from hurtle.retry import DEFAULT_BACKOFF
 from hurtle.worker.dispatcher import Job
@@ -136,6 +136,7 @@ class Settler:
         not dead-lettered (docs/scheduling.md). Queued for the next flush."""
         envelope = job.envelope
         self.counters.cancelled += 1
+        self.figures.ended(envelope.task, job.delivery.queue, CANCELLED, finished)
         log.info("%s[%s] cancelled after %.3fs", envelope.task, envelope.id, max(0.0, finished - started))
         if self.results is not None:
             record = self.result(envelope, "cancelled", started, finished, error="cancelled")

@@ -18,10 +18,13 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from hurtle.observe.metrics.totals import Snapshot, Totals
-from hurtle.observe.task_figures import BOUNDS, DEAD, FAILED, RETRIED, SUCCEEDED
+from hurtle.observe.task_figures import BOUNDS, CANCELLED, DEAD, FAILED, RETRIED, SUCCEEDED
 
 #: The ``outcome`` label of ``hurtle_tasks_total``, by the task figures' outcome index.
-OUTCOME_LABELS = {SUCCEEDED: "succeeded", FAILED: "failed", RETRIED: "retried", DEAD: "dead_lettered"}
+OUTCOME_LABELS = {
+    SUCCEEDED: "succeeded", FAILED: "failed", RETRIED: "retried",
+    DEAD: "dead_lettered", CANCELLED: "cancelled",
+}
 _LE = [repr(float(bound)) for bound in BOUNDS] + ["+Inf"]  # "0.001", "1.0": as prometheus-client writes them
 
 #: Every metric name hurtle exports, as PromQL reads it (a histogram's series included).
