@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from hurtle.limit_store import LimitStore
 from hurtle.records import RecordStore
 from hurtle.results import ResultStore
 from hurtle.tallies import TallyStore
@@ -310,6 +311,12 @@ class Broker(abc.ABC):
         """The broker's own record store (``hurtle.records``: the worker registry's
         heartbeats), or None when it keeps none. The same object at every call; the
         broker's ``close`` closes it too."""
+        return None
+
+    def limit_store(self) -> LimitStore | None:
+        """The broker's own limit store (``hurtle.limit_store``: rate and concurrency
+        limits shared by every worker), or None when it keeps none. The same object
+        at every call; the broker's ``close`` closes it too."""
         return None
 
     @abc.abstractmethod

@@ -28,6 +28,7 @@ from hurtle.brokers.base import (
     each_once,
 )
 from hurtle.brokers.url_options import query_options, refuse_unknown
+from hurtle.limit_store import LimitStore, MemoryLimits
 from hurtle.records import MemoryRecords, RecordStore
 from hurtle.results import PollingWaiters, ResultStore, Waiters
 from hurtle.tallies import MemoryTallies, TallyStore
@@ -58,6 +59,7 @@ class _Store:
         self.results: dict[str, tuple[bytes, float]] = {}
         self.tallies = MemoryTallies()
         self.records = MemoryRecords()
+        self.limits = MemoryLimits()
         self.waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
         # Result hubs of every loop, poked when a result is stored (weak: a hub goes with its broker).
         self.result_waiters: weakref.WeakSet[PollingWaiters] = weakref.WeakSet()
@@ -328,6 +330,9 @@ class MemoryBroker(Broker):
 
     def record_store(self) -> RecordStore:
         return self._store.records
+
+    def limit_store(self) -> LimitStore:
+        return self._store.limits
 
     async def close(self) -> None:
         await self._results.close()

@@ -27,6 +27,8 @@ every key of a queue, and so every script, lives on one slot)::
                                   tallies.py
     P:record:<key>        STRING  a record (``hurtle.records``: a worker's heartbeat), with a
                                   TTL; record_store.py
+    P:limit:rate:<task>   STRING  a rate limit's GCRA arrival time (ms); limits.py
+    P:limit:permits:<task> ZSET   a concurrency limit's permits: holder, scored by expiry (ms)
 
 A foreign producer publishes with ``XADD P:{q}:stream * id <id> body <json>`` (and
 ``SADD P:queues q``). hurtle's own scripts give entries ids from the server clock
@@ -89,6 +91,7 @@ from hurtle.brokers.base import (
 )
 from hurtle.brokers.redis.dead import RedisDeadLetters, known_queues
 from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn, script_source
+from hurtle.brokers.redis.limits import RedisLimits
 from hurtle.brokers.redis.link import RedisLink, is_wrong_type
 from hurtle.brokers.redis.locate import RedisLocate
 from hurtle.brokers.redis.record_store import RedisRecords
@@ -105,6 +108,7 @@ from hurtle.brokers.redis.url import (
     queue_first,
 )
 from hurtle.errors import ConfigurationError
+from hurtle.limit_store import LimitStore
 from hurtle.records import RecordStore
 from hurtle.results import ResultStore
 from hurtle.tallies import TallyStore
@@ -142,6 +146,7 @@ class RedisBroker(Broker):
         self._results = RedisResults(self.keys, self._link)
         self._tallies = RedisTallies(self.keys, self._link)
         self._records = RedisRecords(self.keys, self._link)
+        self._limits = RedisLimits(self.keys, self._link)
         self._dead = RedisDeadLetters(self.keys, self._link)
         self._locate = RedisLocate(self.keys, self._link, self.lease_ms)
         # A quarter lease, so an expired lease is found soon after it runs out;
@@ -170,6 +175,9 @@ class RedisBroker(Broker):
 
     def record_store(self) -> RecordStore:
         return self._records
+
+    def limit_store(self) -> LimitStore:
+        return self._limits
 
     # -- dead letters and looking up -------------------------------------------
 

@@ -67,6 +67,10 @@ class Keys:
     def record(self, key: str) -> str:
         return self.records + key
 
+    def limit(self, key: str) -> str:
+        """A rate or concurrency limit's key (``limits.py``)."""
+        return f"{self.prefix}:limit:{key}"
+
 
 @dataclass(frozen=True)
 class RedisURL:

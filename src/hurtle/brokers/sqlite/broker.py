@@ -47,10 +47,12 @@ from hurtle.brokers.base import (
 )
 from hurtle.brokers.sqlite import sql
 from hurtle.brokers.sqlite.batch import SQLThread
+from hurtle.brokers.sqlite.limits import SQLiteLimits
 from hurtle.brokers.sqlite.record_store import SQLiteRecords
 from hurtle.brokers.sqlite.tallies import SQLiteTallies
 from hurtle.brokers.url_options import query_options, refuse_unknown
 from hurtle.errors import ConfigurationError
+from hurtle.limit_store import LimitStore
 from hurtle.records import RecordStore
 from hurtle.results import ResultStore
 from hurtle.tallies import TallyStore
@@ -136,6 +138,7 @@ class SQLiteBroker(Broker):
         self._results = SQLiteResults(self._sql)
         self._tallies = SQLiteTallies(self._sql)
         self._records = SQLiteRecords(self._sql)
+        self._limits = SQLiteLimits(self._sql)
         # The last lease found messages: lease again at once, without a probe first.
         self._busy = False
         self._bury_at = 0.0  # monotonic: when a fetch next looks for rows to dead-letter
@@ -295,6 +298,10 @@ class SQLiteBroker(Broker):
     def record_store(self) -> RecordStore:
         """Records in the same database: ``record_store.py``."""
         return self._records
+
+    def limit_store(self) -> LimitStore:
+        """Rate and concurrency limits in the same database: ``limits.py``."""
+        return self._limits
 
 
 class SQLiteResults(ResultStore):

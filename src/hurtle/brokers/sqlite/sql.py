@@ -70,6 +70,16 @@ CREATE TABLE IF NOT EXISTS hurtle_records (
     value       BLOB NOT NULL,
     expires_at  REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hurtle_rates (
+    key  TEXT PRIMARY KEY,
+    tat  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hurtle_permits (
+    key         TEXT NOT NULL,
+    holder      TEXT NOT NULL,
+    expires_at  REAL NOT NULL,
+    PRIMARY KEY (key, holder)
+) WITHOUT ROWID;
 """
 
 # True for a row whose visible_at is a number past ?1 (leased, or delayed). Any TEXT
