@@ -18,6 +18,7 @@ from hurtle.envelope import Envelope, make_envelope
 from hurtle.errors import ConfigurationError
 from hurtle.retry import Backoff
 from hurtle.schedule.declare import PeriodicDecorator, add_schedule
+from hurtle.schedule.rates import check_max_concurrency, parse_rate
 from hurtle.schedule.timing import CatchUp, Schedule, check_when
 from hurtle.task import Handle, Task, TaskOptions
 from hurtle.urls import SecretURL
@@ -147,6 +148,8 @@ class App:
         retry_on: tuple[type[BaseException], ...] | None = None,
         no_retry_on: tuple[type[BaseException], ...] | None = None,
         profile: bool = False,
+        rate_limit: str | None = None,
+        max_concurrency: int | None = None,
     ) -> TaskDecorator: ...
     def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:  # type: ignore[misc]
         """Register a function (sync or async) as a task; usable with or without options."""
@@ -167,6 +170,8 @@ class App:
         retry_on: tuple[type[BaseException], ...] | None = None,
         no_retry_on: tuple[type[BaseException], ...] | None = None,
         profile: bool = False,
+        rate_limit: str | None = None,
+        max_concurrency: int | None = None,
     ) -> Task[Any, Any]:
         if not callable(fn):
             raise ConfigurationError(f"@app.task decorates a function, not {fn!r}")
@@ -187,6 +192,8 @@ class App:
             no_retry_on=(() if retry_on is not None else settings.NO_RETRY_ON)
             if no_retry_on is None else no_retry_on,
             profile=bool(profile),
+            rate_limit=None if rate_limit is None else parse_rate(rate_limit),
+            max_concurrency=None if max_concurrency is None else check_max_concurrency(max_concurrency),
         )
         self.check_queue(options.queue)
         task: Task[Any, Any] = Task(self, fn, task_name, options)

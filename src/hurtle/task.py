@@ -22,6 +22,7 @@ from hurtle.progress import Progress, read_progress
 from hurtle.record_source import require_records
 from hurtle.retry import Backoff
 from hurtle.schedule.cancel import request_cancel
+from hurtle.schedule.rates import Rate
 from hurtle.schedule.unique import DEFAULT_UNIQUE_FOR, UNIQUE_HEADER, check_unique, header_value
 from hurtle.task_status import TaskStatus, task_status
 
@@ -54,6 +55,15 @@ class TaskOptions:
     unique_key: str | None = None
     unique_for: float | None = None
     task_id: str | None = None
+    #: Starts per period across every worker (``"100/m"``), evenly spaced; None: unlimited.
+    rate_limit: Rate | None = None
+    #: Runs at once across every worker; None: unlimited. Both: ``hurtle.schedule.limits``.
+    max_concurrency: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether a worker must ask the limit store before starting this task."""
+        return self.rate_limit is not None or self.max_concurrency is not None
 
     def __post_init__(self) -> None:
         if not self.queue or not isinstance(self.queue, str):

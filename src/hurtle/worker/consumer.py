@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hurtle.app import App
-from hurtle.brokers import Delivery
+from hurtle.brokers import Delivery, Message
 from hurtle.client import Connection
 from hurtle.context import set_current
 from hurtle.envelope import Envelope
@@ -29,6 +29,7 @@ from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
 from hurtle.observe.task_figures import TaskFigures
 from hurtle.progress import ProgressWriter, set_writer
 from hurtle.schedule.cancel import POLL_EVERY, CancelWatch
+from hurtle.schedule.limits import STORE_DOWN_WAIT, Admission, limiter_for
 from hurtle.schedule.ticks import TICK_HEADER, TickClaims
 from hurtle.schedule.unique import Releaser
 from hurtle.worker.broker_outage import BrokerOutage
@@ -126,6 +127,11 @@ class Consumer:
         #: where a cancel finds a running sync task.
         self._sync_runs: dict[int, SyncCall] = {}
         self._kinds = self._task_kinds()
+        #: Asks the limit store before a limited task starts (``hurtle.schedule.limits``);
+        #: None when no task is limited, so unlimited ones pass one bool test.
+        self._limiter = limiter_for(app, self.broker, self.name)
+        #: The permit holder of each limited run, by ``id(delivery)``: given back when it ends.
+        self._holders: dict[int, str] = {}
         # In burst mode an empty fetch is a question ("done yet?"): ask it often,
         # so the worker exits soon after its last task.
         self._fetch_timeout = min(config.fetch_timeout, 0.05) if config.burst else config.fetch_timeout
@@ -185,6 +191,8 @@ class Consumer:
             if timer is not None:
                 timer.cancel()
             await self._drain()
+            if self._limiter is not None:
+                await self._limiter.close()
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -284,6 +292,7 @@ class Consumer:
         self._started += len(deliveries)
         async_started = sync_started = skipped = 0
         cancelled = self.cancels.ids  # empty unless something was cancelled: one truth test per message
+        limited: dict[str, list[Job]] | None = None if self._limiter is None else {}
         for delivery in deliveries:
             try:
                 prepared = self.dispatcher.prepare(delivery)
@@ -299,6 +308,12 @@ class Consumer:
                 now = time.time()
                 self._settler.cancel_now(prepared, now, now)
                 skipped += 1
+            elif limited is not None and prepared.task.opts.limited:  # asks for a permit first
+                if prepared.task.is_async:
+                    async_started += 1
+                else:
+                    sync_started += 1
+                limited.setdefault(prepared.task.name, []).append(prepared)
             elif TICK_HEADER in prepared.envelope.headers:  # a periodic task's tick: one dict lookup
                 if prepared.task.is_async:
                     async_started += 1
@@ -317,6 +332,65 @@ class Consumer:
             self.thread_slots.take(sync_started)
         if skipped:  # they count against --max-tasks-per-child like any message taken
             self._after_task()
+        if limited:
+            for jobs in limited.values():
+                self._track(loop.create_task(self._admit(jobs)))
+
+    async def _admit(self, jobs: list[Job]) -> None:
+        """Start the jobs (all of one task) that get their permits; give the others
+        back to the broker, delayed until their limit should allow them, and free
+        their slots (``hurtle.schedule.limits``)."""
+        assert self._limiter is not None
+        task = jobs[0].task
+        try:
+            admission = await self._limiter.admit(task, jobs)
+        except Exception as exc:
+            log.warning("could not ask the limit store (%s: %s): %d message(s) of %s wait %gs",
+                        type(exc).__name__, exc, len(jobs), task.name, STORE_DOWN_WAIT)
+            admission = Admission(wait=[(job, STORE_DOWN_WAIT) for job in jobs])
+        for job, holder in admission.start:
+            if holder is not None:
+                self._holders[id(job.delivery)] = holder
+            self._begin(job)
+        if not admission.wait:
+            return
+        self._started -= len(admission.wait)  # not run: --max-tasks-per-child counts runs
+        slots = self.async_slots if task.is_async else self.thread_slots
+        try:
+            await asyncio.gather(*(self._defer(job, wait) for job, wait in admission.wait))
+        finally:
+            slots.give(len(admission.wait))
+        self._after_task()
+
+    def _begin(self, job: Job) -> None:
+        """Start a job whose slot is taken already (a limited one, once admitted)."""
+        if TICK_HEADER in job.envelope.headers:
+            self._track(asyncio.create_task(self._start_tick(job)))
+        elif job.task.is_async:
+            self._async_runs[id(job.delivery)] = (asyncio.create_task(self._run_async(job)), job)
+        else:
+            self._run_sync(job)
+
+    async def _defer(self, job: Job, wait: float) -> None:
+        """Give ``job``'s message back to its queue, due in ``wait`` seconds: the same
+        body (its attempt uncounted), atomically replaced, so never lost."""
+        delivery = job.delivery
+        message = Message(job.envelope.id, delivery.queue, delivery.body, time.time() + wait)
+        try:
+            await self.broker.retry(delivery, message)
+        except Exception:
+            self._forget(delivery)  # its lease expires and it is delivered again
+            log.exception("could not give a limited message back; it will be redelivered")
+            return
+        self._in_flight.pop(id(delivery), None)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s[%s] over its limit: back in %.3fs", job.envelope.task, job.envelope.id, wait)
+
+    def _let_go(self, job: Job) -> None:
+        """A limited run ended: its permit goes back."""
+        holder = self._holders.pop(id(job.delivery), None)
+        if holder is not None and self._limiter is not None:
+            self._limiter.release(holder)
 
     async def _start_tick(self, job: Job) -> None:
         """Run a tick's message if it is the copy that claims the tick; acknowledge
@@ -328,6 +402,8 @@ class Consumer:
                 self._run_sync(job)
             return
         slots = self.async_slots if job.task.is_async else self.thread_slots
+        if self._holders:
+            self._let_go(job)
         try:
             self._settler.skip(job, "another copy of this tick ran")
         finally:
@@ -399,6 +475,8 @@ class Consumer:
             log.exception("could not settle a message; it will be redelivered")
         finally:
             del self._async_runs[id(job.delivery)]
+            if self._holders:
+                self._let_go(job)
             self.async_slots.give()
         self._after_task()
 
@@ -419,6 +497,8 @@ class Consumer:
             call.timer.cancel()
         job: Job = call.context
         self._sync_runs.pop(id(job.delivery), None)
+        if self._holders:  # the thread is done with it, even past its time limit
+            self._let_go(job)
         if call.settled or self._drained:  # its time ran out, or the worker moved on
             return
         call.settled = True
@@ -516,6 +596,12 @@ class Consumer:
         interval = self.app.visibility_timeout / 3
         while True:
             await asyncio.sleep(interval)
+            if self._limiter is not None:
+                try:
+                    await self._limiter.renew()
+                except Exception:
+                    log.exception("could not renew the permits of limited tasks; will try again in %.1fs",
+                                  interval)
             leased = list(self._in_flight.values())
             if not leased:
                 continue
