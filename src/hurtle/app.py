@@ -219,6 +219,8 @@ class App:
         retry_on: tuple[type[BaseException], ...] | None = None,
         no_retry_on: tuple[type[BaseException], ...] | None = None,
         profile: bool | None = None,
+        rate_limit: str | None = None,
+        max_concurrency: int | None = None,
     ) -> PeriodicDecorator:
         """Register a task sent at each tick of ``cron`` (read in time zone ``tz``)
         or ``every`` seconds, by whichever worker holds the scheduler's lease.
@@ -228,7 +230,7 @@ class App:
         given = {
             "name": name, "queue": queue, "retries": retries, "timeout": timeout, "backoff": backoff,
             "store_result": store_result, "retry_on": retry_on, "no_retry_on": no_retry_on,
-            "profile": profile,
+            "profile": profile, "rate_limit": rate_limit, "max_concurrency": max_concurrency,
         }
         options = {key: value for key, value in given.items() if value is not None}
         when = {"cron": cron, "every": every, "tz": tz, "catch_up": catch_up}

@@ -15,6 +15,7 @@ from hurtle.brokers import Broker, from_url
 from hurtle.cli.common import check_reachable, fail, load_app, run
 from hurtle.errors import HurtleError
 from hurtle.observe.registry import HEARTBEAT_EVERY
+from hurtle.schedule.limits import check_limits_kept
 from hurtle.settings import ENV_APP, ENV_BROKER
 from hurtle.worker.consumer import WorkerConfig
 from hurtle.worker.priorities import QueueSpec, QueueSpecError
@@ -123,6 +124,7 @@ def worker(
             app.check_queue(queue)
         if app.results_url:
             from_url(app.results_url)  # a bad one is one line now, not a crash in every process
+        check_limits_kept(app)  # limited tasks must not run unlimited
     except HurtleError as exc:
         fail(str(exc))
     if not broker.shared_across_processes:

@@ -13,6 +13,7 @@ from typing import Any
 
 from hurtle.app import App
 from hurtle.brokers import from_url, keeping_broker
+from hurtle.schedule.limits import describe_limits
 from hurtle.schedule.worker import runs_scheduler
 from hurtle.task import Task
 from hurtle.urls import SecretURL
@@ -67,7 +68,9 @@ def start_block(app: App, config: WorkerConfig, processes: int) -> str:
     for index, (name, task) in enumerate(sorted(app.tasks.items())):
         label = "  tasks:   " if index == 0 else "           "
         queue = task.opts.queue.ljust(queue_width)
-        lines.append(f"{label}{name.ljust(width)}  queue {queue}  {task_kind(task, config.threads)}")
+        limits = describe_limits(task)
+        kind = task_kind(task, config.threads) + (f"  limits: {limits}" if limits else "")
+        lines.append(f"{label}{name.ljust(width)}  queue {queue}  {kind}")
     lines += schedule_lines(app, config)
     return "\n".join(lines)
 
