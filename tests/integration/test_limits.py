@@ -7,6 +7,9 @@ app). Each run notes when it started and ended; the tests read the notes.
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,8 @@ def test_a_concurrency_limit_holds_across_two_worker_processes(
 
     # Then each ran once, and never more than 3 at a time
     runs = _all_ran_once(marks, "partner", keys)
+    print(f"\n30 runs of 0.05s, 3 at once, over two processes: at most {most_at_once(runs)} at once,"
+          f" {max(e for _, _, e in runs) - min(s for _, s, _ in runs):.2f}s from first start to last end")
     assert most_at_once(runs) <= 3, runs
 
 
@@ -90,6 +95,9 @@ def test_a_rate_limit_holds_across_two_worker_processes(
     # moment varies, so one window of a second may catch an eleventh start (two
     # processes each keeping 10 a second of their own would show about 20).
     runs = _all_ran_once(marks, "paced", keys)
+    starts = sorted(started for _, started, _ in runs)
+    print(f"\n40 runs at 10/s over two processes: {len(starts) - 1} gaps in {starts[-1] - starts[0]:.2f}s,"
+          f" at most {most_in_a_second(starts)} starts in a second")
     assert most_in_a_second([started for _, started, _ in runs]) <= 11, sorted(s for _, s, _ in runs)
 
 
@@ -113,3 +121,23 @@ def test_a_task_waiting_for_its_limit_holds_no_slot(
     (marks / "go").touch()
     assert sorted(h.result(timeout=60) for h in gated) == sorted(f"g{i}" for i in range(10))
     assert len(lines(marks / "started")) == 10
+
+
+def test_the_permit_of_a_killed_worker_expires_and_every_run_completes(
+    app_on_each_store: Any, load_workerapp: Callable[..., Any], workers: Workers, marks: Path
+) -> None:
+    # Given a task allowed one run at a time, whose first run holds the permit
+    # in a worker process that leases for 2 seconds
+    workerapp = load_workerapp(visibility=2)
+    gated = workerapp.one_at_a_time_until_go.send_many([(f"k{i}",) for i in range(3)])
+    supervisor = workers.start("-p", "1", "-t", "4")
+    wait_until(lambda: lines(marks / "started"), "the first run to start")
+
+    # When that process is killed holding the permit (the supervisor replaces it)
+    (victim,) = wait_until(lambda: workers.children(supervisor), "the worker process")
+    os.kill(victim, signal.SIGKILL)
+
+    # Then the permit expires with its lease, and a run starts again
+    wait_until(lambda: len(lines(marks / "started")) >= 2, "a run after the killed one's permit expired")
+    (marks / "go").touch()
+    assert sorted(h.result(timeout=60) for h in gated) == ["k0", "k1", "k2"]
