@@ -16,7 +16,7 @@ from hurtle.schedule.rates import Rate, parse_rate
 from hurtle.worker.consumer import WorkerConfig
 from hurtle.worker.startup import start_block
 
-from .support import RunWorker, counts
+from .support import MakeApp, RunWorker, counts
 
 # -- declaring ------------------------------------------------------------------
 
@@ -229,3 +229,19 @@ async def test_sync_tasks_keep_their_rate(app: App, worker: RunWorker) -> None:
     assert len(starts) == 6
     # Six evenly spaced permits 0.05 s apart span 0.25 s; starts follow their permits.
     assert max(starts) - min(starts) >= 0.2
+
+
+async def test_a_signed_message_waiting_for_its_limit_is_not_refused_as_too_old(
+    make_app: MakeApp, worker: RunWorker
+) -> None:
+    app = make_app(secret_key=b"s" * 32, signature_max_age=0.5)
+
+    @app.task(rate_limit="2/s")
+    def paced(i: int) -> int:
+        return i
+
+    handles = paced.send_many([(i,) for i in range(3)])  # the third waits 1 s: past the 0.5 s
+    consumer = await worker(app)
+
+    assert [h.result(timeout=5.0) for h in handles] == [0, 1, 2]
+    assert consumer.counters.dead_lettered == 0

@@ -19,11 +19,13 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from hurtle.app import App
 from hurtle.brokers import Delivery, Message
 from hurtle.client import Connection
 from hurtle.context import set_current
-from hurtle.envelope import Envelope
+from hurtle.envelope import Envelope, encode
 from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
 from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
 from hurtle.observe.task_figures import TaskFigures
@@ -374,10 +376,12 @@ class Consumer:
     async def _defer(self, job: Job, wait: float) -> None:
         """Give ``job``'s message back to its queue, due in ``wait`` seconds: the same
         body (its attempt uncounted), atomically replaced, so never lost."""
-        delivery = job.delivery
-        message = Message(job.envelope.id, delivery.queue, delivery.body, time.time() + wait)
+        delivery, due = job.delivery, time.time() + wait
+        body = delivery.body
         try:
-            await self.broker.retry(delivery, message)
+            if self.app.signature_max_age is not None:  # signed anew, or it may wait past its age
+                body = encode(msgspec.structs.replace(job.envelope, eta=due), self.app.secret_key)
+            await self.broker.retry(delivery, Message(job.envelope.id, delivery.queue, body, due))
         except Exception:
             self._forget(delivery)  # its lease expires and it is delivered again
             log.exception("could not give a limited message back; it will be redelivered")
