@@ -134,6 +134,8 @@ class Consumer:
         self._limiter = limiter_for(app, self.broker, self.name)
         #: The permit holder of each limited run, by ``id(delivery)``: given back when it ends.
         self._holders: dict[int, str] = {}
+        #: ``_admit`` calls under way: the next fetch waits for them (below).
+        self._admitting: set[asyncio.Task[None]] = set()
         # In burst mode an empty fetch is a question ("done yet?"): ask it often,
         # so the worker exits soon after its last task.
         self._fetch_timeout = min(config.fetch_timeout, 0.05) if config.burst else config.fetch_timeout
@@ -226,6 +228,11 @@ class Consumer:
     async def _fetch_loop(self) -> None:
         outage = BrokerOutage(self.config.max_disconnect)
         while not self._stopping:
+            if self._admitting:
+                # A round trip or two: then the slots of what went back are free, and
+                # the broker knows when it is due (Redis wakes its next read for it,
+                # where a read already waiting would sleep on for up to a second).
+                await asyncio.wait(list(self._admitting))
             free = await self._room()
             if self._stopping:
                 break
@@ -336,7 +343,10 @@ class Consumer:
             self._after_task()
         if limited:
             for jobs in limited.values():
-                self._track(loop.create_task(self._admit(jobs)))
+                admitting = loop.create_task(self._admit(jobs))
+                self._track(admitting)
+                self._admitting.add(admitting)
+                admitting.add_done_callback(self._admitting.discard)
 
     async def _admit(self, jobs: list[Job]) -> None:
         """Start the jobs (all of one task) that get their permits; give the others
