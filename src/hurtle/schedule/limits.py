@@ -50,6 +50,7 @@ MIN_WAIT = 0.05  # seconds: the shortest wait of a message refused a permit
 MAX_WAIT = 5.0  # seconds: the longest spell of a refused message (so a freed permit is seen soon)
 FIRST_GUESS = 0.25  # seconds a run is taken to last before this process has seen one
 STORE_DOWN_WAIT = 1.0  # seconds a message waits when the limit store cannot be reached
+ADMISSION_WAIT = 1.0  # seconds a fetch waits, at most, for the admissions of the fetch before
 _SMOOTHING = 0.2  # weight of the newest run in the running average of run times
 
 

@@ -31,7 +31,7 @@ from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
 from hurtle.observe.task_figures import TaskFigures
 from hurtle.progress import ProgressWriter, set_writer
 from hurtle.schedule.cancel import POLL_EVERY, CancelWatch
-from hurtle.schedule.limits import STORE_DOWN_WAIT, Admission, limiter_for
+from hurtle.schedule.limits import ADMISSION_WAIT, STORE_DOWN_WAIT, Admission, limiter_for
 from hurtle.schedule.ticks import TICK_HEADER, TickClaims
 from hurtle.schedule.unique import Releaser
 from hurtle.worker.broker_outage import BrokerOutage
@@ -232,7 +232,8 @@ class Consumer:
                 # A round trip or two: then the slots of what went back are free, and
                 # the broker knows when it is due (Redis wakes its next read for it,
                 # where a read already waiting would sleep on for up to a second).
-                await asyncio.wait(list(self._admitting))
+                # Bounded: a limit store that hangs must not stop unlimited tasks.
+                await asyncio.wait(list(self._admitting), timeout=ADMISSION_WAIT)
             free = await self._room()
             if self._stopping:
                 break
