@@ -30,6 +30,11 @@ async def fetch(url: str) -> bytes:
     return url.encode()
 
 
+@app.task(rate_limit="100/m", max_concurrency=5)
+def call_partner(order: int) -> str:
+    return str(order)
+
+
 @app.task(name="typing.lookup", queue="io")
 async def lookup(key: str, default: int | None = None) -> int | None:
     return default
@@ -56,6 +61,10 @@ def uses_sync_tasks() -> None:
     scale.send(1.0, 3.0)  # type: ignore[call-arg]
     add.options(delay=1.0).send(1, "y")  # type: ignore[arg-type]
     add.options(unique_key="k").send(1, "y")  # type: ignore[arg-type]
+    limited: hurtle.Handle[str] = call_partner.send(42)
+    print(limited)
+    call_partner.send("42")  # type: ignore[arg-type]
+    call_partner.options(rate_limit="1/s")  # type: ignore[call-arg]
     wrong: hurtle.Handle[str] = add.send(1, 2)  # type: ignore[assignment]
     not_int: str = add.send(1, 2).result()  # type: ignore[assignment]
     print(wrong, not_int)
@@ -111,6 +120,8 @@ def uses_periodic_tasks() -> None:
 
 
 def test_the_typed_module_imports_and_registers_its_tasks() -> None:
-    assert set(app.tasks) == {add.name, scale.name, fetch.name, "typing.lookup", sweep.name, ping.name}
+    assert set(app.tasks) == {
+        add.name, scale.name, fetch.name, "typing.lookup", sweep.name, ping.name, call_partner.name
+    }
     assert (fetch.is_async, lookup.opts.queue) == (True, "io")
     assert set(app.schedules) == {sweep.name, ping.name}
