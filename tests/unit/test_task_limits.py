@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -95,8 +96,9 @@ def test_a_rabbitmq_app_without_a_store_for_limits_is_refused() -> None:
 
 
 def _jobs(count: int) -> list[Any]:
-    """Stand-ins for jobs: the limiter only counts them and hands them back."""
-    return [object() for _ in range(count)]
+    """Stand-ins for jobs: the limiter counts them, keys their permits by their
+    delivery, and hands them back."""
+    return [SimpleNamespace(delivery=object()) for _ in range(count)]
 
 
 async def test_a_rate_admits_one_and_spreads_the_rest_over_the_times_they_can_run(app: App) -> None:
@@ -138,10 +140,10 @@ async def test_a_finished_run_gives_its_permit_back(app: App) -> None:
 
     store = MemoryLimits()
     limiter = Limiter(store, "w", 30.0, owns_store=False)
-    ((_, holder),) = (await limiter.admit(partner, _jobs(1))).start
-    assert holder is not None
+    ((job, holder),) = (await limiter.admit(partner, _jobs(1))).start
+    assert holder is not None and limiter.holders
 
-    limiter.release(holder)
+    limiter.let_go(job)
     await limiter.close()  # what was given back is written by now
 
     assert await store.held(permits_key(partner.name)) == 0

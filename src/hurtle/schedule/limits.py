@@ -34,6 +34,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from hurtle.brokers import Message
+from hurtle.envelope import encode
 from hurtle.errors import ConfigurationError
 from hurtle.limit_source import find_limits
 from hurtle.limit_store import LimitStore
@@ -117,6 +121,9 @@ class Limiter:
         self._prefix = f"{worker}:{secrets.token_hex(4)}:"
         self._numbers = itertools.count()
         self._held: dict[str, _Held] = {}
+        #: The permit holder of each admitted run, by ``id(delivery)``, until it ends:
+        #: the consumer tests this dict (empty: nothing to give back) where runs end.
+        self.holders: dict[int, str] = {}
         self._run_time: dict[str, float] = {}  # task: running average of its runs here, seconds
         self._to_release: dict[str, list[str]] = {}
         self._releasing: asyncio.Task[None] | None = None
@@ -143,6 +150,7 @@ class Limiter:
             holder = holders[index] if holders else None
             if holder is not None:
                 self._held[holder] = _Held(permits_key(task.name), task.name, now)
+                self.holders[id(job.delivery)] = holder
             admission.start.append((job, holder))
         for index in range(admitted, count):
             wait = 0.0
@@ -160,6 +168,12 @@ class Limiter:
         running = max((now - h.since for h in self._held.values() if h.task == task), default=0.0)
         spell = min(MAX_WAIT, max(MIN_WAIT, running, self._run_time.get(task, FIRST_GUESS)))
         return spell * (behind // limit + 1) * random.uniform(1.0, 1.25)
+
+    def let_go(self, job: Job) -> None:
+        """``job``'s run ended: give its permit back, if it holds one."""
+        holder = self.holders.pop(id(job.delivery), None)
+        if holder is not None:
+            self.release(holder)
 
     def release(self, holder: str) -> None:
         """The run holding ``holder``'s permit ended: give the permit back soon (the
@@ -203,6 +217,19 @@ class Limiter:
             await self._release_pending()
         if self._owns_store:
             await self.store.close()
+
+
+async def give_back(broker: Broker, job: Job, wait: float, app: App) -> None:
+    """Give ``job``'s message back to its queue, due in ``wait`` seconds: the same
+    body (its attempt uncounted), replaced atomically (``Broker.retry``), so never
+    lost. Signed anew under ``signature_max_age``, or it could wait past its age."""
+    delivery, due = job.delivery, time.time() + wait
+    body = delivery.body
+    if app.signature_max_age is not None:
+        body = encode(msgspec.structs.replace(job.envelope, eta=due), app.secret_key)
+    await broker.retry(delivery, Message(job.envelope.id, delivery.queue, body, due))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("%s[%s] over its limit: back in %.3fs", job.envelope.task, job.envelope.id, wait)
 
 
 def limiter_for(app: App, broker: Broker, worker: str) -> Limiter | None:

@@ -19,19 +19,17 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from hurtle.app import App
-from hurtle.brokers import Delivery, Message
+from hurtle.brokers import Delivery
 from hurtle.client import Connection
 from hurtle.context import set_current
-from hurtle.envelope import Envelope, encode
+from hurtle.envelope import Envelope
 from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
 from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
 from hurtle.observe.task_figures import TaskFigures
 from hurtle.progress import ProgressWriter, set_writer
 from hurtle.schedule.cancel import POLL_EVERY, CancelWatch
-from hurtle.schedule.limits import ADMISSION_WAIT, STORE_DOWN_WAIT, Admission, limiter_for
+from hurtle.schedule.limits import ADMISSION_WAIT, STORE_DOWN_WAIT, Admission, give_back, limiter_for
 from hurtle.schedule.ticks import TICK_HEADER, TickClaims
 from hurtle.schedule.unique import Releaser
 from hurtle.worker.broker_outage import BrokerOutage
@@ -132,8 +130,8 @@ class Consumer:
         #: Asks the limit store before a limited task starts (``hurtle.schedule.limits``);
         #: None when no task is limited, so unlimited ones pass one bool test.
         self._limiter = limiter_for(app, self.broker, self.name)
-        #: The permit holder of each limited run, by ``id(delivery)``: given back when it ends.
-        self._holders: dict[int, str] = {}
+        #: The limiter's permit holders by ``id(delivery)``: tested where runs end.
+        self._holders: dict[int, str] = {} if self._limiter is None else self._limiter.holders
         #: ``_admit`` calls under way: the next fetch waits for them (below).
         self._admitting: set[asyncio.Task[None]] = set()
         # In burst mode an empty fetch is a question ("done yet?"): ask it often,
@@ -361,9 +359,7 @@ class Consumer:
             log.warning("could not ask the limit store (%s: %s): %d message(s) of %s wait %gs",
                         type(exc).__name__, exc, len(jobs), task.name, STORE_DOWN_WAIT)
             admission = Admission(wait=[(job, STORE_DOWN_WAIT) for job in jobs])
-        for job, holder in admission.start:
-            if holder is not None:
-                self._holders[id(job.delivery)] = holder
+        for job, _ in admission.start:
             self._begin(job)
         if not admission.wait:
             return
@@ -385,27 +381,17 @@ class Consumer:
             self._run_sync(job)
 
     async def _defer(self, job: Job, wait: float) -> None:
-        """Give ``job``'s message back to its queue, due in ``wait`` seconds: the same
-        body (its attempt uncounted), atomically replaced, so never lost."""
-        delivery, due = job.delivery, time.time() + wait
-        body = delivery.body
         try:
-            if self.app.signature_max_age is not None:  # signed anew, or it may wait past its age
-                body = encode(msgspec.structs.replace(job.envelope, eta=due), self.app.secret_key)
-            await self.broker.retry(delivery, Message(job.envelope.id, delivery.queue, body, due))
+            await give_back(self.broker, job, wait, self.app)
         except Exception:
-            self._forget(delivery)  # its lease expires and it is delivered again
+            self._forget(job.delivery)  # its lease expires and it is delivered again
             log.exception("could not give a limited message back; it will be redelivered")
             return
-        self._in_flight.pop(id(delivery), None)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s[%s] over its limit: back in %.3fs", job.envelope.task, job.envelope.id, wait)
+        self._in_flight.pop(id(job.delivery), None)
 
     def _let_go(self, job: Job) -> None:
-        """A limited run ended: its permit goes back."""
-        holder = self._holders.pop(id(job.delivery), None)
-        if holder is not None and self._limiter is not None:
-            self._limiter.release(holder)
+        if self._limiter is not None:
+            self._limiter.let_go(job)
 
     async def _start_tick(self, job: Job) -> None:
         """Run a tick's message if it is the copy that claims the tick; acknowledge
@@ -611,19 +597,18 @@ class Consumer:
         interval = self.app.visibility_timeout / 3
         while True:
             await asyncio.sleep(interval)
-            if self._limiter is not None:
+            leased = list(self._in_flight.values())
+            if leased:
+                try:
+                    await self.broker.extend(leased)
+                except Exception:
+                    log.exception("lease heartbeat failed; will try again in %.1fs", interval)
+            if self._limiter is not None:  # after the leases: they matter more
                 try:
                     await self._limiter.renew()
                 except Exception:
                     log.exception("could not renew the permits of limited tasks; will try again in %.1fs",
                                   interval)
-            leased = list(self._in_flight.values())
-            if not leased:
-                continue
-            try:
-                await self.broker.extend(leased)
-            except Exception:
-                log.exception("lease heartbeat failed; will try again in %.1fs", interval)
 
     async def _drain(self) -> None:
         """Finish what runs within the grace period; give back the rest."""
