@@ -12,7 +12,7 @@ import pytest
 import hurtle
 from hurtle import App, ConfigurationError
 from hurtle.limit_store import MemoryLimits
-from hurtle.schedule.limits import FIRST_GUESS, Limiter, check_limits_kept, permits_key
+from hurtle.schedule.limits import FIRST_GUESS, MAX_WAIT, Limiter, check_limits_kept, permits_key
 from hurtle.schedule.rates import Rate, parse_rate
 from hurtle.worker.consumer import WorkerConfig
 from hurtle.worker.startup import start_block
@@ -247,3 +247,20 @@ async def test_a_signed_message_waiting_for_its_limit_is_not_refused_as_too_old(
 
     assert [h.result(timeout=5.0) for h in handles] == [0, 1, 2]
     assert consumer.counters.dead_lettered == 0
+
+
+async def test_a_process_that_never_got_a_permit_backs_off_further_each_time(app: App) -> None:
+    """Another process holds every permit of a long task: this one must not ask
+    every quarter second for as long as it runs."""
+
+    @app.task(max_concurrency=1)
+    def partner() -> None: ...
+
+    store = MemoryLimits()
+    await store.acquire(permits_key(partner.name), ["elsewhere"], 1, 3600.0)
+    limiter = Limiter(store, "w", 30.0, owns_store=False)
+
+    first_waits = [(await limiter.admit(partner, _jobs(1))).wait[0][1] for _ in range(8)]
+
+    spells = [FIRST_GUESS * 2**i for i in range(5)] + [MAX_WAIT] * 3
+    assert all(s <= w <= 1.25 * s for w, s in zip(first_waits, spells, strict=True)), first_waits

@@ -14,10 +14,11 @@ other tasks meanwhile: nothing waits in the worker, nothing polls.
   again.
 - **Concurrency**: a permit is a lease the worker renews with its message leases'
   heartbeat and gives back when the run ends. Nobody knows when a permit frees,
-  so a refused message waits about as long as this process has seen the task
-  run (at least ``MIN_WAIT``, and while no run is seen, ``FIRST_GUESS``), longer
-  the further back it stands: the k-th refused waits ``k // limit + 1`` such
-  spells, each at most ``MAX_WAIT``.
+  so a refused message waits a spell: about as long as this process has seen
+  the task run (at least ``MIN_WAIT``); in a process that has seen none run
+  (the permits are all held elsewhere), ``FIRST_GUESS``, doubled at each fetch
+  of the task refused every permit. Each spell is at most ``MAX_WAIT``; the k-th
+  message refused in a fetch waits ``k // limit + 1`` spells.
 
 Users' documentation: docs/scheduling.md, "Rate and concurrency limits".
 """
@@ -125,6 +126,7 @@ class Limiter:
         #: the consumer tests this dict (empty: nothing to give back) where runs end.
         self.holders: dict[int, str] = {}
         self._run_time: dict[str, float] = {}  # task: running average of its runs here, seconds
+        self._refused: dict[str, int] = {}  # task: fetches in a row refused every permit
         self._to_release: dict[str, list[str]] = {}
         self._releasing: asyncio.Task[None] | None = None
 
@@ -138,6 +140,7 @@ class Limiter:
             holders = [f"{self._prefix}{next(self._numbers)}" for _ in jobs]
             key = permits_key(task.name)
             allowed = await self.store.acquire(key, holders, opts.max_concurrency, self.lease)
+            self._refused[task.name] = 0 if allowed else self._refused.get(task.name, 0) + 1
         admitted, rate_wait = allowed, 0.0
         if opts.rate_limit is not None and allowed:
             taken = await self.store.take_rate(rate_key(task.name), opts.rate_limit.interval, 1, allowed)
@@ -162,12 +165,21 @@ class Limiter:
         return admission
 
     def _permit_wait(self, task: str, behind: int, limit: int, now: float) -> float:
-        """How long a message refused a permit waits: about one run of the task (the
-        longer of what runs here now and the average seen here), once per ``limit``
-        messages ahead of it, with a little jitter so processes do not come back in step."""
-        running = max((now - h.since for h in self._held.values() if h.task == task), default=0.0)
-        spell = min(MAX_WAIT, max(MIN_WAIT, running, self._run_time.get(task, FIRST_GUESS)))
-        return spell * (behind // limit + 1) * random.uniform(1.0, 1.25)
+        """How long a message refused a permit waits: a spell per ``limit`` messages
+        ahead of it, with a little jitter so processes do not come back in step."""
+        return self._spell(task, now) * (behind // limit + 1) * random.uniform(1.0, 1.25)
+
+    def _spell(self, task: str, now: float) -> float:
+        """About one run of the task: the longer of what runs here now and the average
+        seen here. A process that knows neither backs off instead, doubling with each
+        fetch refused in a row: it might ask every quarter second for an hour while
+        another process holds every permit."""
+        runs = [now - h.since for h in self._held.values() if h.task == task]
+        average = self._run_time.get(task)
+        if average is None and not runs:
+            doublings = min(8, max(0, self._refused.get(task, 0) - 1))
+            return min(MAX_WAIT, FIRST_GUESS * 2.0**doublings)
+        return min(MAX_WAIT, max(MIN_WAIT, *runs, FIRST_GUESS if average is None else average))
 
     def let_go(self, job: Job) -> None:
         """``job``'s run ended: give its permit back, if it holds one."""
