@@ -169,6 +169,12 @@ def wait_for_cancel_sync(key: str) -> str:
 def report_progress(key: str, done: int, total: int) -> str:
     """Report progress, say so, then block until the test creates ``go``."""
     hurtle.current_task().progress(done, total, note="rows")
+    _append("started", key)
+    while not (MARKS / "go").exists():
+        time.sleep(0.01)
+    return key
+
+
 def _note_run(name: str, key: str, started: float) -> None:
     _append(name, f"{key} {started!r} {time.time()!r} {os.getpid()}")
 
