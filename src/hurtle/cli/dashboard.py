@@ -51,7 +51,7 @@ def dashboard(
         import starlette  # noqa: F401
         import uvicorn
     except ImportError:
-        fail("hurtle dashboard needs starlette and uvicorn: pip install 'hurtle[dashboard]'")
+        fail("the dashboard needs starlette and uvicorn: pip install 'hurtle[dashboard]'")
     from hurtle.dashboard.server import Options, create_app
 
     if not app_spec:
