@@ -24,6 +24,7 @@ else
 fi
 
 bash scripts/services.sh
+bash scripts/browser.sh
 
 echo "== ruff"
 "$venv/bin/ruff" check src tests benchmarks
