@@ -89,10 +89,13 @@ class TaskReport:
 RegistryReader = Callable[[], Awaitable["list[WorkerRecord] | None"]]
 
 
-async def read_report(connection: Connection, read_registry: RegistryReader, task_id: str) -> TaskReport:
+async def read_report(
+    connection: Connection, read_registry: RegistryReader, task_id: str, queues: Sequence[str] | None = None
+) -> TaskReport:
     """One look at the task, then the registry while it may run and the dead
-    letters once it may have failed: no more reads than its state needs."""
-    look = await look_at_task(connection.broker, connection.results, task_id)
+    letters once it may have failed: no more reads than its state needs.
+    ``queues`` narrows the look into the broker's queues (None: every queue; []: none)."""
+    look = await look_at_task(connection.broker, connection.results, task_id, queues)
     workers = await read_registry() if look.status in ("running", "unknown") else []
     dead = await _dead(connection, task_id) if look.status in ("failed", "unknown") else None
     records = connection.records

@@ -214,7 +214,9 @@
         rows.push(["dead letter", `${t.dead_letter.id} (queue ${t.dead_letter.queue}), ${when(t.dead_letter.failed_at)}`]);
         if (!t.traceback) rows.push(["reason", el("pre", {}, t.dead_letter.reason)]);
       }
-      replace(box, t.known ? null : el("p", {class: "note"}, "nothing is known of this task: not queued, not running, no result stored, no dead letter"),
+      const unknown = t.looked_in_queues ? "nothing is known of this task: not queued, not running, no result stored, no dead letter"
+        : `no result, no worker and no dead letter for it; its message was not looked for among the ${count(t.waiting)} waiting (more than a page reads: \`hurtle status task ID\` looks)`;
+      replace(box, t.known ? null : el("p", {class: "note"}, unknown),
         el("dl", {id: "task"}, rows.map(([label, value]) => [el("dt", {}, label), el("dd", {}, value)])));
     });
   }
