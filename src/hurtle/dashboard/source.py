@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from hurtle.app import App
 from hurtle.brokers import Broker
 from hurtle.client import Connection
+from hurtle.observe.deploys import DeployMark, read_deploys
 from hurtle.observe.registry import WorkerRecord, read_workers
 from hurtle.record_source import open_records
 from hurtle.records import RecordStore
@@ -24,6 +25,7 @@ from hurtle.tallies import TallyStore
 from hurtle.tally_source import find_tallies
 from hurtle.urls import SecretURL
 
+DEPLOYS_KEPT = 30.0  # seconds the deploy markers read are reused: a read lists keys (a SCAN on Redis)
 DEPTH_EVERY = 5.0  # seconds between two kept samples of the queues' depths
 DEPTH_KEPT = 720  # samples kept: an hour at DEPTH_EVERY
 
@@ -57,6 +59,7 @@ class Source:
         self.broker_url = broker_url
         self.depths = DepthSamples()
         self._owned = owned
+        self._deploys: tuple[float, list[DeployMark]] | None = None
 
     @classmethod
     def open(cls, app: App, connection: Connection, broker_url: SecretURL) -> Source:
@@ -84,6 +87,17 @@ class Source:
     async def workers(self) -> list[WorkerRecord] | None:
         """Every living worker process; None where no store of the app keeps them."""
         return None if self.records is None else await read_workers(self.records)
+
+    async def deploys(self) -> list[DeployMark]:
+        """The deploy markers kept, oldest first, read again every ``DEPLOYS_KEPT``
+        seconds: listing them lists keys, which costs what the store holds (a SCAN
+        of every key on Redis), and a marker is written once a release."""
+        if self.tallies is None or not self.history_kept:
+            return []
+        now = time.monotonic()
+        if self._deploys is None or now - self._deploys[0] > DEPLOYS_KEPT:
+            self._deploys = (now, await read_deploys(self.tallies))
+        return self._deploys[1]
 
     def now(self) -> float:
         return time.time()

@@ -14,7 +14,6 @@ from typing import Any
 
 from hurtle.dashboard.hiding import args_json
 from hurtle.dashboard.source import Source
-from hurtle.observe.deploys import read_deploys
 from hurtle.observe.history import History, TaskSummary, minutes_of, summarize
 from hurtle.observe.history_layout import minute_key
 from hurtle.observe.registry import workers_json
@@ -53,9 +52,7 @@ def by_minute(read: Read) -> list[History]:
 
 
 async def deploys_json(source: Source, since: float) -> list[dict[str, Any]]:
-    if source.tallies is None or not source.history_kept:
-        return []
-    return [{"text": m.text, "at": m.at} for m in await read_deploys(source.tallies, since)]
+    return [{"text": m.text, "at": m.at} for m in await source.deploys() if m.at >= since]
 
 
 async def overview(source: Source) -> dict[str, Any]:
