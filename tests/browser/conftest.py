@@ -53,12 +53,20 @@ def flaky(word: str) -> str:
     return word.upper()
 
 
-@app.task(name="shop.resize_image")
-def resize_image(size: int) -> int:
-    deadline = time.perf_counter() + 0.03
+def scale(size: int, seconds: float) -> int:
+    deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         size = (size * 31 + 7) % 1000003
     return size
+
+
+def sharpen(size: int) -> int:
+    return scale(size, 0.01)
+
+
+@app.task(name="shop.resize_image")
+def resize_image(size: int) -> int:
+    return sharpen(scale(size, 0.02))
 
 
 @app.task(name="shop.send_receipt")

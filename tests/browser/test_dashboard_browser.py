@@ -27,12 +27,11 @@ def api(shop: Shop, path: str) -> Any:
         return json.loads(answer.read())
 
 
-def a_worker_ran_everything(shop: Shop) -> None:
+def a_worker_ran_everything(shop: Shop) -> str:
     """Work of every kind, run by a real ``hurtle worker``: successes, a failure
     for good (dead-lettered), a message for no known task (dead-lettered, its name
     written by an attacker), and profiles."""
-    for size in range(12):
-        shop.app.send_task("shop.resize_image", size)
+    resized = [shop.app.send_task("shop.resize_image", size) for size in range(12)]
     for order in range(20):
         shop.app.send_task("shop.send_receipt", order)
     shop.app.send_task("shop.flaky", "order-17")
@@ -44,11 +43,13 @@ def a_worker_ran_everything(shop: Shop) -> None:
         return queue["dead"] == 2 and queue["ready"] == 0 and queue["in_flight"] == 0
 
     wait_until(settled, "the worker to settle every message")
+    wait_until(lambda: len(api(shop, "/api/tasks")["tasks"]) == 4, "the task history of every task")
+    return resized[0].id
 
 
 def test_every_page_shows_the_real_worker_and_its_work(shop: Shop, page_of: Callable[..., Any]) -> None:
     shop.dashboard()
-    a_worker_ran_everything(shop)
+    resized = a_worker_ran_everything(shop)
     page = page_of()
     # Overview: the queue, its dead letters, its charts
     page.goto(shop.url + "/")
@@ -65,20 +66,22 @@ def test_every_page_shows_the_real_worker_and_its_work(shop: Shop, page_of: Call
     page.click("#tasks td:text-is('shop.resize_image')")
     page.wait_for_selector(".chart-box.wide h3:text-is('shop.resize_image')")
     screenshot(page, "tasks")
-    # Dead letters: both, inspected
+    # Dead letters: both, one inspected
     page.goto(shop.url + "/dead")
     page.wait_for_selector("#dead td:text-is('shop.flaky')")
+    screenshot(page, "dead-letters")
     page.click("#dead tr.letter:has-text('shop.flaky') button.inspect")
     page.wait_for_selector("#dead tr.details pre:has-text('the first run of order-17 fails')")
-    screenshot(page, "dead-letters")
-    # One task by id: from the dead letter's link
+    # One task by id: from the dead letter's link, and one that succeeded
     page.click("#dead tr.letter:has-text('shop.flaky') td a")
     page.wait_for_selector("#task .state.failed")
     assert "order-17" in page.inner_text("#task")
+    page.goto(f"{shop.url}/task/{resized}")
+    page.wait_for_selector("#task .state.succeeded")
     screenshot(page, "task")
     # Profiles: a flame graph of a profiled task
     page.goto(shop.url + "/profiles#shop.resize_image")
-    page.wait_for_selector("#flame svg.flame g.frame")
+    page.wait_for_selector("#flame svg.flame g.frame text:text-matches('^sharpen [(]shopapp[.]py:')")
     screenshot(page, "profiles")
     # Schedules: the periodic task, its next run and the leader
     page.goto(shop.url + "/schedules")

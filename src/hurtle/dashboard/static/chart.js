@@ -19,7 +19,7 @@
 
   // times: unix seconds; series: [{name, values}] (null: no value); marks: [{at, text}].
   function line(opts) {
-    const W = 600, H = opts.height || 140, L = 44, R = 8, T = 18, B = 18;
+    const W = opts.width || 600, H = opts.height || 140, L = 44, R = 8, T = 18, B = 18;
     const times = opts.times || [];
     const root = svg("svg", {viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img"});
     if (opts.title) root.append(svg("text", {x: L, y: 12, class: "chart-title"}, opts.title));
@@ -59,6 +59,11 @@
       const path = svg("path", {d, fill: "none", stroke: color, "stroke-width": 1.6});
       path.append(svg("title", {}, s.name));
       root.append(path);
+      // A value with none beside it draws no line: a dot shows it.
+      s.values.forEach((v, j) => {
+        if (v == null || j >= times.length || s.values[j - 1] != null || s.values[j + 1] != null) return;
+        root.append(svg("circle", {cx: x(times[j]).toFixed(1), cy: y(v).toFixed(1), r: 2.5, fill: color}));
+      });
       root.append(svg("text", {x: W - R - 110 * (opts.series.length - i), y: 12, fill: color, class: "legend"},
         s.name));
     });

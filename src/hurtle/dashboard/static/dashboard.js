@@ -181,9 +181,9 @@
       const t = data.tasks.find((x) => x.task === chosen);
       if (!t) { replace(detail, el("p", {class: "note"}, "click a task for its charts; dashed lines mark deploys")); return; }
       replace(detail, el("section", {class: "chart-box wide"}, el("h3", {}, t.task),
-        Chart.line({title: "settled and not succeeded, per minute", times: data.minutes, marks: data.deploys,
+        Chart.line({title: "settled and not succeeded, per minute", width: 1200, times: data.minutes, marks: data.deploys,
           series: [{name: "settled", values: t.series.settled}, {name: "failed", values: t.series.failed}]}),
-        Chart.line({title: "p95 run and wait (seconds)", times: data.minutes, marks: data.deploys,
+        Chart.line({title: "p95 run and wait (seconds)", width: 1200, times: data.minutes, marks: data.deploys,
           series: [{name: "run p95", values: t.series.run_p95}, {name: "wait p95", values: t.series.wait_p95}]})));
     }
   }
