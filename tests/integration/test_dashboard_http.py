@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,3 +229,34 @@ def test_without_the_dashboard_extra_the_command_says_what_to_install(tmp_path: 
     assert done.stderr.strip().splitlines() == [
         "hurtle: error: the dashboard needs starlette and uvicorn: pip install 'hurtle[dashboard]'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (("--auth", "ops"), "--auth takes USER:PASSWORD, both not empty"),
+        (("--auth", "ops:pw-1234", "--token", "tok-0123456789"), "--auth and --token: choose one"),
+        (("--token", "short"), "--token: use 8 characters or more"),
+        ((), "name the app to show: -A MODULE[:ATTR] (or set HURTLE_APP)"),
+    ],
+)
+def test_a_mistake_on_the_command_line_is_one_line_and_exit_2(
+    tmp_path: Path, arguments: tuple[str, ...], said: str
+) -> None:
+    (tmp_path / "someapp.py").write_text(f"import hurtle\napp = hurtle.App('sqlite:///{tmp_path}/b.db')\n")
+    app_args = ("-A", "someapp") if arguments else ()
+    done = hurtle_cli("dashboard", *app_args, *arguments, cwd=tmp_path, env={"HURTLE_APP": None})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == f"hurtle: error: {said}"
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    url = unique_redis_url()
+    (tmp_path / "someapp.py").write_text(f"import hurtle\napp = hurtle.App({url!r})\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = hurtle_cli("dashboard", "-A", "someapp", "--port", str(port), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"hurtle: error: cannot listen on 127.0.0.1:{port}: in use"]
