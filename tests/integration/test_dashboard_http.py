@@ -170,7 +170,7 @@ def test_read_only_refuses_every_action_and_says_so_to_the_page(app: App) -> Non
         assert 'data-read-only="1"' in client.get("/dead").text
         headers = {"x-csrf-token": csrf_of(client)}
         for path, body in (("/api/dead/requeue", {"ids": ["x"]}), ("/api/dead/requeue-matching", {}),
-                           ("/api/dead/purge", {"confirm": True})):
+                           ("/api/dead/purge", {"confirm": True}), ("/api/task/cancel", {"id": "x"})):
             refused = client.post(path, json=body, headers=headers)
             assert refused.status_code == 403 and "read-only" in refused.json()["error"]
         assert client.get("/api/dead").json()["total"] == 1
@@ -260,3 +260,18 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         done = hurtle_cli("dashboard", "-A", "someapp", "--port", str(port), cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"hurtle: error: cannot listen on 127.0.0.1:{port}: in use"]
+
+
+def test_cancel_from_the_task_page_marks_a_queued_task_and_refuses_a_finished_one(app: App) -> None:
+    later = app.send_task("add", 1, 2)  # no worker runs: it stays queued
+    with client_of(app) as client:
+        headers = {"x-csrf-token": csrf_of(client, f"/task/{later.id}")}
+        answer = client.post("/api/task/cancel", json={"id": later.id}, headers=headers).json()
+        assert answer == {"requested": True, "state": "queued"}
+        assert client.get(f"/api/task/{later.id}").json()["cancel_requested"] is True
+    settle(app)
+    with client_of(app) as client:
+        assert client.get(f"/api/task/{later.id}").json()["state"] == "cancelled"
+        headers = {"x-csrf-token": csrf_of(client)}
+        answer = client.post("/api/task/cancel", json={"id": later.id}, headers=headers).json()
+        assert answer["requested"] is False and "already cancelled" in answer["why"]

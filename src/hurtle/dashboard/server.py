@@ -1,7 +1,7 @@
 """The dashboard's starlette application: pages, their JSON, and the actions.
 
 Each page is the same small HTML shell (``page.py``) whose script polls the
-page's JSON every few seconds and draws it. Actions are POSTs that carry the
+page's JSON every few seconds and draws it. Actions (requeue, purge, cancel) are POSTs that carry the
 session's CSRF token (``security``), are refused with ``--read-only``, and are
 logged on the ``hurtle.dashboard`` logger, one line each.
 """
@@ -121,6 +121,7 @@ def create_app(app: App, options: Options, access: Access, broker_url: SecretURL
         Route("/api/dead/requeue", acting(_requeue, "requeue"), methods=["POST"]),
         Route("/api/dead/requeue-matching", acting(_requeue_matching, "requeue matching"), methods=["POST"]),
         Route("/api/dead/purge", acting(_purge, "purge"), methods=["POST"]),
+        Route("/api/task/cancel", acting(_cancel, "cancel"), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(
@@ -162,6 +163,13 @@ async def _requeue(source: Source, body: dict[str, Any]) -> dict[str, Any]:
 async def _requeue_matching(source: Source, body: dict[str, Any]) -> dict[str, Any]:
     query = dead.Query(_text(body, "queue") or None, _text(body, "q").strip(), 0)
     return await dead.requeue_matching(source, query)
+
+
+async def _cancel(source: Source, body: dict[str, Any]) -> dict[str, Any]:
+    task_id = _text(body, "id").strip()
+    if not task_id:
+        raise Refused(400, "id: the task id to cancel")
+    return await views.cancel(source, task_id)
 
 
 async def _purge(source: Source, body: dict[str, Any]) -> dict[str, Any]:

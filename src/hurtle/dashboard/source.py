@@ -19,7 +19,6 @@ from hurtle.brokers import Broker
 from hurtle.client import Connection
 from hurtle.observe.deploys import DeployMark, read_deploys
 from hurtle.observe.registry import WorkerRecord, read_workers
-from hurtle.record_source import open_records
 from hurtle.records import RecordStore
 from hurtle.tallies import TallyStore
 from hurtle.tally_source import find_tallies
@@ -66,12 +65,7 @@ class Source:
         """The stores of ``app`` around ``connection``: the broker's own, else a
         connection of their own to the result store's broker (closed with the source)."""
         owned: list[Broker] = []
-        records = connection.broker.record_store()
-        if records is None:
-            found_records = open_records(broker_url, app.results_url)
-            if found_records is not None:
-                owned.append(found_records.broker)
-                records = found_records.store
+        records = connection.records  # the broker's, else the result store's (make_connection)
         tallies = connection.broker.tally_store()
         if tallies is None:
             found_tallies = find_tallies(broker_url, app.results_url)

@@ -18,7 +18,9 @@ from hurtle.observe.history import History, TaskSummary, minutes_of, summarize
 from hurtle.observe.history_layout import minute_key
 from hurtle.observe.registry import workers_json
 from hurtle.observe.task_report import read_report, report_json
+from hurtle.schedule.cancel import request_cancel
 from hurtle.schedule.listing import read_listing
+from hurtle.task_status import look_at_task
 
 WINDOWS = (60, 180, 360)  # minutes a page may ask the history for: 1, 3 or 6 hours
 RECENT = 5  # minutes of the "now" figures beside each window's
@@ -184,6 +186,21 @@ async def task(source: Source, task_id: str, hide_args: bool) -> dict[str, Any]:
             found["task"] = envelope.task
             found["args"] = args_json(envelope.args, envelope.kwargs, hide_args, ARGS_WIDTH)
     return found
+
+
+async def cancel(source: Source, task_id: str) -> dict[str, Any]:
+    """Ask the workers to cancel the task, as ``hurtle cancel`` does: not one that
+    has finished. Its message is looked for as on the task page (``LOCATE_LIMIT``)."""
+    records = source.connection.records
+    if records is None:
+        return {"requested": False, "why": "no store of the app keeps records: cancel needs one"}
+    waiting = sum(row.pending for row in await source.broker.stats())
+    queues: list[str] | None = None if waiting <= LOCATE_LIMIT else []
+    look = await look_at_task(source.broker, source.connection.results, task_id, queues)
+    if look.status in ("succeeded", "failed", "cancelled"):
+        return {"requested": False, "why": f"the task has already {look.status}: nothing to cancel"}
+    await request_cancel(records, [task_id], source.app.result_ttl)
+    return {"requested": True, "state": look.status}
 
 
 async def schedules(source: Source, hide_args: bool) -> dict[str, Any]:

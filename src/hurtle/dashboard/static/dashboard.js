@@ -193,14 +193,34 @@
   function task() {
     const id = decodeURIComponent(location.pathname.slice("/task/".length));
     const box = el("div");
-    replace(content, box);
-    poll(`/api/task/${encodeURIComponent(id)}`, 2000, (t) => {
+    const message = el("p", {class: "message", role: "status"});
+    const cancel = READ_ONLY ? null : el("button", {type: "button", id: "cancel", class: "danger", hidden: true, onclick: async () => {
+      if (!window.confirm("cancel this task?")) return;
+      try {
+        const done = await post("/api/task/cancel", {id});
+        message.textContent = done.requested ? "cancel requested: workers act on it within about a second" : done.why;
+        message.className = done.requested ? "message ok" : "message error";
+      } catch (error) {
+        message.textContent = `refused: ${error.message}`;
+        message.className = "message error";
+      }
+      refresh();
+    }}, "Cancel task");
+    replace(content, el("div", {class: "toolbar"}, cancel), message, box);
+    const refresh = poll(`/api/task/${encodeURIComponent(id)}`, 2000, (t) => {
+      if (cancel) cancel.hidden = !["queued", "running", "unknown"].includes(t.state) || t.cancel_requested;
       const rows = [["task id", el("span", {class: "mono"}, t.id)],
         ["state", el("span", {class: `state ${t.state}`}, t.state)]];
       if (t.task) rows.push(["task", t.task]);
       if (t.attempts != null) rows.push(["attempts", t.attempts]);
       if (t.worker) rows.push(["worker", t.worker]);
       if (t.running) rows.push(["running", `for ${duration(t.running.elapsed)} at its last heartbeat`]);
+      if (t.cancel_requested) rows.push(["cancel", "requested, not yet carried out by a worker"]);
+      if (t.progress) {
+        const p = t.progress;
+        const done = p.total == null ? `${p.done}` : `${p.done}/${p.total} (${Math.round(100 * Math.min(1, p.done / (p.total || 1)))}%)`;
+        rows.push(["progress", [done, p.note ? ` ${p.note}` : "", p.at ? `, reported ${when(p.at)}` : ""].join("")]);
+      }
       for (const [label, key] of [["ready at", "ready_at"], ["started", "started_at"], ["finished", "finished_at"]]) {
         if (t[key] != null) rows.push([label, when(t[key])]);
       }
