@@ -33,7 +33,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 @broker_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--read-only", is_flag=True, help="Hide and refuse every action (requeue, purge).")
+@click.option("--read-only", is_flag=True, help="Hide and refuse every action (requeue, purge, cancel).")
 @click.option("--auth", metavar="USER:PASSWORD", envvar=ENV_AUTH,
               help=f"Ask for these HTTP Basic credentials. Default: ${ENV_AUTH}.")
 @click.option("--token", metavar="TOKEN", envvar=ENV_TOKEN,
@@ -45,7 +45,7 @@ def dashboard(
     token: str | None, hide_args: bool,
 ) -> None:
     """Serve the dashboard: queues, workers, tasks, one task by id, dead letters
-    (requeue, purge), profiles and schedules, updated live. Loopback only unless
+    (requeue, purge), cancel, profiles and schedules, updated live. Loopback only unless
     --host says otherwise; with --auth or --token nothing is served without them."""
     try:
         import starlette  # noqa: F401
