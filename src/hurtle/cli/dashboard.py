@@ -44,9 +44,10 @@ def dashboard(
     app_spec: str | None, broker_url: str | None, host: str, port: int, read_only: bool, auth: str | None,
     token: str | None, hide_args: bool,
 ) -> None:
-    """Serve the dashboard: queues, workers, tasks, one task by id, dead letters
-    (requeue, purge), cancel, profiles and schedules, updated live. Loopback only unless
-    --host says otherwise; with --auth or --token nothing is served without them."""
+    """Serve the dashboard: queues, workers, tasks, one task by id (cancel it),
+    dead letters (requeue, purge), profiles and schedules, updated live. Loopback
+    only unless --host says otherwise; with --auth or --token nothing is served
+    without them."""
     try:
         import starlette  # noqa: F401
         import uvicorn
