@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp
 
 SESSION_COOKIE = "hurtle_session"
 TOKEN_COOKIE = "hurtle_token"
@@ -92,8 +93,8 @@ class AccessMiddleware(BaseHTTPMiddleware):
     """Refuses requests without the credentials, sets the token and session cookies,
     and adds the security headers to every answer."""
 
-    def __init__(self, app: object, access: Access) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    def __init__(self, app: ASGIApp, access: Access) -> None:
+        super().__init__(app)
         self.access = access
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:

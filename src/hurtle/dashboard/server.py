@@ -80,7 +80,7 @@ def create_app(app: App, options: Options, access: Access, broker_url: SecretURL
 
         return endpoint
 
-    def acting(act: Callable[[Source, dict[str, Any]], Awaitable[dict[str, Any]]], name: str) -> Any:
+    def acting(act: Callable[[Source, dict[str, Any]], Awaitable[dict[str, Any]]], name: str) -> Endpoint:
         async def read(source: Source, request: Request) -> dict[str, Any]:
             if options.read_only:
                 raise Refused(403, "this dashboard is read-only")

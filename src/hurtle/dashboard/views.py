@@ -14,6 +14,7 @@ from typing import Any
 
 from hurtle.dashboard.hiding import args_json
 from hurtle.dashboard.source import Source
+from hurtle.dead_letters import envelope_of
 from hurtle.observe.history import History, TaskSummary, minutes_of, summarize
 from hurtle.observe.history_layout import minute_key
 from hurtle.observe.registry import workers_json
@@ -179,8 +180,6 @@ async def task(source: Source, task_id: str, hide_args: bool) -> dict[str, Any]:
     found["waiting"] = waiting
     found["args"] = None
     if report.dead is not None:
-        from hurtle.dead_letters import envelope_of
-
         envelope = envelope_of(report.dead.letter)
         if envelope is not None:
             found["task"] = envelope.task
