@@ -86,9 +86,10 @@ def _unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Chromium, headless, from the system's package."""
+    """Chromium, headless, from the system's package; one per test module, so
+    Playwright's own event loop has stopped before any asyncio test runs."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
