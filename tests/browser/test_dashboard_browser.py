@@ -178,3 +178,45 @@ def test_a_task_name_written_as_markup_shows_as_text(shop: Shop, page_of: Callab
     assert SCRIPT_NAME in page.inner_text("#dead td.reason")
     assert page.locator("#content script, #content img").count() == 0
     assert page.evaluate("window.pwned") is None
+
+
+def test_a_search_then_requeue_all_matching_moves_only_what_matched(
+    shop: Shop, page_of: Callable[..., Any]
+) -> None:
+    shop.dashboard()
+    for index in range(3):
+        shop.app.send_task("gone.alpha", index)
+        shop.app.send_task("gone.beta", index)
+    shop.start("worker", "shopapp", "-p", "1", name="worker")
+    page = page_of()
+    page.goto(shop.url + "/dead")
+    page.wait_for_selector("p.note:has-text('6 dead letter(s)')")
+    # When a person searches for one task's name and requeues all that matched
+    page.fill("input[type=search]", "ALPHA")
+    page.click("form button[type=submit]")
+    page.wait_for_selector("p.note:has-text('3 match(es)')")
+    assert {cell.inner_text() for cell in page.query_selector_all("#dead td.task-name")} == {"gone.alpha"}
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#requeue-matching")
+    page.wait_for_selector("p.message.ok:has-text('requeued 3 message(s)')")
+    # Then the worker dead-letters them again (it knows no such task), and the others never moved
+    def died_again() -> bool:
+        return bool(api(shop, "/api/dead?q=alpha")["matched"] == 3 and api(shop, "/api/dead")["total"] == 6)
+
+    wait_until(died_again, "the requeued messages to die again")
+    assert api(shop, "/api/dead?q=beta")["matched"] == 3
+
+
+def test_a_queued_task_is_cancelled_from_its_page(shop: Shop, page_of: Callable[..., Any]) -> None:
+    shop.dashboard()
+    handle = shop.app.send_task("shop.send_receipt", 7)  # no worker yet: it waits
+    page = page_of()
+    page.goto(f"{shop.url}/task/{handle.id}")
+    page.wait_for_selector("#task .state.queued")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cancel")
+    page.wait_for_selector("#task dd:has-text('requested, not yet carried out by a worker')")
+    # When a worker starts, it never runs the task, and the page says it was cancelled
+    shop.start("worker", "shopapp", "-p", "1", name="worker")
+    page.wait_for_selector("#task .state.cancelled")
+    assert page.locator("#cancel").is_hidden()
