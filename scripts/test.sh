@@ -16,14 +16,15 @@ venv=.venv
 if [[ ${1:-} == --latest ]]; then
     shift
     venv=.venv-latest
-    bash scripts/venv.sh --latest dev,redis,amqp,bench,profile,metrics
+    bash scripts/venv.sh --latest dev,redis,amqp,bench,profile,metrics,dashboard
     echo "== testing against the newest releases:"
     "$venv/bin/uv" pip list --python "$venv/bin/python" 2>/dev/null | grep -iE '^(redis|hiredis|aiormq|aio-pika|msgspec|click|rich|uvloop|pytest|mypy|ruff) '
 else
-    bash scripts/venv.sh dev,redis,amqp,bench,profile,metrics
+    bash scripts/venv.sh dev,redis,amqp,bench,profile,metrics,dashboard
 fi
 
 bash scripts/services.sh
+bash scripts/browser.sh
 
 echo "== ruff"
 "$venv/bin/ruff" check src tests benchmarks

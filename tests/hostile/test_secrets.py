@@ -161,6 +161,44 @@ def test_no_command_prints_the_password(where: Where, app_dir: Path) -> None:
     assert "broker:" in worker_log.stderr  # the start block was printed, and read above
 
 
+def test_no_dashboard_page_nor_json_shows_the_password_or_the_secret_key(where: Where, app_dir: Path) -> None:
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from hurtle.dashboard.security import Access
+    from hurtle.dashboard.server import Options, create_app
+
+    # Given a dead letter and a result behind a password, shown for an app with a secret key
+    sender = App(where.broker, results=where.results)
+    try:
+        refused = sender.send_task("secretapp.refuse")
+        added = sender.send_task("secretapp.add", 1, 2)
+    finally:
+        sender.close()
+    done = hurtle_cli("worker", "secretapp", "--burst", "-p", "1", cwd=app_dir, env=where.env)
+    assert done.returncode == 0, printed(done)
+    key = f"key-{PASSWORD}"
+    app = App(where.broker, results=where.results, secret_key=key)
+    try:
+        paths = [
+            "/", "/workers", "/tasks", "/dead", "/profiles", "/schedules", f"/task/{refused.id}",
+            "/api/overview", "/api/workers", "/api/tasks?minutes=60", "/api/dead", "/api/dead?q=refuse",
+            "/api/profiles", "/api/schedules", f"/api/task/{refused.id}", f"/api/task/{added.id}",
+            "/api/profile?task=secretapp.add",
+        ]
+        # When every page and every JSON endpoint of the dashboard is read
+        with TestClient(create_app(app, Options(), Access())) as client:
+            answers = [client.get(path) for path in paths]
+    finally:
+        app.close()
+    # Then they answer, and none shows the password or the key
+    assert "refuse" in answers[paths.index("/api/dead")].text
+    for path, answer in zip(paths, answers, strict=True):
+        assert answer.status_code in (200, 404), (path, answer.text)
+        assert_hidden(answer.text)
+        assert key not in answer.text
+
+
 def test_the_worker_registry_holds_no_password_nor_login(where: Where, app_dir: Path, logins: Logins) -> None:
     # Given a worker logged in with a password, its records long-lived (only a clean stop removes them)
     worker = subprocess.Popen(

@@ -14,7 +14,10 @@ from hurtle.cli.lazy import LazyGroup
 #: good part of its start-up time.
 _COMMANDS = {
     name: f"hurtle.cli.{name.replace('-', '_')}:{name.replace('-', '_')}"
-    for name in ("worker", "bench", "demo", "dlq", "status", "profile", "schedule", "deploy-mark", "cancel")
+    for name in (
+        "worker", "bench", "demo", "dlq", "status", "profile", "schedule", "deploy-mark", "cancel",
+        "dashboard",
+    )
 }
 
 

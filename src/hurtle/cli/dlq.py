@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hurtle.brokers import Broker, DeadLetter
-from hurtle.brokers.base import Requeued
+from hurtle.brokers import DeadLetter
 from hurtle.cli.common import app_option, broker_option, on_connection, open_connection, where_to_read
 from hurtle.cli.literal import as_text, literal, when
-from hurtle.client import Connection
-from hurtle.envelope import decode
+from hurtle.dead_letters import requeue_and_forget, task_of
 
 #: ``dlq requeue`` when some ids named no dead letter (the others were requeued);
 #: 2 stays what it is everywhere: a usage error, nothing done.
@@ -69,7 +65,7 @@ def requeue(app_spec: str | None, broker_url: str | None, ids: tuple[str, ...], 
         count = on_connection(connection, lambda c: c.broker.requeue_dead())
         click.echo(f"requeued {count} message(s)")
         return
-    requeued = on_connection(connection, lambda c: _requeue_and_forget(c, ids))
+    requeued = on_connection(connection, lambda c: requeue_and_forget(c, ids))
     click.echo(f"requeued {requeued.count} message(s)")
     if requeued.unknown:
         unknown = ", ".join(requeued.unknown)
@@ -93,12 +89,8 @@ def purge(app_spec: str | None, broker_url: str | None, queue: str | None, yes: 
 
 
 def _task_of(letter: DeadLetter) -> Text:
-    """The task a dead letter's body names; any body that does not decode (not JSON,
-    nested past the decoder's depth, not bytes at all) is said to be undecodable."""
-    try:
-        return literal(decode(letter.body).task)
-    except Exception:
-        return Text("(undecodable)", style="italic")
+    task = task_of(letter)
+    return Text("(undecodable)", style="italic") if task is None else literal(task)
 
 
 def _reason(reason: object, full: bool) -> Text:
@@ -108,16 +100,3 @@ def _reason(reason: object, full: bool) -> Text:
         return literal(text, lines=True)
     first = next((line for line in text.strip().splitlines() if line.strip()), "")
     return literal(first[:_REASON_WIDTH])
-
-
-async def _requeue_and_forget(connection: Connection, ids: Sequence[str]) -> Requeued:
-    """Requeue, then forget the failures stored for the requeued tasks: their
-    senders' ``result()`` and ``status()`` wait for the new run, not the old failure.
-    The result store is connected first: an unreachable one stops the command before
-    anything moved, not after."""
-    if isinstance(connection.results, Broker) and connection.results is not connection.broker:
-        await connection.results.connect()
-    requeued = await connection.broker.requeue_dead_by_id(ids)
-    if connection.results is not None and requeued.task_ids:
-        await connection.results.forget(list(requeued.task_ids))
-    return requeued

@@ -20,13 +20,13 @@ from hurtle.cli.common import (
     where_to_read,
 )
 from hurtle.cli.status_history import not_kept
-from hurtle.cli.status_task import read_report, unknown_line
-from hurtle.cli.status_task_show import print_report, report_json
+from hurtle.cli.status_task_show import print_report, unknown_line
 from hurtle.cli.status_view import print_view, read_snapshot, snapshot_json
 from hurtle.cli.status_watch import DEFAULT_INTERVAL, watch
-from hurtle.cli.status_workers import not_visible
+from hurtle.cli.status_workers import not_visible, read_registry
 from hurtle.client import Connection
 from hurtle.envelope import DecodeError
+from hurtle.observe.task_report import read_report, report_json
 
 #: ``status task`` when nothing is known of the id; 2 stays a usage error, as in ``dlq requeue``.
 EXIT_UNKNOWN_TASK = 1
@@ -112,7 +112,7 @@ def task(
     where = where_to_read(app_spec or parent.get("app_spec"), broker_url or parent.get("broker_url"))
     connection = open_connection(where)
     try:
-        report = on_connection(connection, lambda c: read_report(c, where, task_id))
+        report = on_connection(connection, lambda c: read_report(c, lambda: read_registry(where), task_id))
     except DecodeError as exc:  # a result record another program wrote
         _unknown(f"task {task_id}: {exc}")
     if as_json or parent.get("as_json"):

@@ -14,10 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from hurtle.cli.common import Where
 from hurtle.cli.literal import as_text, literal, when
-from hurtle.cli.status_task import TaskReport, seconds_or_none
 from hurtle.cli.status_workers import duration
 from hurtle.envelope import Result
+from hurtle.observe.task_report import TaskReport, attempts_of, times_of, worker_of
 from hurtle.progress import Progress
 
 VALUE_WIDTH = 300  # characters of a result value shown, as JSON; --json gives it all
@@ -29,32 +30,6 @@ _MEANS = {
     "queued": "waiting to run: ready, delayed, or waiting for a retry",
     "running": "leased by a live worker",
 }
-
-
-def report_json(report: TaskReport) -> dict[str, Any]:
-    """Every figure, whole: times in unix seconds, durations in seconds, null where not known."""
-    result, running, dead = report.look.result, report.running, report.dead
-    times = _times(result)
-    return {
-        "id": report.id,
-        "state": report.state,
-        "attempts": _attempts(report),
-        "worker": _worker(report),
-        **times,
-        "value": result.value if result is not None and result.status == "succeeded" else None,
-        "error": result.error if result is not None and result.status == "failed" else None,
-        "traceback": result.traceback if result is not None and result.status == "failed" else None,
-        "running": None if running is None else {
-            "worker": running.name, "elapsed": running.task.elapsed, "beat_at": running.worker.beat_at,
-        },
-        "progress": None if report.progress is None else msgspec.to_builtins(report.progress),
-        "cancel_requested": report.cancel_requested,
-        "dead_letter": None if dead is None else {
-            "id": dead.letter.id, "queue": dead.letter.queue, "reason": as_text(dead.letter.reason),
-            "failed_at": seconds_or_none(dead.letter.failed_at),
-            "attempts": None if dead.attempt is None else dead.attempt + 1,
-        },
-    }
 
 
 def print_report(report: TaskReport, registry_note: str | None) -> None:
@@ -69,7 +44,7 @@ def print_report(report: TaskReport, registry_note: str | None) -> None:
 
 def _rows(report: TaskReport, registry_note: str | None) -> list[tuple[str, Text]]:
     rows = [("task", literal(report.id)), ("state", _state(report))]
-    attempts = _attempts(report)
+    attempts = attempts_of(report)
     if attempts is not None:
         rows.append(("attempts", Text(str(attempts))))
     rows += _worker_rows(report, registry_note)
@@ -109,12 +84,12 @@ def _worker_rows(report: TaskReport, registry_note: str | None) -> list[tuple[st
     if report.state == "running":
         why = registry_note or "not in the worker registry yet (a worker writes its record every few seconds)"
         return [("worker", literal(why))]
-    worker = _worker(report)
+    worker = worker_of(report)
     return [] if worker is None else [("worker", literal(worker))]
 
 
 def _time_rows(result: Result) -> list[tuple[str, Text]]:
-    times = _times(result)
+    times = times_of(result)
     rows = [
         (label, when(times[key]))
         for label, key in (("ready at", "ready_at"), ("started", "started_at"), ("finished", "finished_at"))
@@ -153,36 +128,6 @@ def _dead_rows(report: TaskReport, *, with_reason: bool) -> list[tuple[str, Text
     return rows
 
 
-def _times(result: Result | None) -> dict[str, float | None]:
-    """Ready, started and finished (unix seconds), queue wait and run time (seconds)."""
-    if result is None:
-        return dict.fromkeys(("ready_at", "started_at", "finished_at", "queue_wait", "run_time"))
-    ready, started, finished = map(seconds_or_none, (result.ready_at, result.started_at, result.finished_at))
-    return {
-        "ready_at": ready, "started_at": started, "finished_at": finished,
-        "queue_wait": None if ready is None or started is None else max(0.0, started - ready),
-        "run_time": None if started is None or finished is None else max(0.0, finished - started),
-    }
-
-
-def _attempts(report: TaskReport) -> int | None:
-    """Attempts made: the result record's, else the dead letter's; None while not known."""
-    result, dead = report.look.result, report.dead
-    if result is not None:
-        return result.attempt + 1
-    if dead is not None and dead.attempt is not None:
-        return dead.attempt + 1
-    return None
-
-
-def _worker(report: TaskReport) -> str | None:
-    """The process that ran the last attempt, or runs the task now."""
-    if report.running is not None:
-        return report.running.name
-    result = report.look.result
-    return result.worker if result is not None and result.worker else None
-
-
 def _progress(progress: Progress) -> Text:
     """``250/500 (50%) rows, at 12:00:01``."""
     done = f"{progress.done:g}" if progress.total is None else f"{progress.done:g}/{progress.total:g}"
@@ -219,3 +164,20 @@ def _precise(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.2f}s"
     return duration(seconds)
+
+
+def unknown_line(report: TaskReport, where: Where) -> str:
+    """Why nothing is known of the task, in one line."""
+    scheme = where.broker_url.scheme
+    if not report.locates_messages:
+        stores = "no result is stored for it" if report.keeps_results else "the app keeps no results"
+        return (
+            f"task {report.id}: unknown until it finishes ({scheme} cannot find a message by task id;"
+            f" {stores}, no worker lists it, no dead letter holds it)"
+        )
+    if not report.keeps_results:
+        return f"no task {report.id} waits or runs on {where.broker_url} (the app keeps no results)"
+    return (
+        f"no task {report.id} on {where.broker_url}: not queued, not running, no result stored"
+        " (never sent, or its result has expired)"
+    )

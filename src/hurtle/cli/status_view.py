@@ -30,9 +30,9 @@ from hurtle.cli.status_history import (
     tasks_json,
     tasks_table,
 )
-from hurtle.cli.status_workers import duration, not_visible, read_registry, workers_json, workers_table
+from hurtle.cli.status_workers import duration, not_visible, read_registry, workers_table
 from hurtle.client import Connection
-from hurtle.observe.registry import WorkerRecord
+from hurtle.observe.registry import WorkerRecord, workers_json
 from hurtle.worker.startup import describe_results
 
 

@@ -8,7 +8,6 @@ break the table.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -48,22 +47,6 @@ def _absent_sqlite(store: BrokerRecords) -> bool:
     from hurtle.brokers.sqlite import SQLiteBroker
 
     return isinstance(store.broker, SQLiteBroker) and not os.path.exists(store.broker.path)
-
-
-def workers_json(workers: list[WorkerRecord]) -> list[dict[str, Any]]:
-    return [
-        {
-            "host": w.host, "pid": w.pid, "supervisor_pid": w.supervisor_pid, "queues": w.queues,
-            "concurrency": w.concurrency, "threads": w.threads,
-            "busy_async": w.busy_async, "busy_threads": w.busy_threads, "rss_bytes": w.rss_bytes,
-            "started_at": w.started_at, "beat_at": w.beat_at, "uptime": w.uptime,
-            "hurtle_version": w.hurtle_version,
-            "running": [
-                {"id": t.id, "name": t.name, "kind": t.kind, "elapsed": t.elapsed} for t in w.running
-            ],
-        }
-        for w in workers
-    ]
 
 
 def workers_table(workers: list[WorkerRecord]) -> Table:

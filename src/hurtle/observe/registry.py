@@ -13,6 +13,8 @@ no URL, no option that could hold a password.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from hurtle.records import RecordStore
@@ -86,3 +88,20 @@ async def read_workers(store: RecordStore) -> list[WorkerRecord]:
     """Every living worker process's record, by host then pid."""
     found = [decode_record(value) for value in (await store.get_all(KEY_PREFIX)).values()]
     return sorted((r for r in found if r is not None), key=lambda r: (r.host, r.pid))
+
+
+def workers_json(workers: list[WorkerRecord]) -> list[dict[str, Any]]:
+    """Every figure of each record, as ``hurtle status --json`` and the dashboard give them."""
+    return [
+        {
+            "host": w.host, "pid": w.pid, "supervisor_pid": w.supervisor_pid, "queues": w.queues,
+            "concurrency": w.concurrency, "threads": w.threads,
+            "busy_async": w.busy_async, "busy_threads": w.busy_threads, "rss_bytes": w.rss_bytes,
+            "started_at": w.started_at, "beat_at": w.beat_at, "uptime": w.uptime,
+            "hurtle_version": w.hurtle_version,
+            "running": [
+                {"id": t.id, "name": t.name, "kind": t.kind, "elapsed": t.elapsed} for t in w.running
+            ],
+        }
+        for w in workers
+    ]

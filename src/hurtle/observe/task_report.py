@@ -1,4 +1,5 @@
-"""``hurtle status task TASK_ID``: one task's state, attempts, worker, times and outcome.
+"""One task by its id: state, attempts, worker, times and outcome (``hurtle status
+task TASK_ID`` and the dashboard's task page read it here).
 
 The state is ``Handle.status()``'s (``hurtle.task_status``), and the result record
 it read gives the attempts, the worker, the times and the value or error. While
@@ -10,14 +11,15 @@ by task id (RabbitMQ) a task nobody has finished reads ``unknown``, as it is.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import msgspec
 
 from hurtle.brokers import DeadLetter
-from hurtle.cli.common import Where
-from hurtle.cli.status_workers import read_registry
 from hurtle.client import Connection
-from hurtle.envelope import decode
+from hurtle.envelope import Result, decode
 from hurtle.observe.registry import RunningTask, WorkerRecord
 from hurtle.progress import Progress, read_progress
 from hurtle.schedule.cancel import cancel_requested
@@ -83,11 +85,18 @@ class TaskReport:
         )
 
 
-async def read_report(connection: Connection, where: Where, task_id: str) -> TaskReport:
+#: Reads the worker registry: every living worker, or None where no store keeps them.
+RegistryReader = Callable[[], Awaitable["list[WorkerRecord] | None"]]
+
+
+async def read_report(
+    connection: Connection, read_registry: RegistryReader, task_id: str, queues: Sequence[str] | None = None
+) -> TaskReport:
     """One look at the task, then the registry while it may run and the dead
-    letters once it may have failed: no more reads than its state needs."""
-    look = await look_at_task(connection.broker, connection.results, task_id)
-    workers = await read_registry(where) if look.status in ("running", "unknown") else []
+    letters once it may have failed: no more reads than its state needs.
+    ``queues`` narrows the look into the broker's queues (None: every queue; []: none)."""
+    look = await look_at_task(connection.broker, connection.results, task_id, queues)
+    workers = await read_registry() if look.status in ("running", "unknown") else []
     dead = await _dead(connection, task_id) if look.status in ("failed", "unknown") else None
     records = connection.records
     progress = None if records is None else await read_progress(records, task_id)
@@ -125,23 +134,61 @@ def _attempt(body: bytes) -> int | None:
         return None
 
 
-def unknown_line(report: TaskReport, where: Where) -> str:
-    """Why nothing is known of the task, in one line."""
-    scheme = where.broker_url.scheme
-    if not report.locates_messages:
-        stores = "no result is stored for it" if report.keeps_results else "the app keeps no results"
-        return (
-            f"task {report.id}: unknown until it finishes ({scheme} cannot find a message by task id;"
-            f" {stores}, no worker lists it, no dead letter holds it)"
-        )
-    if not report.keeps_results:
-        return f"no task {report.id} waits or runs on {where.broker_url} (the app keeps no results)"
-    return (
-        f"no task {report.id} on {where.broker_url}: not queued, not running, no result stored"
-        " (never sent, or its result has expired)"
-    )
-
-
 def seconds_or_none(value: float) -> float | None:
     """A time from a record, None where it holds none (0) or no number (NaN)."""
     return None if value == 0 or math.isnan(value) else value
+
+
+def report_json(report: TaskReport) -> dict[str, Any]:
+    """Every figure, whole: times in unix seconds, durations in seconds, null where not known."""
+    result, running, dead = report.look.result, report.running, report.dead
+    return {
+        "id": report.id,
+        "state": report.state,
+        "attempts": attempts_of(report),
+        "worker": worker_of(report),
+        **times_of(result),
+        "value": result.value if result is not None and result.status == "succeeded" else None,
+        "error": result.error if result is not None and result.status == "failed" else None,
+        "traceback": result.traceback if result is not None and result.status == "failed" else None,
+        "running": None if running is None else {
+            "worker": running.name, "elapsed": running.task.elapsed, "beat_at": running.worker.beat_at,
+        },
+        "progress": None if report.progress is None else msgspec.to_builtins(report.progress),
+        "cancel_requested": report.cancel_requested,
+        "dead_letter": None if dead is None else {
+            "id": dead.letter.id, "queue": dead.letter.queue, "reason": dead.letter.reason,
+            "failed_at": seconds_or_none(dead.letter.failed_at),
+            "attempts": None if dead.attempt is None else dead.attempt + 1,
+        },
+    }
+
+
+def times_of(result: Result | None) -> dict[str, float | None]:
+    """Ready, started and finished (unix seconds), queue wait and run time (seconds)."""
+    if result is None:
+        return dict.fromkeys(("ready_at", "started_at", "finished_at", "queue_wait", "run_time"))
+    ready, started, finished = map(seconds_or_none, (result.ready_at, result.started_at, result.finished_at))
+    return {
+        "ready_at": ready, "started_at": started, "finished_at": finished,
+        "queue_wait": None if ready is None or started is None else max(0.0, started - ready),
+        "run_time": None if started is None or finished is None else max(0.0, finished - started),
+    }
+
+
+def attempts_of(report: TaskReport) -> int | None:
+    """Attempts made: the result record's, else the dead letter's; None while not known."""
+    result, dead = report.look.result, report.dead
+    if result is not None:
+        return result.attempt + 1
+    if dead is not None and dead.attempt is not None:
+        return dead.attempt + 1
+    return None
+
+
+def worker_of(report: TaskReport) -> str | None:
+    """The process that ran the last attempt, or runs the task now."""
+    if report.running is not None:
+        return report.running.name
+    result = report.look.result
+    return result.worker if result is not None and result.worker else None
