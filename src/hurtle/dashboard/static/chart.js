@@ -41,10 +41,13 @@
     root.append(svg("text", {x: L, y: H - 4, class: "tick"}, clock(t0)));
     root.append(svg("text", {x: W - R, y: H - 4, class: "tick", "text-anchor": "end"}, clock(t1)));
     for (const mark of opts.marks || []) {
-      if (mark.at < t0 || mark.at > t1) continue;
+      // Times are minutes' starts: a deploy in the current minute is drawn at its start.
+      if (mark.at < t0 || mark.at >= t1 + 60) continue;
+      const at = x(Math.min(mark.at, t1));
       const g = svg("g", {class: "deploy"});
       g.append(svg("title", {}, `deploy: ${mark.text}`));
-      g.append(svg("line", {x1: x(mark.at), y1: T, x2: x(mark.at), y2: H - B}));
+      g.append(svg("line", {x1: at, y1: T, x2: at, y2: H - B}));
+      g.append(svg("text", {x: at - 3, y: T + 10, class: "tick", "text-anchor": "end"}, mark.text));
       root.append(g);
     }
     opts.series.forEach((s, i) => {
