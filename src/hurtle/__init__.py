@@ -27,27 +27,37 @@ from hurtle.retry import Backoff, Constant, Exponential
 from hurtle.task import Handle, Task
 from hurtle.task_status import TaskStatus
 from hurtle.urls import SecretURL
+from hurtle.workflows.canvas import Chain, Chord, Group, Signature, chain, chord, group
+from hurtle.workflows.handle import FlowHandle
 
 __all__ = [
     "PROTOCOL_VERSION",
     "App",
     "Backoff",
     "BrokerError",
+    "Chain",
+    "Chord",
     "ConfigurationError",
     "Constant",
     "Envelope",
     "Exponential",
+    "FlowHandle",
+    "Group",
     "Handle",
     "HurtleError",
     "MessageTooLarge",
     "Progress",
     "Retry",
     "SecretURL",
+    "Signature",
     "Task",
     "TaskCancelled",
     "TaskContext",
     "TaskFailed",
     "TaskStatus",
     "TimeLimitExceeded",
+    "chain",
+    "chord",
     "current_task",
+    "group",
 ]

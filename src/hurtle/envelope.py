@@ -17,7 +17,12 @@ from typing import Any, Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+from hurtle.workflows.wire import Flow
+
+#: The newest protocol version this hurtle reads. It writes each message with the
+#: oldest version that can run it: 1 for a plain task, 2 for a workflow step.
+PROTOCOL_VERSION = 2
+PLAIN_VERSION = 1
 SIGNATURE_HEADER = "hurtle-sig"
 
 
@@ -39,6 +44,8 @@ class Envelope(msgspec.Struct, kw_only=True):
     timeout: float | None = None
     attempt: int = 0
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    #: A workflow step's links (``hurtle.workflows.wire``); left out of plain messages.
+    flow: Flow | msgspec.UnsetType = msgspec.UNSET
 
 
 class Result(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -96,7 +103,7 @@ def make_envelope(
     if now is None:
         now = time.time()
     return Envelope(
-        v=PROTOCOL_VERSION,
+        v=PLAIN_VERSION,
         id=task_id or new_id(),
         task=task,
         queue=queue,

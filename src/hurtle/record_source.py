@@ -61,6 +61,12 @@ class BrokerRecords(RecordStore):
     async def put_if(self, key: str, value: bytes, ttl: float, *, current: bytes | None) -> bool:
         return await self.store.put_if(key, value, ttl, current=current)
 
+    async def gather(self, key: str, index: int, value: bytes, ttl: float) -> tuple[bool, int]:
+        return await self.store.gather(key, index, value, ttl)
+
+    async def gathered(self, key: str) -> dict[int, bytes]:
+        return await self.store.gathered(key)
+
     async def delete(self, keys: Sequence[str]) -> None:
         await self.store.delete(keys)
 

@@ -10,6 +10,11 @@ disappears by itself and a reader sees only the living.
 their leader with it (a lease taken if free, expired or already ours) and move
 each schedule's last tick forward with it (a compare-and-set), so two workers
 that read the same value never both win.
+
+``gather`` is the other: a set of members kept under one key, each member's
+first value kept, counted atomically. A chord (``hurtle.workflows``) records
+each member's result with it, so a member that runs twice is counted once and
+exactly one of the members that finish together completes the set.
 """
 
 from __future__ import annotations
@@ -42,9 +47,22 @@ class RecordStore(abc.ABC):
         ``current`` (None: it has no live value); True when it was set. Atomic
         across processes: of the callers that give the same ``current``, one wins."""
 
+    async def gather(self, key: str, index: int, value: bytes, ttl: float) -> tuple[bool, int]:
+        """Keep ``value`` as member ``index`` of the set ``key`` unless that member is
+        there already (its first value stays), and keep the set ``ttl`` seconds from
+        now; return whether this call added the member, and how many members the set
+        holds now. Atomic across processes: of callers adding different members,
+        exactly one sees the count its addition completed. Every broker's store
+        has it; this default is for stores that keep no sets."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no sets")
+
+    async def gathered(self, key: str) -> dict[int, bytes]:
+        """The members of the set ``key``, by index (empty when it has none)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no sets")
+
     @abc.abstractmethod
     async def delete(self, keys: Sequence[str]) -> None:
-        """Remove ``keys``; keys that do not exist are no error."""
+        """Remove ``keys`` (records and sets); keys that do not exist are no error."""
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -57,6 +75,7 @@ class MemoryRecords(RecordStore):
 
     def __init__(self) -> None:
         self._records: dict[str, tuple[float, bytes]] = {}
+        self._sets: dict[str, tuple[float, dict[int, bytes]]] = {}
         self._lock = threading.Lock()
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
@@ -86,10 +105,27 @@ class MemoryRecords(RecordStore):
         found = self._records.get(key)
         return found[1] if found is not None and found[0] > now else None
 
+    async def gather(self, key: str, index: int, value: bytes, ttl: float) -> tuple[bool, int]:
+        now = time.time()
+        with self._lock:
+            found = self._sets.get(key)
+            members = found[1] if found is not None and found[0] > now else {}
+            added = index not in members
+            if added:
+                members[index] = bytes(value)
+            self._sets[key] = (now + ttl, members)
+            return added, len(members)
+
+    async def gathered(self, key: str) -> dict[int, bytes]:
+        with self._lock:
+            found = self._sets.get(key)
+            return dict(found[1]) if found is not None and found[0] > time.time() else {}
+
     async def delete(self, keys: Sequence[str]) -> None:
         with self._lock:
             for key in keys:
                 self._records.pop(key, None)
+                self._sets.pop(key, None)
 
     async def close(self) -> None:
         pass

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, NoReturn, ParamSpec, Protocol, TypeVar, overload
 
 from hurtle.arguments import TaskTypes
 from hurtle.envelope import Envelope, decode_result, make_envelope, new_ids
@@ -28,9 +28,13 @@ from hurtle.task_status import TaskStatus, task_status
 
 if TYPE_CHECKING:
     from hurtle.app import App
+    from hurtle.workflows.canvas import Signature, Signature2
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 R = TypeVar("R")
+A = TypeVar("A")
+A2 = TypeVar("A2")
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,35 @@ class Task(Generic[P, R]):
             changes["timeout"] = timeout
         return Task(self.app, self.fn, self.name, replace(self.opts, **changes))
 
+    # -- workflows (docs/workflows.md) ----------------------------------------------
+
+    # The overloads read which parameters ``.s()`` leaves open from the call: the
+    # first (a step after another), none (a workflow's first step), or the first
+    # two (a chord's failure handler). ``self`` is matched through ``send`` (a
+    # callable): mypy infers a ``Concatenate`` prefix from a callable, not from a
+    # class's ParamSpec. They overlap by design: the first that fits is meant.
+    @overload
+    def s(  # type: ignore[overload-overlap]
+        self: _Sends[A, P2, R], *args: P2.args, **kwargs: P2.kwargs
+    ) -> Signature[A, R]: ...
+    @overload
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[NoReturn, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def s(self: _Sends2[A, A2, P2, R], *args: P2.args, **kwargs: P2.kwargs) -> Signature2[A, A2, R]: ...
+    def s(self, *args: Any, **kwargs: Any) -> Any:
+        """A workflow step calling this task with these arguments, after the result
+        of the step before it, which comes first: ``resize.s(path) | store.s()``."""
+        from hurtle.workflows.canvas import Signature
+
+        return Signature(self, args, kwargs, immutable=False)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature[object, R]:
+        """A workflow step calling this task with exactly these arguments: it
+        ignores the result of the step before it."""
+        from hurtle.workflows.canvas import Signature
+
+        return Signature(self, args, kwargs, immutable=True)
+
     def _envelope(
         self, args: Sequence[Any], kwargs: dict[str, Any], task_id: str | None = None,
         now: float | None = None,
@@ -252,6 +285,24 @@ class Task(Generic[P, R]):
         if isinstance(call, (str, bytes)):
             raise TypeError(f"send_many: each call is a tuple or a dict, not {call!r}")
         return self._envelope(call, {}, task_id, now)
+
+
+_A_in = TypeVar("_A_in", contravariant=True)
+_A2_in = TypeVar("_A2_in", contravariant=True)
+
+
+class _Sends(Protocol[_A_in, P2, R]):
+    """A task whose first parameter takes an ``A``, seen through its ``send``."""
+
+    @property
+    def send(self) -> Callable[Concatenate[_A_in, P2], Handle[R]]: ...
+
+
+class _Sends2(Protocol[_A_in, _A2_in, P2, R]):
+    """A task whose first two parameters take an ``A`` and an ``A2``."""
+
+    @property
+    def send(self) -> Callable[Concatenate[_A_in, _A2_in, P2], Handle[R]]: ...
 
 
 class Handle(Generic[R]):

@@ -10,6 +10,11 @@ tick's own) with its copy's token; a second copy finds another token there and
 is acknowledged without running. A redelivery of the copy that claimed the
 tick (its worker died mid-run) finds its own token and runs again, as any
 hurtle task is delivered at least once.
+
+A workflow's next step is sent the same way (``hurtle.workflows.advance``): its
+id fixed when the workflow was sent, a copy token of its own, so a step sent
+twice (its sender died before acknowledging) runs once. Its claim key is the
+task id's.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import logging
 import os
 import uuid
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from hurtle.envelope import Envelope, make_envelope
 from hurtle.record_source import open_records
@@ -59,12 +66,17 @@ def tick_envelope(app: App, schedule: Schedule, tick_ms: int, now: float) -> Env
 
 
 def claim_key(envelope: Envelope) -> str | None:
-    """The record key a tick's copies claim; None for a message that is no tick."""
+    """The record key a message's copies claim: a tick's, or a workflow step's sent
+    by a worker; None for any other message."""
     headers = envelope.headers
-    schedule, tick = headers.get(SCHEDULE_HEADER), headers.get(TICK_HEADER)
-    if schedule is None or tick is None or COPY_HEADER not in headers:
+    if COPY_HEADER not in headers:
         return None
-    return f"schedule:ran:{schedule}@{tick}"
+    schedule, tick = headers.get(SCHEDULE_HEADER), headers.get(TICK_HEADER)
+    if schedule is not None and tick is not None:
+        return f"schedule:ran:{schedule}@{tick}"
+    if envelope.flow is not msgspec.UNSET:
+        return f"flow:ran:{envelope.id}"
+    return None
 
 
 async def first_copy(store: RecordStore, envelope: Envelope) -> bool:

@@ -30,7 +30,7 @@ from hurtle.observe.task_figures import TaskFigures
 from hurtle.progress import ProgressWriter, set_writer
 from hurtle.schedule.cancel import POLL_EVERY, CancelWatch
 from hurtle.schedule.limits import ADMISSION_WAIT, STORE_DOWN_WAIT, Admission, give_back, limiter_for
-from hurtle.schedule.ticks import TICK_HEADER, TickClaims
+from hurtle.schedule.ticks import COPY_HEADER, TickClaims
 from hurtle.schedule.unique import Releaser
 from hurtle.worker.broker_outage import BrokerOutage
 from hurtle.worker.dispatcher import Dispatcher, Job
@@ -42,6 +42,7 @@ from hurtle.worker.running import async_running, sync_running
 from hurtle.worker.settle import Counters, Settler
 from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
 from hurtle.worker.slots import Slots
+from hurtle.workflows.advance import FlowSteps
 
 if TYPE_CHECKING:
     from hurtle.profiling.profiler import ProfileConfig, Profiler
@@ -151,6 +152,7 @@ class Consumer:
             self.broker, self.results, self._buffer, self.counters, worker=self.name,
             secret_key=app.secret_key, result_ttl=app.result_ttl, figures=self.figures,
             done_for_good=self.releaser.finished,
+            flows=FlowSteps(app, self.broker, self.results, self.tick_claims.store, self.name),
         )
         # Bound once: the hot path calls it per task.
         self._settle_now = self._settler.settle_now
@@ -322,7 +324,7 @@ class Consumer:
                 else:
                     sync_started += 1
                 limited.setdefault(prepared.task.name, []).append(prepared)
-            elif TICK_HEADER in prepared.envelope.headers:  # a periodic task's tick: one dict lookup
+            elif COPY_HEADER in prepared.envelope.headers:  # a tick or a workflow's copy: one dict lookup
                 if prepared.task.is_async:
                     async_started += 1
                 else:
@@ -373,7 +375,7 @@ class Consumer:
 
     def _begin(self, job: Job) -> None:
         """Start a job whose slot is taken already (a limited one, once admitted)."""
-        if TICK_HEADER in job.envelope.headers:
+        if COPY_HEADER in job.envelope.headers:  # a tick or a workflow's copy: claimed first
             self._track(asyncio.create_task(self._start_tick(job)))
         elif job.task.is_async:
             self._async_runs[id(job.delivery)] = (asyncio.create_task(self._run_async(job)), job)
@@ -394,8 +396,9 @@ class Consumer:
             self._limiter.let_go(job)
 
     async def _start_tick(self, job: Job) -> None:
-        """Run a tick's message if it is the copy that claims the tick; acknowledge
-        a second copy (its leader died before recording the tick) without running it."""
+        """Run a tick's (or a workflow step's) message if it is the copy that claims
+        it; acknowledge a second copy (its sender died before recording that it
+        sent it) without running it."""
         if await self.tick_claims.may_run(job.envelope):
             if job.task.is_async:
                 self._async_runs[id(job.delivery)] = (asyncio.create_task(self._run_async(job)), job)
@@ -406,7 +409,7 @@ class Consumer:
         if self._holders:
             self._let_go(job)
         try:
-            self._settler.skip(job, "another copy of this tick ran")
+            self._settler.skip(job, "another copy of this message ran")
         finally:
             slots.give()
         self._after_task()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
+from msgspec import UNSET
 
 from hurtle.brokers import Broker, Delivery, Message
 from hurtle.envelope import Envelope, Result, encode, encode_result
@@ -24,6 +25,7 @@ from hurtle.retry import DEFAULT_BACKOFF
 from hurtle.worker.dispatcher import Job
 from hurtle.worker.outcome import Cancelled, DeadLetter, Failed, Outcome, Succeeded
 from hurtle.worker.settle_buffer import SettleBuffer
+from hurtle.workflows.advance import FlowSteps
 
 log = logging.getLogger("hurtle.worker")
 
@@ -57,6 +59,7 @@ class Settler:
         result_ttl: float,
         figures: TaskFigures | None = None,
         done_for_good: Callable[[Envelope], None] | None = None,
+        flows: FlowSteps | None = None,
     ) -> None:
         self.broker = broker
         self.results = results
@@ -69,6 +72,8 @@ class Settler:
         self._ran = self.figures.ran
         #: Told of every task done for good (not retried): gives unique keys back.
         self._done_for_good = done_for_good
+        #: Moves workflows on when one of their steps ends (``hurtle.workflows.advance``).
+        self.flows = flows
         self.in_flight = buffer.in_flight
         # The buffer's own lists and event: ``settle_now`` adds to them directly.
         self._acks, self._results, self._flush_wanted = buffer.acks, buffer.results, buffer.wanted
@@ -76,9 +81,13 @@ class Settler:
     def settle_now(self, job: Job, outcome: Outcome, started: float, finished: float) -> bool:
         """The common case, without waiting: a success is queued for the next flush.
         False when ``settle`` must do the rest (a failure, or a result that cannot
-        be stored). One call per task: on no-op tasks every call more showed."""
-        if type(outcome) is not Succeeded:
+        be stored, or a workflow's step). One call per task: on no-op tasks every
+        call more showed."""
+        if type(outcome) is not Succeeded or job.envelope.flow is not UNSET:
             return False
+        return self._queue_success(job, outcome, started, finished)
+
+    def _queue_success(self, job: Job, outcome: Succeeded, started: float, finished: float) -> bool:
         envelope = job.envelope
         if job.task.opts.store_result and self.results is not None:
             try:
@@ -104,9 +113,12 @@ class Settler:
         """Ack, retry or dead-letter ``job`` by its outcome, and store its result."""
         envelope, delivery = job.envelope, job.delivery
         if isinstance(outcome, Succeeded):
-            if self.settle_now(job, outcome, started, finished):
-                return
-            outcome = self._unstorable(job, outcome.value)
+            if envelope.flow is not UNSET:
+                outcome = await self._advance(job, outcome)
+            if isinstance(outcome, Succeeded):
+                if self._queue_success(job, outcome, started, finished):
+                    return
+                outcome = self._unstorable(job, outcome.value)
         if isinstance(outcome, DeadLetter):
             await self.reject(delivery, envelope, outcome.reason, started)
             return
@@ -123,6 +135,20 @@ class Settler:
             envelope.task, envelope.id, envelope.attempt + 1, finished - started, outcome.error,
         )
         await self._dead_letter(delivery, envelope, outcome.error, started, finished, outcome.traceback)
+
+    async def _advance(self, job: Job, outcome: Succeeded) -> Succeeded | Failed:
+        """Move a workflow on with a step's result, before the step is acknowledged
+        (a crash in between runs the step again, and its next step is claimed once).
+        A result that cannot travel fails the step, as one that cannot be stored does."""
+        try:
+            job.task.types.check_result(outcome.value)
+            encode_result(self.result(job.envelope, "succeeded", 0.0, 0.0, value=outcome.value))
+        except TypeError:
+            return self._unstorable(job, outcome.value)
+        if self.flows is None:
+            return Failed("no workflow support in this process", "", retryable=False)
+        await self.flows.succeeded(job.envelope, outcome.value)
+        return outcome
 
     def skip(self, job: Job, reason: str) -> None:
         """Acknowledge ``job`` without running it, and without a result (the run
@@ -160,7 +186,10 @@ class Settler:
         finished: float | None = None, traceback: str | None = None,
     ) -> None:
         """Store a failed result, then move the message to the dead letters. The
-        sender may be waiting on the result: tell it, don't let it hang."""
+        sender may be waiting on the result: tell it, don't let it hang. A workflow
+        step fails its workflow first (``FlowSteps.failed``)."""
+        if envelope is not None and envelope.flow is not UNSET and self.flows is not None:
+            await self.flows.failed(envelope, error)
         if envelope is not None and self.results is not None:
             when = time.time() if finished is None else finished
             record = self.result(envelope, "failed", started, when, error=error, traceback=traceback or "")

@@ -9,6 +9,8 @@ the two answers nothing and is left out. On a Redis Cluster the keys lie on
 every node: the scan covers every primary and the pipeline is split by slot,
 as for tallies (``tallies.py``). ``get`` is a ``GET``; ``put_if`` is one
 ``record_put_if.lua`` call, a compare-and-set on one key (legal on a cluster).
+A set (``gather``) is a hash at ``P:record:<key>``: ``HSETNX`` keeps a member's
+first value and ``HLEN`` counts them, in one ``MULTI`` transaction on one key.
 """
 
 from __future__ import annotations
@@ -72,6 +74,25 @@ class RedisRecords(RecordStore):
         args = [bytes(value), max(1, int(ttl * 1000)), 0 if current is None else 1, current or b""]
         done = await self._link.call(lambda conn: conn.script("record_put_if", [name], args))
         return bool(done)
+
+    async def gather(self, key: str, index: int, value: bytes, ttl: float) -> tuple[bool, int]:
+        name = self._names.record(key)
+        ttl_ms = max(1, int(ttl * 1000))
+
+        async def add(conn: RedisConn) -> tuple[bool, int]:
+            pipe = conn.client.pipeline(transaction=True)
+            pipe.hsetnx(name, str(index), bytes(value))
+            pipe.pexpire(name, ttl_ms)
+            pipe.hlen(name)
+            added, _, count = await pipe.execute()
+            return bool(added), int(count)
+
+        return await self._link.call(add)
+
+    async def gathered(self, key: str) -> dict[int, bytes]:
+        name = self._names.record(key)
+        found = await self._link.call(lambda conn: conn.client.hgetall(name))
+        return {int(k): bytes(v) for k, v in cast("dict[bytes, bytes]", found).items()}
 
     async def delete(self, keys: Sequence[str]) -> None:
         # A cluster client splits a DEL of several keys by slot.

@@ -6,6 +6,12 @@ live (``get_all`` checks ``expires_at``); expired rows are deleted by a ``put``
 at most once a minute, so a worker killed without a goodbye leaves no row for long.
 ``put_if`` reads and writes in one write call, which runs inside the batch's
 ``BEGIN IMMEDIATE`` transaction: atomic across processes.
+
+A set (``gather``) is rows of the same table: member ``i`` of set ``K`` is the
+row ``K/i``, and the row ``K`` counts the members, so adding one is an insert
+that does nothing when the member is there and, when it is new, a counter moved
+by one, in one write call: atomic across processes, and a constant cost
+however large the set.
 """
 
 from __future__ import annotations
@@ -67,6 +73,32 @@ def put_record_if(
 
 def delete_records(conn: sqlite3.Connection, keys: list[str]) -> None:
     conn.executemany("DELETE FROM hurtle_records WHERE key = ?", [(k,) for k in keys])
+    # A set's members: the rows ``key/...`` (``/`` sorts just before ``0``).
+    conn.executemany(
+        "DELETE FROM hurtle_records WHERE key >= ? AND key < ?", [(f"{k}/", f"{k}0") for k in keys]
+    )
+
+
+def gather_member(
+    conn: sqlite3.Connection, key: str, index: int, value: bytes, expires_at: float, now: float
+) -> tuple[bool, int]:
+    # A write call runs inside BEGIN IMMEDIATE (batch.py): the insert and the
+    # count move together, whoever else adds a member at the same moment.
+    added = conn.execute(
+        "INSERT INTO hurtle_records (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+        (f"{key}/{index}", value, expires_at),
+    ).rowcount == 1
+    counted = live_record(conn, key, now)
+    count = int(counted) if counted is not None else 0
+    if added:
+        count += 1
+    put_record(conn, key, str(count).encode(), expires_at, now, sweep=False)
+    return added, count
+
+
+def gathered_members(conn: sqlite3.Connection, key: str, now: float) -> dict[int, bytes]:
+    prefix = f"{key}/"
+    return {int(k[len(prefix):]): v for k, v in live_records(conn, prefix, now).items()}
 
 
 class SQLiteRecords(RecordStore):
@@ -96,6 +128,13 @@ class SQLiteRecords(RecordStore):
         now = time.time()
         expected = None if current is None else bytes(current)
         return await self._sql.call(put_record_if, key, bytes(value), now + ttl, now, expected, write=True)
+
+    async def gather(self, key: str, index: int, value: bytes, ttl: float) -> tuple[bool, int]:
+        now = time.time()
+        return await self._sql.call(gather_member, key, index, bytes(value), now + ttl, now, write=True)
+
+    async def gathered(self, key: str) -> dict[int, bytes]:
+        return await self._sql.call(gathered_members, key, time.time(), write=False)
 
     async def delete(self, keys: Sequence[str]) -> None:
         if keys:

@@ -1,0 +1,60 @@
+"""``FlowHandle``: what a workflow's ``send`` returns.
+
+Its ``id`` is the workflow's own: the final result is kept under it (as under
+the last step's id), so ``result()`` and ``status()`` work as on any handle,
+and ``hurtle status task ID`` shows the workflow's tree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hurtle.task import Handle
+from hurtle.workflows.wire import ChainNode, GroupNode, Node, StepNode, last_id
+
+if TYPE_CHECKING:
+    from hurtle.app import App
+
+R = TypeVar("R")
+
+
+class FlowHandle(Handle[R]):
+    """A sent workflow: its final result, and handles to its parts (``children``)."""
+
+    __slots__ = ("_children_at", "node")
+
+    def __init__(self, app: App, task_id: str, node: Node, children_at: int = 0) -> None:
+        super().__init__(app, task_id, _result_task(node))
+        self.node = node
+        self._children_at = children_at
+
+    def __repr__(self) -> str:
+        return f"<FlowHandle {self.id}>"
+
+    @property
+    def children(self) -> list[Handle[Any]]:
+        """The handles of a chain's steps, a group's members, a chord's members, in
+        order: a nested chain or group has a ``FlowHandle`` of its own."""
+        node = self.node
+        if self._children_at and isinstance(node, ChainNode):
+            node = node.nodes[0]
+        if isinstance(node, ChainNode):
+            return [part_handle(self.app, n) for n in node.nodes]
+        if isinstance(node, GroupNode):
+            return [part_handle(self.app, n) for n in node.members]
+        return []
+
+
+def part_handle(app: App, node: Node) -> Handle[Any]:
+    """A handle to one part of a workflow: a step's own, or a nested node's (its
+    result kept under its last step's id, or its group's)."""
+    if isinstance(node, StepNode):
+        return Handle(app, node.id, node.task)
+    return FlowHandle(app, last_id(node), node)
+
+
+def _result_task(node: Node) -> str:
+    """The task whose return type the final result has ("" for a group's list)."""
+    while isinstance(node, ChainNode):
+        node = node.nodes[-1]
+    return node.task if isinstance(node, StepNode) else ""
