@@ -21,6 +21,7 @@ from hurtle.cli.common import (
 )
 from hurtle.cli.status_history import not_kept
 from hurtle.cli.status_task_show import print_report, unknown_line
+from hurtle.cli.status_task_tree import print_flow
 from hurtle.cli.status_view import print_view, read_snapshot, snapshot_json
 from hurtle.cli.status_watch import DEFAULT_INTERVAL, watch
 from hurtle.cli.status_workers import not_visible, read_registry
@@ -119,6 +120,8 @@ def task(
         click.echo(json.dumps(report_json(report), default=repr))
     elif report.known:
         print_report(report, None if report.registry_visible else not_visible(where))
+        if report.flow is not None:
+            print_flow(report.flow)
     if not report.known:
         _unknown(unknown_line(report, where))
 

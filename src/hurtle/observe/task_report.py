@@ -24,6 +24,7 @@ from hurtle.observe.registry import RunningTask, WorkerRecord
 from hurtle.progress import Progress, read_progress
 from hurtle.schedule.cancel import cancel_requested
 from hurtle.task_status import TaskLook, TaskStatus, look_at_task
+from hurtle.workflows.tree import FlowPart, read_tree
 
 #: Dead letters read, newest first, to find a failed task's: its reason and attempt.
 #: An older one is not looked for (a listing reads each one's whole body).
@@ -67,21 +68,27 @@ class TaskReport:
     progress: Progress | None = None
     #: A cancel was asked for and no worker has recorded it yet.
     cancel_requested: bool = False
+    #: The workflow whose id this is, its parts' states (``hurtle.workflows.tree``).
+    flow: FlowPart | None = None
 
     @property
     def state(self) -> TaskStatus:
         """``Handle.status()``'s answer, except that a task a worker lists as running
-        is ``running`` where the broker cannot say so (RabbitMQ)."""
+        is ``running`` where the broker cannot say so (RabbitMQ), and a workflow not
+        finished has the state its parts give it."""
         if self.look.status == "unknown" and self.running is not None:
             return "running"
+        if self.look.status == "unknown" and self.flow is not None:
+            return self.flow.state
         return self.look.status
 
     @property
     def known(self) -> bool:
-        """Something was found: a state, a dead letter, a progress report or a cancel mark."""
+        """Something was found: a state, a dead letter, a progress report, a cancel
+        mark or a workflow."""
         return (
             self.state != "unknown" or self.dead is not None or self.progress is not None
-            or self.cancel_requested
+            or self.cancel_requested or self.flow is not None
         )
 
 
@@ -106,6 +113,7 @@ async def read_report(
         id=task_id, look=look, running=_running(workers or [], task_id), dead=dead,
         registry_visible=workers is not None, locates_messages=connection.broker.locates_messages,
         keeps_results=connection.results is not None, progress=progress, cancel_requested=cancelling,
+        flow=None if records is None else await read_tree(connection.broker, connection.results, records, task_id),
     )
 
 
@@ -156,6 +164,7 @@ def report_json(report: TaskReport) -> dict[str, Any]:
         },
         "progress": None if report.progress is None else msgspec.to_builtins(report.progress),
         "cancel_requested": report.cancel_requested,
+        "workflow": None if report.flow is None else report.flow.as_json(),
         "dead_letter": None if dead is None else {
             "id": dead.letter.id, "queue": dead.letter.queue, "reason": dead.letter.reason,
             "failed_at": seconds_or_none(dead.letter.failed_at),
