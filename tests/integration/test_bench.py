@@ -285,3 +285,28 @@ def test_bench_with_metrics_runs_a_worker_that_serves_them_and_still_verifies_ev
     run, summary = lines
     assert run["verified"] is True and run["worker_exit"] == 0
     assert summary["metrics"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_bench_chord_verifies_each_member_ran_once_and_the_callback_once_with_every_result(
+    kind: str,
+) -> None:
+    code, lines, stderr = bench_json("chord", "-n", "300", "--processes", "2", "--kind", kind)
+
+    assert code == 0, stderr
+    run, _ = lines
+    assert run["verified"] is True
+    assert (run["n"], run["ran"], run["pending"], run["dead"]) == (301, 301, 0, 0)
+
+
+def test_a_chord_whose_callback_ran_twice_or_short_is_not_verified(tmp_path: Path) -> None:
+    from hurtle.bench.chord import CALLBACK_FILE, check_callback
+
+    assert check_callback(tmp_path, 3) == ["the chord's callback never ran"]
+    (tmp_path / CALLBACK_FILE).write_text("3\n")
+    assert check_callback(tmp_path, 3) == []
+    (tmp_path / CALLBACK_FILE).write_text("3\n3\n")
+    assert "ran 2 time(s)" in check_callback(tmp_path, 3)[0]
+    (tmp_path / CALLBACK_FILE).write_text("2\n")
+    assert "with [2] result(s)" in check_callback(tmp_path, 3)[0]

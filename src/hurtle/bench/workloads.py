@@ -12,7 +12,7 @@ from collections.abc import Callable
 from hurtle.bench.result import RunResult
 from hurtle.bench.runner import OnProgress, Options
 
-WORKLOADS = ("noop", "latency", "heavyinit", "ping", "io")
+WORKLOADS = ("noop", "latency", "heavyinit", "ping", "io", "chord")
 DEFAULT_KIND = {"latency": "async"}  # else sync
 Workload = Callable[[Options, OnProgress | None], RunResult]
 
@@ -46,6 +46,10 @@ def describe(name: str, options: Options) -> str | None:
         from hurtle.bench import io_target
 
         return io_target.describe(options.io, options.io_redis)
+    if name == "chord":
+        from hurtle.bench import chord
+
+        return chord.describe()
     if name == "ping":
         from hurtle.bench import ping
 
