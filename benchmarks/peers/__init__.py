@@ -18,6 +18,8 @@ from importlib.metadata import PackageNotFoundError, version
 from benchmarks.peers.base import Peer
 
 NAMES = ("celery", "dramatiq", "rq", "arq", "huey", "taskiq")
+#: The peers with a chord (a group whose completion calls a callback): ``chord`` compares with these.
+CHORDS = ("celery", "dramatiq")
 #: What each peer's module imports, beyond the redis client hurtle[redis] brings.
 _NEEDS = {
     "celery": ("celery", "gevent"),

@@ -21,7 +21,7 @@ from hurtle.bench.workloads import DEFAULT_KIND, describe, load
 from hurtle.cli.common import EXIT_USER_ERROR, fail
 from hurtle.errors import HurtleError
 
-WORKLOADS = ("noop", "latency", "heavyinit", "io")  # ping runs hurtle alone: `hurtle bench ping`
+WORKLOADS = ("noop", "latency", "heavyinit", "io", "chord")  # ping runs hurtle alone: `hurtle bench ping`
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,7 +55,7 @@ def main(
     repeat: int, kind: str | None, scale: float, io_kind: str, io_redis: str, batch: int, as_json: bool,
 ) -> None:
     """Run WORKLOAD on hurtle and each peer in turn; report the verified runs side by side."""
-    names = _peer_names(peer_list, broker_url)
+    names = _peer_names(peer_list, broker_url, workload)
     kind = kind or DEFAULT_KIND.get(workload, "sync")
     options = replace(Options(count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale),
                       io=io_kind, io_redis=io_redis)
@@ -68,7 +68,7 @@ def main(
     compare(workload, run, options, names, repeat, as_json, describe(workload, options))
 
 
-def _peer_names(peer_list: str, broker_url: str | None) -> list[str]:
+def _peer_names(peer_list: str, broker_url: str | None, workload: str) -> list[str]:
     """The --peers names, checked: known, installed, on a Redis broker; else one line, exit 2."""
     names = list(dict.fromkeys(name.strip().lower() for name in peer_list.split(",") if name.strip()))
     if not names:
@@ -79,6 +79,8 @@ def _peer_names(peer_list: str, broker_url: str | None) -> list[str]:
     if not broker_url or not broker_url.startswith(("redis://", "rediss://")):
         fail("--peers: the peers run on Redis; give --broker redis://HOST:PORT/DB")
     for name in names:
+        if workload == "chord" and name not in peers.CHORDS:
+            fail(f"--peers: chord compares with {' and '.join(peers.CHORDS)}; {name} has no chord")
         absent = peers.missing(name)
         if absent:
             fail(f"--peers: {name} needs {', '.join(absent)}, not installed: pip install -e '.[bench]'")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hurtle.bench import io_target
+from hurtle.bench.chord import note_callback
 from hurtle.bench.heavyinit import Setup
 from hurtle.bench.runner import RunRecorder
 
@@ -44,7 +45,7 @@ class Run:
 
     url: str  # redis://...
     ns: str  # lowercase letters and digits only (huey cleans other characters out of names)
-    workload: str  # noop | latency | heavyinit | io
+    workload: str  # noop | latency | heavyinit | io | chord
     kind: str  # sync | async: the task model the plan chose
     n: int
     processes: int
@@ -80,6 +81,9 @@ class Peer:
     pending: Callable[[Run], int]  # messages queued or delivered but not acknowledged
     dead: Callable[[Run], int | None]  # dead-lettered or failed; None: the peer keeps no count
     forget: Callable[[Run], None] | None = None  # drop the run from keys outside its namespace
+    #: chord: whether the callback is given the members' results (Dramatiq's group
+    #: completion callback is given none); None: the peer has no chord.
+    chord_results: bool | None = None
 
 
 def url_from_env() -> str:
@@ -154,6 +158,12 @@ def io() -> None:
 async def io_async() -> None:
     recorder.start()
     await io_target.round_trip_async()
+    recorder.record()
+
+
+def chord_callback(results: list[Any] | None = None) -> None:
+    """A chord's callback: notes how many results it was given (-1: none), then counts itself."""
+    note_callback(-1 if results is None else len(results))
     recorder.record()
 
 

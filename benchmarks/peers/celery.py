@@ -15,6 +15,11 @@ Sending: ``apply_async`` in a loop, as users send; Celery has no batch send
 (``group`` sends each message alone too, and adds a group id to each).
 Isolation: the run's namespace is the queue's name and kombu's
 ``global_keyprefix``, so every key Celery writes carries it.
+
+chord: ``chord(member.s() for ...)(callback.s())``, as Celery's docs write it.
+A chord needs its members' results: the Redis result backend (the same Redis,
+its keys under the namespace too) and members that store them; the callback
+is given them, in order.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from celery import Celery
+from celery import Celery, chord
 
 from benchmarks.peers import base
 from benchmarks.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
@@ -35,6 +40,7 @@ TASK_NAMES = {"noop": "hurtle_bench.noop", "latency": "hurtle_bench.sleep", "hea
 
 
 TASKS = base.SYNC_TASKS
+CHORD_MEMBER, CHORD_CALLBACK = "hurtle_bench.chord_member", "hurtle_bench.chord_callback"
 
 
 def make_app(url: str, ns: str) -> Celery:
@@ -44,11 +50,16 @@ def make_app(url: str, ns: str) -> Celery:
         task_default_queue=ns,
         task_ignore_result=True,  # no result stored: as hurtle's bench tasks and Dramatiq
         broker_transport_options={"global_keyprefix": f"{ns}:"},
+        # Only a chord's members store results (a chord needs them); every other task ignores its own.
+        result_backend=url,
+        result_backend_transport_options={"global_keyprefix": f"{ns}:"},
         broker_connection_retry_on_startup=True,
         worker_enable_remote_control=False,
     )
     for workload, body in TASKS.items():
         app.task(name=TASK_NAMES[workload], acks_late=False)(body)
+    app.task(name=CHORD_MEMBER, acks_late=False, ignore_result=False)(base.noop)
+    app.task(name=CHORD_CALLBACK, acks_late=False)(base.chord_callback)
     return app
 
 
@@ -78,11 +89,23 @@ def plan(run: Run) -> Plan:
 
 def enqueue(run: Run, calls: Sequence[Sequence[Any]]) -> float:
     sender = make_app(run.url, run.ns)
+    if run.workload == "chord":
+        return _send_chord(sender, len(calls))
     task = sender.tasks[TASK_NAMES[run.workload]]
     try:
         started = time.perf_counter()
         for args in calls:
             task.apply_async(args)
+        return time.perf_counter() - started
+    finally:
+        sender.close()
+
+
+def _send_chord(sender: Celery, n: int) -> float:
+    member, callback = sender.tasks[CHORD_MEMBER], sender.tasks[CHORD_CALLBACK]
+    try:
+        started = time.perf_counter()
+        chord(member.s() for _ in range(n))(callback.s())
         return time.perf_counter() - started
     finally:
         sender.close()
@@ -103,5 +126,6 @@ def dead(run: Run) -> int | None:
 
 PEER = Peer(
     name="celery", distribution="celery", plan=plan, kind=kind, enqueue=enqueue,
-    enqueue_method="apply_async in a loop", pending=pending, dead=dead,
+    enqueue_method="apply_async in a loop (chord: chord(...)(callback))", pending=pending, dead=dead,
+    chord_results=True,
 )

@@ -144,9 +144,9 @@ def _header(
     if described:
         lines.append(f"hurtle: {described}")
     hurtle = systems[0]
-    lines.append(
-        f"  hurtle {hurtle.version}: {hurtle.config}; sends with send_many, {options.batch:,} a batch"
-    )
+    sends = ("hurtle.chord(...).send(), the members in one batch" if workload == "chord"
+             else f"send_many, {options.batch:,} a batch")
+    lines.append(f"  hurtle {hurtle.version}: {hurtle.config}; sends with {sends}")
     lines.append(f"    $ hurtle worker hurtle.bench.{workload}:app --burst -p {options.processes}")
     for index, peer in enumerate(peers, start=1):
         preview = Run(options.broker or "", "NS", workload, peer.kind(workload, options.kind),

@@ -13,6 +13,13 @@ Sending: ``actor.send`` in a loop, as users send (``group(...).run()`` sends
 each message alone too). Actors with ``max_retries=0``, so a failure is
 dead-lettered and counted. Isolation: the run's namespace is the broker's
 ``namespace``, the prefix of every key it writes.
+
+chord: a ``group`` with a completion callback (``add_completion_callback``,
+the ``GroupCallbacks`` middleware counting completions on a Redis barrier), as
+Dramatiq's docs write it. Its callback is given no results: collecting them
+would need the ``Results`` middleware and a ``get_results`` wait, which Dramatiq
+leaves to the caller. The barrier's keys are not under the namespace: they
+live ``BARRIER_TTL_MS`` and Redis drops them.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from typing import Any
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import GroupCallbacks
+from dramatiq.rate_limits.backends import RedisBackend as RateLimitBackend
 
 from benchmarks.peers import base
 from benchmarks.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
@@ -40,17 +49,26 @@ ACTOR_NAMES = {"noop": "hurtle_bench_noop", "latency": "hurtle_bench_sleep", "he
 
 
 TASKS = base.SYNC_TASKS
+CHORD_MEMBER, CHORD_CALLBACK = "hurtle_bench_chord_member", "hurtle_bench_chord_callback"
+BARRIER_TTL_MS = 600_000  # a chord's barrier keys: outside the namespace, gone after 10 minutes
 
 
 def make_broker(url: str, ns: str) -> tuple[RedisBroker, dict[str, dramatiq.Actor[..., Any]]]:
     """A broker whose keys all start with ``ns``, and the bench's actors on it."""
     made = RedisBroker(url=url, namespace=ns)  # type: ignore[no-untyped-call]
+    made.add_middleware(GroupCallbacks(RateLimitBackend(url=url), barrier_ttl=BARRIER_TTL_MS))
     actors = {
         workload: dramatiq.actor(
             broker=made, actor_name=ACTOR_NAMES[workload], queue_name=QUEUE, max_retries=0
         )(body)
         for workload, body in TASKS.items()
     }
+    actors[CHORD_MEMBER] = dramatiq.actor(
+        broker=made, actor_name=CHORD_MEMBER, queue_name=QUEUE, max_retries=0
+    )(base.noop)
+    actors[CHORD_CALLBACK] = dramatiq.actor(
+        broker=made, actor_name=CHORD_CALLBACK, queue_name=QUEUE, max_retries=0
+    )(base.chord_callback)
     return made, actors
 
 
@@ -76,11 +94,26 @@ def plan(run: Run) -> Plan:
 
 def enqueue(run: Run, calls: Sequence[Sequence[Any]]) -> float:
     sender, actors = make_broker(run.url, run.ns)
+    if run.workload == "chord":
+        return _send_group(sender, actors, len(calls))
     actor = actors[run.workload]
     try:
         started = time.perf_counter()
         for args in calls:
             actor.send(*args)
+        return time.perf_counter() - started
+    finally:
+        sender.close()
+
+
+def _send_group(sender: RedisBroker, actors: dict[str, dramatiq.Actor[..., Any]], n: int) -> float:
+    try:
+        started = time.perf_counter()
+        members = dramatiq.group(  # type: ignore[no-untyped-call]
+            (actors[CHORD_MEMBER].message() for _ in range(n)), broker=sender
+        )
+        members.add_completion_callback(actors[CHORD_CALLBACK].message())  # type: ignore[no-untyped-call]
+        members.run()  # type: ignore[no-untyped-call]
         return time.perf_counter() - started
     finally:
         sender.close()
@@ -105,5 +138,6 @@ def dead(run: Run) -> int | None:
 
 PEER = Peer(
     name="dramatiq", distribution="dramatiq", plan=plan, kind=kind, enqueue=enqueue,
-    enqueue_method="actor.send in a loop", pending=pending, dead=dead,
+    enqueue_method="actor.send in a loop (chord: group(...).run())", pending=pending, dead=dead,
+    chord_results=False,
 )

@@ -28,6 +28,7 @@ from typing import Any
 from benchmarks.peers.base import NS_ENV, URL_ENV, Peer, Plan, Run
 from benchmarks.peers.drain import drain, limits
 from hurtle.bench import io_target, latency
+from hurtle.bench.chord import check_callback
 from hurtle.bench.heavyinit import count_setups
 from hurtle.bench.result import RunResult, Timings
 from hurtle.bench.runner import RECORDS_ENV, OnProgress, Options, check_counts, read_records
@@ -58,7 +59,7 @@ def run(peer: Peer, workload: str, options: Options, progress: OnProgress | None
     )
     plan = peer.plan(spec)
     calls = calls_for(workload, options)
-    result = RunResult(workload, spec.kind, spec.n, spec.processes, spec.url)
+    result = RunResult(workload, spec.kind, runs_expected(spec), spec.processes, spec.url)
     try:
         with tempfile.TemporaryDirectory(prefix="hurtle-bench-") as folder, \
                 _target(workload, options) as target:
@@ -93,17 +94,18 @@ def _run(
            RECORDS_ENV: str(folder), URL_ENV: spec.url, NS_ENV: spec.ns,
            "PYTHONPATH": _checkout_on_path(os.environ.get("PYTHONPATH"))}
     longest = max((call[0] for call in calls if call), default=0.0)
-    bounds = limits(spec.n, longest)
-    drained = drain(plan.commands, env, folder, spec.n, bounds, progress, lambda: peer.pending(spec) == 0)
+    runs = runs_expected(spec)
+    bounds = limits(runs, longest)
+    drained = drain(plan.commands, env, folder, runs, bounds, progress, lambda: peer.pending(spec) == 0)
     records = read_records(folder)
     result.ran, result.pending, result.dead = records.runs, peer.pending(spec), peer.dead(spec)
     result.worker_exit = drained.exit_codes[0]
-    problem = drained.problem(bounds, records.runs, spec.n)
+    problem = drained.problem(bounds, records.runs, runs)
     if drained.ended == "time limit" and problem:
         result.problems.append(problem)  # slow, not proven lost: the count says how far it got
     else:
         result.problems += ([problem] if problem else []) + check_counts(result)
-    _inspect(spec, folder, result)
+    _inspect(peer, spec, folder, result)
     if target is not None:  # the same check as hurtle's runs: N round trips, a client per process
         target.inspect(folder, result, spec.processes)
     if result.problems:
@@ -129,9 +131,17 @@ def _checkout_on_path(python_path: str | None) -> str:
     return os.pathsep.join([str(CHECKOUT), *([python_path] if python_path else [])])
 
 
-def _inspect(spec: Run, folder: Path, result: RunResult) -> None:
-    """The workload's own measures; a peer's setup count is reported, never a failure."""
-    if spec.workload == "latency":
+def runs_expected(spec: Run) -> int:
+    """The task runs a verified run counts: N, and a chord's callback."""
+    return spec.n + 1 if spec.workload == "chord" else spec.n
+
+
+def _inspect(peer: Peer, spec: Run, folder: Path, result: RunResult) -> None:
+    """The workload's own measures; a peer's setup count is reported, never a failure.
+    A chord's callback must have run once (given every result, where the peer gives them)."""
+    if spec.workload == "chord":
+        result.problems += check_callback(folder, spec.n if peer.chord_results else -1)
+    elif spec.workload == "latency":
         latency.start_spread(folder, result)
     elif spec.workload == "heavyinit":
         result.extra["setups"] = count_setups(folder)
