@@ -19,6 +19,7 @@ from msgspec import UNSET
 
 from hurtle.brokers import Broker, Delivery, Message
 from hurtle.envelope import Envelope, Result, encode, encode_result
+from hurtle.errors import MessageTooLarge
 from hurtle.observe.task_figures import CANCELLED, FAILED, RETRIED, SUCCEEDED, TaskFigures
 from hurtle.results import ResultStore
 from hurtle.retry import DEFAULT_BACKOFF
@@ -147,7 +148,11 @@ class Settler:
             return self._unstorable(job, outcome.value)
         if self.flows is None:
             return Failed("no workflow support in this process", "", retryable=False)
-        await self.flows.succeeded(job.envelope, outcome.value)
+        try:
+            await self.flows.succeeded(job.envelope, outcome.value)
+        except MessageTooLarge as exc:  # sending it again cannot help: the workflow fails here
+            error = f"the workflow's next step cannot be sent: {exc}"
+            return Failed(error, f"{error}\n", retryable=False)
         return outcome
 
     def skip(self, job: Job, reason: str) -> None:
