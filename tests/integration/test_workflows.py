@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import hurtle
+from hurtle.brokers import broker_class
 from hurtle.record_source import open_records
 from hurtle.testing import drain
 from hurtle.workflows.advance import FlowSteps
@@ -85,6 +86,22 @@ def flaky(x: int) -> int:
 def on_failure(task_id: str, error: str) -> None:
     with _lock:
         CALLS.append(("on_failure", task_id, error))
+
+
+@app.task
+def on_failure_alone(note: str) -> None:
+    with _lock:
+        CALLS.append(("on_failure_alone", note))
+
+
+@app.task
+def pair(x: int) -> tuple[int, str]:
+    return x, str(x)
+
+
+@app.task
+def big(size: int) -> str:
+    return "x" * size
 
 
 STORES: dict[str, Callable[[Path], tuple[str, str | None]]] = {
@@ -241,3 +258,44 @@ def test_a_workflow_on_rabbitmq_without_a_result_store_is_refused_at_send() -> N
             (add.s(1, 2) | double.s()).send()
     finally:
         app.use_broker("memory://workflows-idle")
+
+
+def test_a_group_result_arrives_as_its_members_return_types(flows: hurtle.App) -> None:
+    handle = hurtle.group([pair.s(1), pair.s(2)]).send()
+
+    run_all(flows)
+
+    assert handle.result() == [(1, "1"), (2, "2")]
+
+
+def test_a_workflow_is_queued_until_it_runs_then_succeeded(flows: hurtle.App) -> None:
+    handle = (add.s(1, 2) | double.s()).send()
+    waiting = handle.status()
+
+    run_all(flows)
+
+    assert waiting == ("queued" if broker_class(flows.broker_url).locates_messages else "unknown")
+    assert handle.status() == "succeeded"
+
+
+def test_an_on_failure_handler_made_with_si_is_given_only_its_own_arguments(flows: hurtle.App) -> None:
+    handle = hurtle.chord([explode.s(1)], total.s(), on_failure=on_failure_alone.si("chord lost")).send()
+
+    run_all(flows)
+
+    with pytest.raises(hurtle.TaskFailed):
+        handle.result()
+    assert list(CALLS) == [("on_failure_alone", "chord lost")]
+
+
+def test_a_callback_too_large_to_send_fails_the_chord_saying_why(
+    flows: hurtle.App, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(flows, "max_message_bytes", 4000)
+    handle = hurtle.chord([big.s(1500) for _ in range(3)], total.s()).send()
+
+    run_all(flows)
+
+    with pytest.raises(hurtle.TaskFailed, match="max_message_bytes=4000"):
+        handle.result()
+    assert RUNS["total"] == 0

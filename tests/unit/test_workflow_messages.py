@@ -122,3 +122,29 @@ def test_an_empty_group_or_chain_is_refused() -> None:
 def test_a_first_step_missing_an_argument_is_refused_at_send() -> None:
     with pytest.raises(TypeError):
         (add.s(1) | add.s(2)).send()
+
+
+@pytest.mark.parametrize(
+    ("flow", "reason"),
+    [
+        ({"root": "r", "frames": [{"type": "gather", "group": "g", "index": 3, "total": 3}]},
+         "member index 3"),
+        ({"root": "r", "frames": [{"type": "gather", "group": "g", "index": 0, "total": 0}]},
+         "member index 0"),
+        ({"root": "r", "frames": [{"type": "then", "rest": []}]}, "rest is empty"),
+        ({"root": "r", "frames": [{"type": "then", "rest": [{"type": "group", "id": "g", "members": []}]}]},
+         "no members"),
+        ({"root": "r", "frames": [{"type": "then", "rest": [{"type": "chain", "nodes": []}]}]}, "no steps"),
+        ({"root": "r", "frames": [{"type": "fork"}]}, "undecodable"),
+    ],
+)
+def test_a_workflow_step_whose_links_cannot_be_followed_is_dead_lettered_saying_why(
+    flow: dict[str, Any], reason: str,
+) -> None:
+    body = json.dumps({"v": 2, "id": "x1", "task": add.name, "args": [1, 2], "flow": flow}).encode()
+
+    outcome, _ = Dispatcher(app.tasks, max_deliveries=5, secret_key=None).prepare(
+        Delivery("default", body, 1, None)
+    )
+
+    assert isinstance(outcome, DeadLetter) and reason in outcome.reason

@@ -11,12 +11,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from msgspec import UNSET
+
 from hurtle.arguments import MAX_NESTING, Refused, check_call_nesting
 from hurtle.brokers import Delivery
 from hurtle.context import TaskContext
 from hurtle.envelope import DecodeError, Envelope, decode
 from hurtle.task import Task
 from hurtle.worker.outcome import DeadLetter
+from hurtle.workflows.wire import flow_problem
 
 
 @dataclass(slots=True, init=False)
@@ -92,6 +95,10 @@ class Dispatcher:
         task = self.tasks.get(envelope.task)
         if task is None:
             return DeadLetter(f"unknown task {envelope.task!r}: not registered with this app"), envelope
+        if envelope.flow is not UNSET:
+            problem = flow_problem(envelope.flow)
+            if problem is not None:
+                return DeadLetter(problem), envelope
         timeout = envelope.timeout
         if timeout is not None and not 0 < timeout < math.inf:
             return DeadLetter(f"timeout must be a positive number of seconds, not {timeout!r}"), envelope

@@ -35,7 +35,7 @@ from hurtle.errors import ConfigurationError
 from hurtle.records import RecordStore
 from hurtle.schedule.ticks import COPY_HEADER
 from hurtle.workflows.plan import NO_INPUT, start, step_envelope
-from hurtle.workflows.wire import Flow, Gather, StepNode, Then, final_id
+from hurtle.workflows.wire import Flow, Gather, StepNode, Then, final_id, flow_problem
 
 if TYPE_CHECKING:
     from hurtle.app import App
@@ -130,6 +130,8 @@ class FlowSteps:
         after it, call the ``on_failure`` handler of the group it fails."""
         flow = envelope.flow
         assert isinstance(flow, Flow)
+        if flow_problem(flow) is not None:  # links that cannot be followed: nothing to fail
+            return
         now = time.time()
         records: list[Result] = []
         handlers: list[Envelope] = []

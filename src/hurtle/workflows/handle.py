@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hurtle.task import Handle
+from hurtle.task_status import TaskStatus
 from hurtle.workflows.wire import ChainNode, GroupNode, Node, StepNode, last_id
 
 if TYPE_CHECKING:
@@ -30,6 +31,29 @@ class FlowHandle(Handle[R]):
 
     def __repr__(self) -> str:
         return f"<FlowHandle {self.id}>"
+
+    async def result_async(self, timeout: float | None = 10.0) -> R:
+        value = await super().result_async(timeout)
+        final = _final(self.node)
+        if isinstance(final, GroupNode) and isinstance(value, list) and len(value) == len(final.members):
+            # A group's list, converted member by member where a member is a step whose task is here.
+            converted = [_convert(self.app, m, v) for m, v in zip(final.members, value, strict=True)]
+            return converted  # type: ignore[return-value]
+        return value
+
+    async def status_async(self) -> TaskStatus:
+        """The workflow's state: its final result's once it has one, else what its
+        parts say (``hurtle.workflows.tree``): queued, running, or failed."""
+        status = await super().status_async()
+        if status != "unknown":
+            return status
+        from hurtle.workflows.send import records_of
+        from hurtle.workflows.tree import read_tree
+
+        connection = self.app.client.connection()
+        store = records_of(self.app, connection)
+        tree = await read_tree(connection.broker, connection.results, store, self.id)
+        return "unknown" if tree is None else tree.state
 
     @property
     def children(self) -> list[Handle[Any]]:
@@ -53,8 +77,19 @@ def part_handle(app: App, node: Node) -> Handle[Any]:
     return FlowHandle(app, last_id(node), node)
 
 
-def _result_task(node: Node) -> str:
-    """The task whose return type the final result has ("" for a group's list)."""
+def _final(node: Node) -> StepNode | GroupNode:
     while isinstance(node, ChainNode):
         node = node.nodes[-1]
-    return node.task if isinstance(node, StepNode) else ""
+    return node
+
+
+def _result_task(node: Node) -> str:
+    """The task whose return type the final result has ("" for a group's list)."""
+    final = _final(node)
+    return final.task if isinstance(final, StepNode) else ""
+
+
+def _convert(app: App, member: Node, value: Any) -> Any:
+    final = _final(member)
+    task = app.tasks.get(final.task) if isinstance(final, StepNode) else None
+    return value if task is None else task.types.convert_result(value)

@@ -96,3 +96,39 @@ def final_id(frames: list[Frame], own_id: str) -> str:
         if frame.rest:
             return last_id(frame.rest[-1])
     return own_id
+
+
+def flow_problem(flow: Flow) -> str | None:
+    """Why ``flow`` cannot be followed (a message from elsewhere), or None. Checked
+    before the step runs, so a bad link dead-letters the message, saying why."""
+    for frame in flow.frames:
+        if isinstance(frame, Gather):
+            if not 0 <= frame.index < frame.total:
+                return f"flow: member index {frame.index} is not within a group of {frame.total}"
+        elif not frame.rest:
+            return "flow: a chain's rest is empty"
+        else:
+            problem = _node_problem(frame.rest)
+            if problem is not None:
+                return problem
+        on_failure = frame.on_failure if isinstance(frame, Gather) else None
+        if on_failure is not None and not on_failure.task:
+            return "flow: an on_failure step names no task"
+    return None
+
+
+def _node_problem(nodes: list[Node]) -> str | None:
+    for node in nodes:
+        if isinstance(node, ChainNode):
+            if not node.nodes:
+                return "flow: a chain has no steps"
+            problem = _node_problem(node.nodes)
+        elif isinstance(node, GroupNode):
+            if not node.members:
+                return "flow: a group has no members"
+            problem = _node_problem(node.members)
+        else:
+            problem = None if node.task and node.id else "flow: a step names no task or id"
+        if problem is not None:
+            return problem
+    return None
