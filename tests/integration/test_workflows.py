@@ -299,3 +299,14 @@ def test_a_callback_too_large_to_send_fails_the_chord_saying_why(
     with pytest.raises(hurtle.TaskFailed, match="max_message_bytes=4000"):
         handle.result()
     assert RUNS["total"] == 0
+
+
+def test_a_cancelled_workflow_fails_and_its_later_steps_never_run(flows: hurtle.App) -> None:
+    handle = (add.s(1, 2) | double.s() | double.s()).send()
+
+    handle.cancel()
+    run_all(flows)
+
+    with pytest.raises(hurtle.TaskFailed, match="cancelled"):
+        handle.result()
+    assert not RUNS

@@ -22,6 +22,7 @@ from hurtle.client import Connection
 from hurtle.envelope import Result, decode
 from hurtle.observe.registry import RunningTask, WorkerRecord
 from hurtle.progress import Progress, read_progress
+from hurtle.records import RecordStore
 from hurtle.schedule.cancel import cancel_requested
 from hurtle.task_status import TaskLook, TaskStatus, look_at_task
 from hurtle.workflows.tree import FlowPart, read_tree
@@ -113,8 +114,15 @@ async def read_report(
         id=task_id, look=look, running=_running(workers or [], task_id), dead=dead,
         registry_visible=workers is not None, locates_messages=connection.broker.locates_messages,
         keeps_results=connection.results is not None, progress=progress, cancel_requested=cancelling,
-        flow=None if records is None else await read_tree(connection.broker, connection.results, records, task_id),
+        flow=await _flow(connection, records, task_id),
     )
+
+
+async def _flow(connection: Connection, records: RecordStore | None, task_id: str) -> FlowPart | None:
+    """The workflow of id ``task_id``, if one was sent (its tree is in the record store)."""
+    if records is None:
+        return None
+    return await read_tree(connection.broker, connection.results, records, task_id)
 
 
 def _running(workers: Sequence[WorkerRecord], task_id: str) -> Running | None:

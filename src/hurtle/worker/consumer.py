@@ -19,6 +19,8 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UNSET
+
 from hurtle.app import App
 from hurtle.brokers import Delivery
 from hurtle.client import Connection
@@ -316,8 +318,12 @@ class Consumer:
                 self._spawn(self._reject(delivery, envelope, outcome.reason), self.async_slots)
             elif cancelled and prepared.envelope.id in cancelled:  # cancelled while queued: never runs
                 now = time.time()
-                self._settler.cancel_now(prepared, now, now)
-                skipped += 1
+                if prepared.envelope.flow is UNSET:
+                    self._settler.cancel_now(prepared, now, now)
+                    skipped += 1
+                else:  # a workflow's step: its workflow fails first, which takes a round trip
+                    async_started += 1
+                    self._spawn(self._settle_later(prepared, Cancelled(), now, now), self.async_slots)
             elif limited is not None and prepared.task.opts.limited:  # asks for a permit first
                 if prepared.task.is_async:
                     async_started += 1

@@ -124,6 +124,8 @@ class Settler:
             await self.reject(delivery, envelope, outcome.reason, started)
             return
         if isinstance(outcome, Cancelled):
+            if envelope.flow is not UNSET and self.flows is not None:  # nothing after it will run
+                await self.flows.failed(envelope, "cancelled")
             self.cancel_now(job, started, finished)
             return
         if self._should_retry(job, outcome):

@@ -41,6 +41,16 @@ class FlowHandle(Handle[R]):
             return converted  # type: ignore[return-value]
         return value
 
+    async def cancel_async(self) -> None:
+        """Cancel every step of the workflow not finished yet: a queued step never
+        runs and fails its workflow, so nothing after it starts (docs/workflows.md)."""
+        from hurtle.schedule.cancel import request_cancel
+        from hurtle.workflows.plan import steps
+        from hurtle.workflows.send import records_of
+
+        store = records_of(self.app, self.app.client.connection())
+        await request_cancel(store, [s.id for s in steps(self.node)], self.app.result_ttl)
+
     async def status_async(self) -> TaskStatus:
         """The workflow's state: its final result's once it has one, else what its
         parts say (``hurtle.workflows.tree``): queued, running, or failed."""
