@@ -71,7 +71,7 @@ def compare(
     else:
         for table in report.comparison(systems):
             console.print(table)
-        console.print(report.peer_notes())
+        console.print(report.peer_notes(workload))
         if workload == "io":
             console.print(bench_report.io_notes(options.io, options.n))
     if not all(run.verified for system in systems for run in system.runs):

@@ -28,7 +28,13 @@ def peer_line(result: RunResult) -> str:
     return "[red]NOT VERIFIED[/red], no speed: " + "; ".join(result.problems)
 
 
-def peer_notes() -> str:
+def peer_notes(workload: str = "") -> str:
+    if workload == "chord":
+        stored = (" chord: N + 1 runs, the callback once; hurtle's and Celery's callbacks are given the N"
+                  " results (Celery's members store them in its result backend, hurtle's members keep"
+                  " them in the workflow's state), Dramatiq's completion callback is given none.")
+    else:
+        stored = " No system stores results."
     return (
         "hurtle vs it: how many times better hurtle's median is: hurtle / peer for rates,"
         " peer / hurtle for times and CPU (above 1: hurtle ahead).\n"
@@ -38,7 +44,7 @@ def peer_notes() -> str:
         " count reaches N).\n"
         "verified, each run: N task runs counted by the tasks themselves, nothing left queued or"
         " unacknowledged, nothing dead-lettered where the system keeps a count; a run that is not"
-        " says why and has no speed. No system stores results."
+        " says why and has no speed." + stored
     )
 
 

@@ -69,6 +69,26 @@ def test_a_peer_runs_the_noop_workload_after_hurtle_and_every_task_is_counted(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("peer", ["celery", "dramatiq"])
+def test_a_peer_runs_the_chord_workload_and_its_callback_runs_once(peer: str, redis_url: str) -> None:
+    code, lines, stderr = bench_json("chord", "-n", "50", "-p", "2", "--broker", redis_url, "--peers", peer)
+
+    assert code == 0, stderr
+    runs = [line for line in lines if line["type"] == "run"]
+    assert [r["system"] for r in runs] == ["hurtle", peer]
+    assert all(r["verified"] is True and (r["n"], r["ran"]) == (51, 51) for r in runs)
+
+
+def test_a_peer_without_a_chord_is_refused_for_the_chord_workload_in_one_line(redis_url: str) -> None:
+    done = compare_cli("chord", "-n", "10", "--broker", redis_url, "--peers", "rq")
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "python -m benchmarks.peers: error: --peers: chord compares with celery and dramatiq; rq has no chord"
+    ]
+
+
+@pytest.mark.slow
 def test_the_peers_run_latency_alternating_with_hurtle_and_leave_no_keys(redis_url: str) -> None:
     import redis
 
