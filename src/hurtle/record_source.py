@@ -64,6 +64,9 @@ class BrokerRecords(RecordStore):
     async def gather(self, key: str, index: int, value: bytes, ttl: float) -> tuple[bool, int]:
         return await self.store.gather(key, index, value, ttl)
 
+    async def gather_many(self, items: Sequence[tuple[str, int, bytes, float]]) -> list[tuple[bool, int]]:
+        return await self.store.gather_many(items)
+
     async def gathered(self, key: str) -> dict[int, bytes]:
         return await self.store.gathered(key)
 

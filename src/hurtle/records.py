@@ -56,6 +56,12 @@ class RecordStore(abc.ABC):
         has it; this default is for stores that keep no sets."""
         raise NotImplementedError(f"{type(self).__name__} keeps no sets")
 
+    async def gather_many(self, items: Sequence[tuple[str, int, bytes, float]]) -> list[tuple[bool, int]]:
+        """``gather`` for each (key, index, value, ttl), in order, each answer as if
+        alone: the count after that item's addition. Stores override it with one
+        round trip; this default makes one call per item."""
+        return [await self.gather(key, index, value, ttl) for key, index, value, ttl in items]
+
     async def gathered(self, key: str) -> dict[int, bytes]:
         """The members of the set ``key``, by index (empty when it has none)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no sets")

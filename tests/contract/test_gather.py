@@ -62,3 +62,27 @@ async def test_delete_removes_a_set_and_its_members(records: RecordStore) -> Non
 
     assert await records.gathered("set") == {}
     assert await records.gather("set", 0, b"new", LONG_TTL) == (True, 1)
+
+
+async def test_gather_many_answers_each_item_as_if_it_were_alone(records: RecordStore) -> None:
+    await records.gather("a", 0, b"first", LONG_TTL)
+
+    answers = await records.gather_many([
+        ("a", 1, b"a1", LONG_TTL), ("b", 0, b"b0", LONG_TTL), ("a", 0, b"again", LONG_TTL),
+        ("a", 2, b"a2", LONG_TTL), ("b", 0, b"b0 again", LONG_TTL),
+    ])
+
+    assert answers == [(True, 2), (True, 1), (False, 2), (True, 3), (False, 1)]
+    assert await records.gathered("a") == {0: b"first", 1: b"a1", 2: b"a2"}
+    assert await records.gathered("b") == {0: b"b0"}
+
+
+async def test_batches_from_many_processes_at_once_see_each_count_once(stores: RecordStores) -> None:
+    processes = [stores.open() for _ in range(4)]
+    total = 40
+    batches = [[("race", i, b"x", LONG_TTL) for i in range(p, total, 4)] for p in range(4)]
+
+    sent = (store.gather_many(batch) for store, batch in zip(processes, batches, strict=True))
+    answers = await asyncio.gather(*sent)
+
+    assert sorted(count for batch in answers for _, count in batch) == list(range(1, total + 1))

@@ -34,6 +34,7 @@ from hurtle.envelope import Envelope, Result, encode_result
 from hurtle.errors import ConfigurationError
 from hurtle.records import RecordStore
 from hurtle.schedule.ticks import COPY_HEADER
+from hurtle.workflows.batch import GatherBatch
 from hurtle.workflows.plan import NO_INPUT, start, step_envelope
 from hurtle.workflows.wire import Flow, Gather, StepNode, Then, final_id, flow_problem
 
@@ -74,6 +75,7 @@ class FlowSteps:
         #: The record store, opened on first use (the one periodic ticks claim in).
         self.records = records
         self.worker = worker
+        self._gathers = GatherBatch(self._records)
 
     def _records(self) -> RecordStore:
         store = self.records()
@@ -112,11 +114,11 @@ class FlowSteps:
     async def _gather(self, frame: Gather, value: Any) -> list[Any] | None:
         """Record ``value`` as the frame's member; the group's results, in order,
         when the set is complete (None until then)."""
-        store = self._records()
         key = gather_key(frame.group)
-        _, count = await store.gather(key, frame.index, _encoder.encode(value), FLOW_TTL)
+        _, count = await self._gathers.add(key, frame.index, _encoder.encode(value), FLOW_TTL)
         if count < frame.total:
             return None
+        store = self._records()
         # Whoever sees the set complete moves on: the member that completed it and,
         # after a crash, a member that runs again. The next node's copies are claimed.
         found = await store.gathered(key)

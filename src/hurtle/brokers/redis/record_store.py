@@ -11,10 +11,14 @@ as for tallies (``tallies.py``). ``get`` is a ``GET``; ``put_if`` is one
 ``record_put_if.lua`` call, a compare-and-set on one key (legal on a cluster).
 A set (``gather``) is a hash at ``P:record:<key>``: ``HSETNX`` keeps a member's
 first value and ``HLEN`` counts them, in one ``MULTI`` transaction on one key.
+``gather_many`` makes one ``MULTI`` per key for the whole batch (each ``HSETNX``
+followed by its ``HLEN``), the keys' transactions at once: one round trip for
+the members of a chord that finished together, and legal on a cluster.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import cast
 
@@ -88,6 +92,33 @@ class RedisRecords(RecordStore):
             return bool(added), int(count)
 
         return await self._link.call(add)
+
+    async def gather_many(self, items: Sequence[tuple[str, int, bytes, float]]) -> list[tuple[bool, int]]:
+        by_key: dict[str, list[int]] = {}
+        for position, (key, *_) in enumerate(items):
+            by_key.setdefault(key, []).append(position)
+        answers: list[tuple[bool, int]] = [(False, 0)] * len(items)
+
+        async def one_key(key: str, positions: list[int]) -> None:
+            name = self._names.record(key)
+            ttl_ms = max(1, int(max(items[p][3] for p in positions) * 1000))
+
+            async def add(conn: RedisConn) -> list[object]:
+                pipe = conn.client.pipeline(transaction=True)
+                for position in positions:
+                    _, index, value, _ = items[position]
+                    pipe.hsetnx(name, str(index), bytes(value))
+                    pipe.hlen(name)
+                pipe.pexpire(name, ttl_ms)
+                return cast("list[object]", await pipe.execute())
+
+            replies = await self._link.call(add)
+            for n, position in enumerate(positions):
+                added, count = replies[2 * n], replies[2 * n + 1]
+                answers[position] = (bool(added), int(cast("int", count)))
+
+        await asyncio.gather(*(one_key(key, positions) for key, positions in by_key.items()))
+        return answers
 
     async def gathered(self, key: str) -> dict[int, bytes]:
         name = self._names.record(key)

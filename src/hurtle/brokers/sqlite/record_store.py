@@ -96,6 +96,12 @@ def gather_member(
     return added, count
 
 
+def gather_members(
+    conn: sqlite3.Connection, items: list[tuple[str, int, bytes, float]], now: float
+) -> list[tuple[bool, int]]:
+    return [gather_member(conn, k, index, value, expires_at, now) for k, index, value, expires_at in items]
+
+
 def gathered_members(conn: sqlite3.Connection, key: str, now: float) -> dict[int, bytes]:
     prefix = f"{key}/"
     return {int(k[len(prefix):]): v for k, v in live_records(conn, prefix, now).items()}
@@ -132,6 +138,11 @@ class SQLiteRecords(RecordStore):
     async def gather(self, key: str, index: int, value: bytes, ttl: float) -> tuple[bool, int]:
         now = time.time()
         return await self._sql.call(gather_member, key, index, bytes(value), now + ttl, now, write=True)
+
+    async def gather_many(self, items: Sequence[tuple[str, int, bytes, float]]) -> list[tuple[bool, int]]:
+        now = time.time()
+        return await self._sql.call(gather_members, [(k, i, bytes(v), now + t) for k, i, v, t in items], now,
+                                    write=True)
 
     async def gathered(self, key: str) -> dict[int, bytes]:
         return await self._sql.call(gathered_members, key, time.time(), write=False)
