@@ -122,6 +122,8 @@ class FlowSteps:
         # Whoever sees the set complete moves on: the member that completed it and,
         # after a crash, a member that runs again. The next node's copies are claimed.
         found = await store.gathered(key)
+        if any(i not in found for i in range(frame.total)):  # counted, yet not all readable: not ours to move
+            return None
         values = [msgspec.json.decode(found[i]) for i in range(frame.total)]
         now = time.time()
         await self._write([self._result(frame.group, "succeeded", now, value=values)])
