@@ -68,7 +68,7 @@ def main(
     compare(workload, run, options, names, repeat, as_json, describe(workload, options))
 
 
-def _peer_names(peer_list: str, broker_url: str | None, workload: str) -> list[str]:
+def _peer_names(peer_list: str, broker_url: str | None, workload: str = "noop") -> list[str]:
     """The --peers names, checked: known, installed, on a Redis broker; else one line, exit 2."""
     names = list(dict.fromkeys(name.strip().lower() for name in peer_list.split(",") if name.strip()))
     if not names:
