@@ -11,6 +11,7 @@ a ``hurtle worker`` and a ``hurtle dashboard`` process, both as a user starts th
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -74,6 +75,11 @@ async def send_receipt(order: int) -> int:
     return order
 
 
+@app.task(name="shop.total")
+def total(sizes: list[int]) -> int:
+    return sum(sizes)
+
+
 @app.periodic(every=600.0, name="shop.nightly_report")
 def nightly_report() -> None:
     pass
@@ -120,6 +126,16 @@ class Shop:
         )
         self.procs.append(proc)
         return proc
+
+    def tasks(self, monkeypatch: pytest.MonkeyPatch) -> Any:
+        """The app's module itself, imported here (its tasks build workflows)."""
+        monkeypatch.setenv("BROWSERAPP_DIR", str(self.directory))
+        monkeypatch.setenv("HURTLE_BROKER", self.env["HURTLE_BROKER"])
+        monkeypatch.syspath_prepend(str(self.directory))
+        # Recorded as absent, so the module (bound to this test's broker) is forgotten after it.
+        monkeypatch.setitem(sys.modules, "shopapp", None)
+        del sys.modules["shopapp"]
+        return importlib.import_module("shopapp")
 
     def log(self, name: str) -> str:
         return (self.directory / f"{name}.log").read_text()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import hurtle
 from tests.browser.conftest import Shop, screenshot
 from tests.integration.conftest import wait_until
 
@@ -97,6 +98,24 @@ def test_pages_update_without_reloading(shop: Shop, page_of: Callable[..., Any])
     # When a message is sent while the page is open, it shows up on its own
     shop.app.send_task("shop.send_receipt", 1)
     page.wait_for_selector("#queues td:text-is('default')")
+
+
+def test_a_workflow_shows_its_tree_with_each_part_s_state(
+    shop: Shop, page_of: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shopapp = shop.tasks(monkeypatch)
+    flow = hurtle.chord(hurtle.group(shopapp.resize_image.s(size) for size in range(3)), shopapp.total.s())
+    handle = flow.send()
+    shop.dashboard()
+    shop.start("worker", "shopapp", "-p", "1", name="worker")
+    assert handle.result(timeout=60) > 0
+    page = page_of()
+    page.goto(f"{shop.url}/task/{handle.id}")
+    tree = page.wait_for_selector("#workflow")
+    page.wait_for_selector("#workflow a:text-is('shop.total') ~ .state.succeeded")
+    assert tree.inner_text().count("shop.resize_image") == 3
+    assert page.locator("#workflow .state.succeeded").count() >= 4
+    shopapp.app.close()
 
 
 def test_a_dead_letter_requeued_by_clicking_runs_again(shop: Shop, page_of: Callable[..., Any]) -> None:

@@ -237,8 +237,28 @@
       const unknown = t.looked_in_queues ? "nothing is known of this task: not queued, not running, no result stored, no dead letter"
         : `no result, no worker and no dead letter for it; its message was not looked for among the ${count(t.waiting)} waiting (more than a page reads: \`hurtle status task ID\` looks)`;
       replace(box, t.known ? null : el("p", {class: "note"}, unknown),
-        el("dl", {id: "task"}, rows.map(([label, value]) => [el("dt", {}, label), el("dd", {}, value)])));
+        el("dl", {id: "task"}, rows.map(([label, value]) => [el("dt", {}, label), el("dd", {}, value)])),
+        t.workflow ? [el("h2", {}, "workflow"), el("ul", {id: "workflow", class: "tree"}, flowPart(t.workflow))] : null);
     });
+  }
+
+  const FLOW_SHOWN = 50; // a group's members drawn; the rest are counted by state
+
+  // One part of a workflow and its children: kind, task, state, run time; a step links to its page.
+  function flowPart(part) {
+    const ran = part.started_at != null && part.finished_at != null ? ` ${duration(part.finished_at - part.started_at)}` : "";
+    const name = part.task ? (part.id ? el("a", {href: `/task/${encodeURIComponent(part.id)}`}, part.task) : part.task) : null;
+    const kids = part.children || [];
+    const rest = kids.slice(FLOW_SHOWN);
+    const counts = {};
+    for (const kid of rest) counts[kid.state] = (counts[kid.state] || 0) + 1;
+    const more = rest.length ? el("li", {class: "note"}, `${count(rest.length)} more: ` +
+      Object.entries(counts).map(([state, n]) => `${count(n)} ${state}`).join(", ")) : null;
+    return el("li", {},
+      el("span", {class: "kind"}, part.kind), " ", name, " ",
+      el("span", {class: `state ${part.state}`}, part.state), ran,
+      part.error ? el("pre", {}, part.error) : null,
+      kids.length ? el("ul", {}, kids.slice(0, FLOW_SHOWN).map(flowPart), more) : null);
   }
 
   const cut = (text, width) => text == null ? "null" : text.length > width ? `${text.slice(0, width)}… (${text.length} characters)` : text;
