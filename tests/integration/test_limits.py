@@ -13,10 +13,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import Workers, lines, wait_until
 
 RUNS = 30
 
+
+
+@pytest.fixture(autouse=True)
+def limited_tasks(worker_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test app declares its limited tasks, here and in the workers."""
+    monkeypatch.setenv("WORKERAPP_LIMITS", "1")
+    worker_env["WORKERAPP_LIMITS"] = "1"
 
 def _runs(marks: Path, name: str) -> list[tuple[str, float, float]]:
     """(key, started, ended) of each run noted in ``name``."""

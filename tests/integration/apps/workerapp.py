@@ -179,31 +179,32 @@ def _note_run(name: str, key: str, started: float) -> None:
     _append(name, f"{key} {started!r} {time.time()!r} {os.getpid()}")
 
 
-@app.task(max_concurrency=3)
-def partner(key: str) -> None:
-    """A call to a partner that allows 3 connections: notes when it entered and left."""
-    started = time.time()
-    time.sleep(0.05)
-    _note_run("partner", key, started)
+# Limited tasks only when asked (WORKERAPP_LIMITS): a worker refuses to start an app
+# with limits on RabbitMQ without a store that keeps them, as most of the tests run it.
+if os.environ.get("WORKERAPP_LIMITS"):
 
+    @app.task(max_concurrency=3)
+    def partner(key: str) -> None:
+        """A call to a partner that allows 3 connections: notes when it entered and left."""
+        started = time.time()
+        time.sleep(0.05)
+        _note_run("partner", key, started)
 
-@app.task(max_concurrency=3)
-async def partner_async(key: str) -> None:
-    started = time.time()
-    await asyncio.sleep(0.05)
-    _note_run("partner", key, started)
+    @app.task(max_concurrency=3)
+    async def partner_async(key: str) -> None:
+        started = time.time()
+        await asyncio.sleep(0.05)
+        _note_run("partner", key, started)
 
+    @app.task(rate_limit="10/s")
+    def paced(key: str) -> None:
+        """At most 10 starts a second across every worker: notes when it started."""
+        _note_run("paced", key, time.time())
 
-@app.task(rate_limit="10/s")
-def paced(key: str) -> None:
-    """At most 10 starts a second across every worker: notes when it started."""
-    _note_run("paced", key, time.time())
-
-
-@app.task(max_concurrency=1)
-def one_at_a_time_until_go(key: str) -> str:
-    """Holds the only permit until the test creates ``go``."""
-    _append("started", key)
-    while not (MARKS / "go").exists():
-        time.sleep(0.01)
-    return key
+    @app.task(max_concurrency=1)
+    def one_at_a_time_until_go(key: str) -> str:
+        """Holds the only permit until the test creates ``go``."""
+        _append("started", key)
+        while not (MARKS / "go").exists():
+            time.sleep(0.01)
+        return key
