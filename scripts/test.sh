@@ -37,7 +37,8 @@ if "$venv/bin/python" -c "import celery, dramatiq, rq, arq, huey, taskiq, taskiq
 fi
 echo "== pytest"
 rc=0
-"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" || rc=$?
+# The slowest tests are listed: the whole run must stay under 15 minutes.
+"$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@" || rc=$?
 if ((rc == 5)); then
     echo "test.sh: pytest collected no tests; that is a failure here" >&2
 fi
