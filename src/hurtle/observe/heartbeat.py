@@ -2,7 +2,7 @@
 
 The heartbeat runs beside the consumer and never in its way: a write that fails
 (the store unreachable, a full disk) is logged, at most once per
-``WARN_EVERY`` seconds, and the tasks run on. The record is rebuilt at each
+``trouble.WARN_EVERY`` seconds, and the tasks run on. The record is rebuilt at each
 beat from what the consumer holds (``Consumer.running_tasks``), and deleted
 when the process stops cleanly.
 """
@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from hurtle.observe.registry import KEY_PREFIX, WorkerRecord, encode_record, record_ttl
+from hurtle.observe.trouble import Trouble
 from hurtle.records import RecordStore
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hurtle.registry")
 
-WARN_EVERY = 60.0  # seconds: a heartbeat that keeps failing is logged once per this
 LEAVE_LIMIT = 5.0  # seconds a clean stop spends deleting its record, at most
 
 
@@ -70,8 +70,7 @@ class Heartbeat:
         # (containers that share a hostname, a pid reused after a restart).
         self.key = f"{KEY_PREFIX}{self.host}:{self.pid}:{secrets.token_hex(4)}"
         self.started_at = time.time()
-        self._warned_at = -WARN_EVERY  # monotonic: when a failed beat was last logged
-        self._failing = False
+        self._trouble = Trouble(log)
 
     def record(self) -> WorkerRecord:
         consumer = self.consumer
@@ -88,16 +87,9 @@ class Heartbeat:
         try:
             await self.store.put(self.key, encode_record(self.record()), self.ttl)
         except Exception as exc:
-            now = time.monotonic()
-            if now - self._warned_at >= WARN_EVERY:
-                self._warned_at = now
-                log.warning("could not write this worker's registry record (%s: %s); tasks run on",
-                            type(exc).__name__, exc)
-            self._failing = True
+            self._trouble.failed("write this worker's registry record", exc, "; tasks run on")
             return
-        if self._failing:
-            self._failing = False
-            log.info("the worker registry record is written again")
+        self._trouble.ok("the worker registry record is written again")
 
     async def keep_beating(self) -> None:
         while True:

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 
 from hurtle.observe.history_layout import encode, in_field, minute_key
 from hurtle.observe.task_figures import FigureKey, MinuteFigures, merge
+from hurtle.observe.trouble import Trouble
 from hurtle.tallies import TallyStore
 
 log = logging.getLogger("hurtle.history")
 
-WARN_EVERY = 60.0  # seconds: a write that keeps failing is logged once per this
 CLOSE_LIMIT = 5.0  # seconds a clean stop spends on its last write, at most
 
 #: Reads how many messages each queue ever took in (``Broker.added_counts``).
@@ -43,8 +43,7 @@ class HistorySink:
         self.sample = sample
         self.own_store = own_store
         self._backlog: dict[FigureKey, MinuteFigures] = {}
-        self._warned_at = -WARN_EVERY  # monotonic: when a failed write was last logged
-        self._failing = False
+        self._trouble = Trouble(log)
 
     def __repr__(self) -> str:
         return f"<HistorySink ttl={self.ttl:g}s>"
@@ -81,9 +80,7 @@ class HistorySink:
                 merge(self._backlog, {key: value for key, value in backlog.items() if key[2] >= at})
                 self._failed(exc)
                 return
-        if self._failing:
-            self._failing = False
-            log.info("task history: figures are written again")
+        self._trouble.ok("task history: figures are written again")
 
     async def _sampled(self) -> dict[str, int] | None:
         if self.sample is None:
@@ -96,9 +93,4 @@ class HistorySink:
         return {in_field(queue): count for queue, count in counts.items()}
 
     def _failed(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= WARN_EVERY:
-            self._warned_at = now
-            log.warning("task history: could not write figures (%s: %s); kept for the next try, tasks run on",
-                        type(exc).__name__, exc)
-        self._failing = True
+        self._trouble.failed("write the task history", exc, "; figures kept for the next try, tasks run on")

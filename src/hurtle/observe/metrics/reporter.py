@@ -23,6 +23,7 @@ from hurtle.observe.figure_writer import FigureSink
 from hurtle.observe.heartbeat import rss_bytes
 from hurtle.observe.metrics.wire import QueueCounts, Report, TaskCounts, encode_frame
 from hurtle.observe.task_figures import UNREADABLE, FigureKey, MinuteFigures
+from hurtle.observe.trouble import Trouble
 
 if TYPE_CHECKING:
     from hurtle.worker.consumer import Consumer
@@ -42,7 +43,6 @@ SAMPLE_SHARE = 0.01
 #: The task label of a message naming a task this app does not have: what any
 #: sender can write must not make a series of its own.
 UNREGISTERED = "(unregistered)"
-_WARN_EVERY = 60.0  # seconds: a queue sample that keeps failing is logged once per this
 
 
 def metric_sinks(consumer: Consumer, slot: int) -> list[FigureSink]:
@@ -69,7 +69,7 @@ class PipeSink:
         self._queues: list[QueueCounts] | None = None  # a sample not yet sent
         self._unsent = memoryview(b"")  # the rest of a frame the pipe had no room for
         self._gone = False  # the supervisor closed its end: nothing more is sent
-        self._warned_at = -_WARN_EVERY
+        self._trouble = Trouble(log)
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self._keep_reporting(), name="hurtle-metrics")]
         if sample_queues:
@@ -135,13 +135,10 @@ class PipeSink:
             try:
                 stats = await broker.stats(queues)
             except Exception as exc:
-                now = time.monotonic()
-                if now - self._warned_at >= _WARN_EVERY:
-                    self._warned_at = now
-                    log.warning("metrics: could not read the queues' counts (%s: %s)",
-                                type(exc).__name__, exc)
+                self._trouble.failed("read the queues' counts for the metrics", exc)
                 self._queues = []
             else:
+                self._trouble.ok("metrics: the queues' counts are read again")
                 self._queues = [
                     QueueCounts(s.name, s.ready, s.delayed, s.in_flight, s.dead, s.oldest_ready_age)
                     for s in stats
