@@ -184,6 +184,9 @@ def test_dlq_purge_asks_first_and_a_no_keeps_everything(url: str) -> None:
         ["dlq", "requeue", "some-id", "--all"],
         ["dlq", "nonsense"],
         ["worker"],
+        ["worker", "nosuch", "-t", "many"],
+        ["worker", "nosuch", "-t", "0"],
+        ["worker", "nosuch", "-t", "4", "--max-threads", "8"],
         ["no-such-command"],
     ],
 )

@@ -88,3 +88,24 @@ async def test_wake_releases_a_waiting_fetcher_so_it_can_see_the_worker_stop() -
     slots.wake()
 
     assert await waiter == 0
+
+
+async def test_a_resized_capacity_is_what_fetching_waits_for() -> None:
+    slots = Slots(8, refill=1)
+    slots.take(8)
+    slots.resize(4)  # shrunk below what runs: nothing more starts until they are under 4
+    slots.give(4)
+    assert slots.free == 0
+    waiter = asyncio.ensure_future(slots.wait_for_room())
+    await settle()
+    assert not waiter.done()
+
+    slots.resize(16)  # grown: room at once
+    await settle()
+
+    assert waiter.done() and waiter.result() == 12
+
+
+def test_a_capacity_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        Slots(4).resize(0)

@@ -115,3 +115,47 @@ async def test_a_task_sees_the_context_variables_of_the_loop_that_started_it() -
 
     assert call.outcome == Succeeded("r-42")
     executor.shutdown()
+
+
+async def test_a_resized_pool_runs_every_call_and_keeps_no_more_threads_than_its_last_size() -> None:
+    # Given a pool shrunk and grown while calls are queued (-t auto's moves)
+    executor = ThreadExecutor(8)
+    gate = threading.Event()
+    calls: list[tuple[Any, list[Any]]] = [(gate.wait, [10])] * 8 + [(abs, [-1])] * 200
+    running = asyncio.ensure_future(run_calls(executor, calls))
+    await asyncio.sleep(0)
+    for size in (2, 16, 3, 8, 4):
+        executor.resize(size)
+    gate.set()
+
+    done = await running
+
+    # Then every call came back, and the threads told to leave have left: at most the last size
+    assert len(done) == len(calls)
+    assert executor.completed == len(calls)
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(executor.thread_ids()) > 4 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    assert 1 <= len(executor.thread_ids()) <= 4
+    executor.shutdown()
+
+
+async def test_a_pool_grown_after_shrinking_starts_threads_for_its_new_size() -> None:
+    executor = ThreadExecutor(4)
+    await run_calls(executor, [(abs, [-1])] * 4)
+    executor.resize(1)
+    executor.resize(6)
+    gate = threading.Event()
+    started = threading.Semaphore(0)
+
+    def wait() -> None:
+        started.release()
+        gate.wait(10)
+
+    running = asyncio.ensure_future(run_calls(executor, [(wait, [])] * 6))
+    # Then six calls run at once: a thread for each, whatever the earlier shrink asked
+    for _ in range(6):
+        assert await asyncio.to_thread(started.acquire, True, 10)
+    gate.set()
+    await running
+    executor.shutdown()

@@ -20,6 +20,7 @@ from hurtle.settings import ENV_APP, ENV_BROKER
 from hurtle.worker.consumer import WorkerConfig
 from hurtle.worker.priorities import QueueSpec, QueueSpecError
 from hurtle.worker.supervisor import Supervisor
+from hurtle.worker.thread_tuner import AUTO_MAX, AUTO_START
 
 if TYPE_CHECKING:
     from hurtle.observe.metrics.server import MetricsServer
@@ -33,8 +34,11 @@ if TYPE_CHECKING:
 @click.option("--strict", is_flag=True,
               help="Take from the queues in the order given: always the first with a ready message.")
 @click.option("-p", "--processes", type=click.IntRange(min=1), help="Worker processes. Default: CPU count.")
-@click.option("-t", "--threads", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Threads per process for sync tasks; 1 = one task at a time, hard time limits.")
+@click.option("-t", "--threads", metavar="N|auto", default="auto", show_default=True,
+              help="Threads per process for sync tasks: auto grows and shrinks the pool with measured"
+              " throughput (8 to start); N keeps N; 1 = one task at a time, hard time limits.")
+@click.option("--max-threads", type=click.IntRange(min=2), metavar="N",
+              help="With -t auto: the most threads a process's pool grows to.  [default: 64]")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=100, show_default=True,
               help="Async tasks at once per process.")
 @click.option("--burst", is_flag=True, help="Exit 0 once every queue is empty and nothing is in flight.")
@@ -77,7 +81,8 @@ def worker(
     queues: str | None,
     strict: bool,
     processes: int | None,
-    threads: int,
+    threads: str,
+    max_threads: int | None,
     concurrency: int,
     burst: bool,
     burst_timeout: float | None,
@@ -111,6 +116,9 @@ def worker(
     chosen = None if spec is None else list(spec.queues)
     if burst_timeout is not None and not burst:
         fail("--burst-timeout bounds a --burst run: pass --burst too")
+    fixed_threads = _threads(threads)
+    if max_threads is not None and fixed_threads is not None:
+        fail("--max-threads caps -t auto: a fixed -t N keeps N threads")
     if metrics_host is not None and metrics_port is None:
         fail("--metrics-host: pass --metrics-port too")
     if broker_url:
@@ -137,7 +145,9 @@ def worker(
         weights=None if spec is None else spec.weights,
         strict=strict,
         concurrency=concurrency,
-        threads=threads,
+        threads=fixed_threads or min(AUTO_START, max_threads or AUTO_MAX),
+        auto_threads=fixed_threads is None,
+        max_threads=max_threads or AUTO_MAX,
         burst=burst,
         burst_timeout=burst_timeout,
         max_tasks_per_child=max_tasks_per_child,
@@ -229,3 +239,16 @@ async def _pending(broker: Broker, queues: Sequence[str]) -> int:
         return sum(s.pending for s in await broker.stats(queues))
     finally:
         await broker.close()
+
+
+def _threads(value: str) -> int | None:
+    """``-t``'s value: a fixed pool size, or None for ``auto``."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        fail(f"-t/--threads: expected auto or a whole number >= 1, not {value!r}")
+    return threads

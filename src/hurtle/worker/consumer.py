@@ -44,12 +44,14 @@ from hurtle.worker.running import async_running, sync_running
 from hurtle.worker.settle import Counters, Settler
 from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
 from hurtle.worker.slots import Slots
+from hurtle.worker.thread_tuner import AUTO_MAX, ThreadTuner, tune
 from hurtle.workflows.advance import FlowSteps
 
 if TYPE_CHECKING:
     from hurtle.profiling.profiler import ProfileConfig, Profiler
 
 log = logging.getLogger("hurtle.worker")
+threads_log = logging.getLogger("hurtle.worker.threads")  # -t auto's moves, one line each
 
 EXIT_OK = 0
 EXIT_RECYCLE = 75  # EX_TEMPFAIL: "replace me" (max tasks reached, or a thread stuck past its limit)
@@ -67,7 +69,11 @@ class WorkerConfig:
     #: ``--strict``: always the first queue with a ready message first (no weights).
     strict: bool = False
     concurrency: int = 100  # async tasks at once, per process
-    threads: int = 8  # sync tasks at once, per process
+    threads: int = 8  # sync tasks at once, per process (with ``auto_threads``: to start with)
+    #: ``-t auto``: the pool grows and shrinks with measured throughput (``thread_tuner.py``),
+    #: between 2 and ``max_threads`` threads.
+    auto_threads: bool = False
+    max_threads: int = AUTO_MAX
     burst: bool = False
     #: With ``burst``: stop after this many seconds even if tasks are left (delayed
     #: ones included: a burst run waits for them), so a CI run cannot hang on them.
@@ -115,6 +121,8 @@ class Consumer:
         self.async_executor = AsyncExecutor()
         self.thread_executor = ThreadExecutor(config.threads)
         self.counters = Counters()
+        #: Fetches made, and those that came back with fewer messages than asked for.
+        self.fetches = self.short_fetches = 0
         #: Per task, queue and minute, for the task history and the metrics (``process.py`` sends them on).
         self.figures = TaskFigures()
         self.exit_code = EXIT_OK
@@ -161,7 +169,8 @@ class Consumer:
         #: Runs an async task's code: ``run_job``, or the profiler's wrapper around it.
         self._run_job = run_job if profiler is None else profiler.run_async
         self._profiler = profiler
-        slots = slots_of(self._kinds, config.concurrency, config.threads)
+        slots = slots_of(self._kinds, config.concurrency,
+                         config.max_threads if config.auto_threads else config.threads)
         self._max_held = held_limit(slots, config.max_unsettled)
         self._resume_at = (self._max_held + slots) // 2  # fetch again once half the backlog is written
 
@@ -189,6 +198,10 @@ class Consumer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.cancels.look(), 5.0)
             helpers.append(asyncio.create_task(self._watch_cancels(), name="hurtle-cancels"))
+        if self.config.auto_threads and False in self._kinds:
+            tuner = ThreadTuner(self.config.threads, self.config.max_threads)
+            tuning = tune(tuner, self._tuner_counts, self._resize_threads)
+            helpers.append(asyncio.create_task(tuning, name="hurtle-threads"))
         limit = self.config.burst_timeout if self.config.burst else None
         timer = None if limit is None else asyncio.get_running_loop().call_later(limit, self._burst_over)
         try:
@@ -216,6 +229,15 @@ class Consumer:
         self._buffer.written.set()
         self.async_slots.wake()
         self.thread_slots.wake()
+
+    def _tuner_counts(self) -> tuple[int, int, int]:
+        return self.thread_executor.completed, self.fetches, self.short_fetches
+
+    def _resize_threads(self, threads: int) -> None:
+        """``-t auto``'s decision: the pool and the slots fetch counts on follow it."""
+        threads_log.debug("thread pool: %d -> %d threads", self.thread_slots.capacity, threads)
+        self.thread_executor.resize(threads)
+        self.thread_slots.resize(threads)
 
     def _burst_over(self) -> None:
         if not self._stopping:
@@ -263,6 +285,9 @@ class Consumer:
                     self.stop(EXIT_BROKER_LOST)
                 continue
             outage.ended()
+            self.fetches += 1
+            if len(deliveries) < free:  # the queues had no more: what ``-t auto`` must not judge
+                self.short_fetches += 1
             if deliveries:
                 self._start(deliveries)
             if done:

@@ -130,6 +130,11 @@ class ThreadExecutor:
         self._wake_pending = False
         self._workers: list[threading.Thread] = []
         self._unfinished = 0  # submitted, not yet handed back; counted on the loop only
+        #: Calls handed back so far, counted on the loop: ``-t auto``'s measure of throughput.
+        self.completed = 0
+        self._started_threads = 0  # for thread names: threads come and go with ``resize``
+        self._leaving = 0  # threads told to leave that have not yet
+        self._resizing = threading.Lock()  # ``resize`` on the loop, threads leaving on their own
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def submit(self, call: SyncCall) -> None:
@@ -137,12 +142,13 @@ class ThreadExecutor:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         self._unfinished += 1
-        if len(self._workers) < min(self.threads, self._unfinished):
+        if len(self._workers) - self._leaving < min(self.threads, self._unfinished):
             worker = threading.Thread(
-                target=self._work, name=f"hurtle-task-{len(self._workers)}", daemon=True
+                target=self._work, name=f"hurtle-task-{self._started_threads}", daemon=True
             )
+            self._started_threads += 1
+            self._workers.append(worker)  # before it starts: it may take a leave notice at once
             worker.start()
-            self._workers.append(worker)
         self._inbox.put(call)
 
     def _work(self) -> None:
@@ -164,6 +170,9 @@ class ThreadExecutor:
                     loop.call_soon_threadsafe(self._hand_back)
                 except RuntimeError:  # the loop is closed: nobody is waiting any more
                     return
+        with self._resizing:  # told to stop (``resize`` or ``shutdown``): leave the pool
+            self._leaving = max(0, self._leaving - 1)
+            self._workers.remove(threading.current_thread())
 
     def _hand_back(self) -> None:
         """On the loop: every call finished since the last wake-up, in order."""
@@ -172,7 +181,20 @@ class ThreadExecutor:
         while finished:
             call = finished.popleft()
             self._unfinished -= 1
+            self.completed += 1
             call.on_done(call)
+
+    def resize(self, threads: int) -> None:
+        """Run up to ``threads`` calls at once from now on (``-t auto``): more threads
+        start as calls need them; threads past the new size leave once they are
+        idle (a call already queued still runs first)."""
+        self.threads = threads
+        with self._resizing:
+            extra = len(self._workers) - self._leaving - threads
+            if extra > 0:
+                self._leaving += extra
+        for _ in range(extra):
+            self._inbox.put(None)
 
     def thread_ids(self) -> list[int | None]:
         """The pool's threads, by ``threading.get_ident()``: where ``running.py`` looks."""
@@ -180,7 +202,7 @@ class ThreadExecutor:
 
     def shutdown(self) -> None:
         """Stop the threads once they finish what they run; never wait for a stuck one."""
-        for _ in self._workers:
+        for _ in range(len(self._workers)):
             self._inbox.put(None)
 
 

@@ -42,6 +42,18 @@ class Slots:
         if self.busy == 0:
             self._idle.set()
 
+    def resize(self, capacity: int) -> None:
+        """Change how many may run at once (``-t auto``). Shrinking below ``busy``
+        starts nothing more until enough have finished."""
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, not {capacity}")
+        self.capacity = capacity
+        self.refill = min(self.refill, capacity)
+        if self.free >= self.refill:
+            self._room.set()
+        else:
+            self._room.clear()
+
     async def wait_for_room(self) -> int:
         """Wait until at least ``refill`` slots are free; return how many are."""
         await self._room.wait()

@@ -42,6 +42,12 @@ def task_kind(task: Task[Any, Any], threads: int) -> str:
     return "sync, in the thread pool"
 
 
+def thread_count(config: WorkerConfig) -> str:
+    if config.auto_threads:
+        return f"auto ({config.threads} to start, at most {config.max_threads})"
+    return str(config.threads)
+
+
 def queue_order(config: WorkerConfig) -> str:
     """The queues consumed, with their order or weights (``priorities.py``)."""
     weights = None if config.weights is None else tuple(config.weights)
@@ -52,7 +58,7 @@ def start_block(app: App, config: WorkerConfig, processes: int) -> str:
     """The start-up description, one line per fact, tasks by name."""
     lines = [
         f"starting {processes} worker process(es) consuming {queue_order(config)}"
-        f" (concurrency {config.concurrency}, threads {config.threads} per process)",
+        f" (concurrency {config.concurrency}, threads {thread_count(config)} per process)",
         f"  broker:  {app.broker_url}",
         f"  results: {describe_results(app.broker_url, app.results_url)}",
     ]

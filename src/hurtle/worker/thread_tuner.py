@@ -1,0 +1,212 @@
+"""``-t auto``: how many threads a process's pool should have, found by hill climbing.
+
+The right size depends on the tasks, which the worker cannot know in advance:
+tasks that wait on I/O want many threads (each waits in parallel, and a larger
+pool also fetches in larger batches: at 8 threads a Redis worker made a fetch
+per 3.7 tasks, docs/benchmarks.md), while CPU-bound ones want few (they share
+one GIL: more threads only add switching). So the size is measured, in the
+spirit of .NET's thread pool: every interval the tuner is told how many tasks
+finished and how much CPU the process used, and it moves the size toward what
+raised the throughput.
+
+- **Climb**: while the queues have more than each fetch asks for (so the pool,
+  not the queue, is what limits throughput) and the process has CPU to spare, double the size;
+  keep going while each step raises the throughput by more than ``gain``.
+- **Step back**: a step that did not raise it (or lowered it) is undone: the
+  extra threads only add contention.
+- **Hold**, then **probe**: after ``hold`` intervals at one size, try a smaller
+  one (or a larger one, when the CPU has room): fewer threads that do as well
+  are kept, so a pool grown for I/O shrinks again when CPU-bound tasks follow.
+
+.NET's tuner moves the count along a wave and reads the throughput's response
+at the wave's frequency, which cancels noise; this one compares whole
+intervals against a margin (``gain``), which is enough for the few steps a
+pool of at most ``cap`` threads has (8, 16, 32, 64: three doublings), and it
+never moves when the queues ran dry, when the number of threads is not what
+holds the tasks back. It is pure arithmetic over what it is told, so its
+decisions are tested with a made-up feed (tests/unit/test_thread_tuner.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: ``-t auto``'s pool: threads to start with (the fixed default before it), and at most.
+AUTO_START = 8
+AUTO_MAX = 64
+#: Seconds between two decisions; each compares one interval's throughput with another's.
+INTERVAL = 0.5
+#: An interval with fewer finished tasks is extended (up to ``MAX_WINDOW`` intervals).
+MIN_COMPLETED = 20
+MAX_WINDOW = 20
+#: The share of fetches that came back short (the queues ran dry) past which an
+#: interval says nothing about the pool: it was waiting for messages, not threads.
+SHORT_ENOUGH = 0.5
+#: CPU seconds per second (of the whole process) past which it has no room for more threads:
+#: the GIL lets a process use about one core.
+CPU_FULL = 0.90
+#: Seconds the loop's wake-ups may come late, on average, before the GIL counts as full.
+#: Threads that compute hold the GIL for a switch interval (5 ms) each in turn: with 8
+#: busy-looping threads a 10 ms sleep woke 41 ms late (median), with 8 threads waiting
+#: on I/O 0.13 ms, as with none. A process whose tasks compute has no room for more threads
+#: even when the machine's load keeps its CPU time below ``CPU_FULL``.
+LAG_FULL = 0.005
+#: Looks at the loop's lateness per interval.
+LOOKS_PER_INTERVAL = 10
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one interval measured."""
+
+    seconds: float  # the interval's wall time
+    completed: int  # sync tasks that finished in it
+    cpu_seconds: float  # the process's CPU time in it, every thread
+    short_fetches: float  # the share of its fetches that came back with fewer messages than asked, 0 to 1
+    loop_lag: float = 0.0  # seconds the loop's wake-ups came late, on average: how contended the GIL was
+
+
+@dataclass(frozen=True)
+class Measure:
+    rate: float  # tasks per second
+    cpu: float  # the process's CPU seconds per task
+
+
+class ThreadTuner:
+    """Decides the pool's size, one ``observe`` per interval."""
+
+    def __init__(
+        self, start: int = AUTO_START, cap: int = AUTO_MAX, floor: int = 2, *, gain: float = 0.10,
+        hold: int = 8, cpu_full: float = CPU_FULL, short_enough: float = SHORT_ENOUGH,
+        lag_full: float = LAG_FULL,
+    ) -> None:
+        if not 1 <= floor <= cap:
+            raise ValueError(f"need 1 <= floor <= cap, not floor {floor}, cap {cap}")
+        self.cap = cap
+        self.floor = floor
+        self.threads = max(floor, min(cap, start))
+        self._gain = gain
+        self._hold = hold
+        self._cpu_full = cpu_full
+        self._short_enough = short_enough
+        self._lag_full = lag_full
+        #: The size, and what was measured at it, before the move being judged; None: no move is.
+        self._before: tuple[int, Measure] | None = None
+        #: Intervals left before the next probe.
+        self._quiet = 0
+        self._probe_down_next = False  # a new pool tries more threads first, if the CPU has room
+
+    def observe(self, sample: Sample) -> int:
+        """The size for the next interval, given what the last one measured."""
+        if sample.seconds <= 0 or sample.completed <= 0:
+            self._before = None  # nothing finished: nothing to compare
+            return self.threads
+        now = Measure(sample.completed / sample.seconds, sample.cpu_seconds / sample.completed)
+        room = sample.cpu_seconds / sample.seconds < self._cpu_full and sample.loop_lag < self._lag_full
+        if sample.short_fetches > self._short_enough:
+            # The queues ran dry: the pool's size did not limit throughput, so a
+            # comparison would measure the queue, not the pool. Judge nothing.
+            self._before = None
+            return self.threads
+        if self._before is None:
+            return self._start_move(now, room)
+        size, before = self._before
+        if self.threads > size:
+            return self._judge_up(size, before, now, room)
+        return self._judge_down(size, before, now)
+
+    def _better(self, now: Measure, before: Measure) -> bool:
+        """More tasks per second; or as many, for less CPU each (larger fetches, less switching)."""
+        if now.rate > before.rate * (1 + self._gain):
+            return True
+        return now.rate >= before.rate * (1 - self._gain / 2) and now.cpu < before.cpu * (1 - self._gain)
+
+    def _worse(self, now: Measure, before: Measure) -> bool:
+        """Fewer tasks per second; or as many, for more CPU each."""
+        if now.rate < before.rate * (1 - self._gain):
+            return True
+        return now.rate <= before.rate * (1 + self._gain / 2) and now.cpu > before.cpu * (1 + self._gain)
+
+    def _start_move(self, now: Measure, room: bool) -> int:
+        if self._quiet > 0:
+            self._quiet -= 1
+            return self.threads
+        up = room and self.threads < self.cap
+        down = self.threads > self.floor
+        if up and (not down or not self._probe_down_next):
+            self._move(now, min(self.cap, self.threads * 2))
+        elif down:
+            self._move(now, max(self.floor, self.threads // 2))
+        self._probe_down_next = not self._probe_down_next
+        return self.threads
+
+    def _judge_up(self, size: int, before: Measure, now: Measure, room: bool) -> int:
+        if self._better(now, before):
+            if room and self.threads < self.cap:  # it helped and there is room: keep climbing
+                self._move(now, min(self.cap, self.threads * 2))
+            else:
+                self._settle()
+            return self.threads
+        self.threads = size  # the extra threads did not help: undo the step
+        self._settle()
+        return self.threads
+
+    def _judge_down(self, size: int, before: Measure, now: Measure) -> int:
+        if self._worse(now, before):
+            self.threads = size  # fewer threads did worse: undo the step
+            self._settle()
+            return self.threads
+        if self.threads > self.floor:  # as good with fewer: try fewer still, against the same measure
+            self._before = (self.threads, before)
+            self.threads = max(self.floor, self.threads // 2)
+        else:
+            self._settle()
+        return self.threads
+
+    def _move(self, now: Measure, size: int) -> None:
+        self._before = (self.threads, now)
+        self.threads = size
+
+    def _settle(self) -> None:
+        self._before = None
+        self._quiet = self._hold
+
+
+async def tune(
+    tuner: ThreadTuner, counts: Callable[[], tuple[int, int, int]], resize: Callable[[int], None],
+    interval: float = INTERVAL,
+) -> None:
+    """Feed ``tuner`` one ``Sample`` per interval and ``resize`` the pool when it says so.
+
+    ``counts`` reads the consumer's running totals: sync tasks finished, fetches
+    made, fetches that came back short. Nothing is measured per task. An
+    interval in which fewer than ``MIN_COMPLETED`` tasks finished (long tasks)
+    is extended, up to ``MAX_WINDOW`` intervals, so a rate is not judged on a
+    handful of tasks."""
+    current = tuner.threads
+    look = interval / LOOKS_PER_INTERVAL
+    while True:
+        wall, cpu = time.monotonic(), time.process_time()
+        done, fetches, short = counts()
+        late, looks = 0.0, 0
+        for _ in range(MAX_WINDOW):
+            for _ in range(LOOKS_PER_INTERVAL):
+                asked = time.monotonic()
+                await asyncio.sleep(look)
+                late += time.monotonic() - asked - look
+                looks += 1
+            now_done, now_fetches, now_short = counts()
+            if now_done - done >= MIN_COMPLETED:
+                break
+        fetched = now_fetches - fetches
+        sample = Sample(
+            time.monotonic() - wall, now_done - done, time.process_time() - cpu,
+            (now_short - short) / fetched if fetched else 0.0, late / looks,
+        )
+        size = tuner.observe(sample)
+        if size != current:
+            resize(size)
+            current = size
