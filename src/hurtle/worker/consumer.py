@@ -1,10 +1,11 @@
 """One worker process's consumer: fetch what can start now, run it, settle it.
 
-Reading order: ``run`` → ``_fetch_loop`` → ``_start`` → ``_run_async`` (a
-coroutine per async task) or ``_run_sync`` → ``_sync_done`` (a thread-pool call
-per sync task) → ``Settler.settle_now`` (a success) or ``Settler.settle``
-(``settle.py``). Acknowledgements and results are coalesced, and written in
-batches, by a ``SettleBuffer`` (``settle_buffer.py``).
+Reading order: ``run`` → ``_fetch_loop`` (one per group of queues,
+``fetch_groups.py``) → ``_start`` → ``_run_async`` (a coroutine per async task)
+or ``_run_sync`` → ``_sync_done`` (a thread-pool call per sync task) →
+``Settler.settle_now`` (a success) or ``Settler.settle`` (``settle.py``).
+Acknowledgements and results are coalesced, and written in batches, by a
+``SettleBuffer`` (``settle_buffer.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hurtle.schedule.unique import Releaser
 from hurtle.worker.broker_outage import BrokerOutage
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
+from hurtle.worker.fetch_groups import FetchGroup, fetch_groups
 from hurtle.worker.loop_watch import run_job
 from hurtle.worker.outcome import Cancelled, DeadLetter, Outcome, Succeeded
 from hurtle.worker.priorities import Dealer, QueueSpec
@@ -137,7 +139,10 @@ class Consumer:
         #: The sync jobs handed to the pool and not yet settled, by ``id(delivery)``:
         #: where a cancel finds a running sync task.
         self._sync_runs: dict[int, SyncCall] = {}
-        self._kinds = self._task_kinds()
+        #: The queues fetched apart, a loop each (``fetch_groups.py``): no kind waits for another's slots.
+        self._groups = fetch_groups(app.tasks.values(), self.queues, ordered=self._deal is not None)
+        self._kinds = set().union(*(group.kinds for group in self._groups))
+        self._asking = 0  # messages asked for by fetches under way: what the task budget reserves
         #: Asks the limit store before a limited task starts (``hurtle.schedule.limits``);
         #: None when no task is limited, so unlimited ones pass one bool test.
         self._limiter = limiter_for(app, self.broker, self.name)
@@ -174,12 +179,6 @@ class Consumer:
         self._max_held = held_limit(slots, config.max_unsettled)
         self._resume_at = (self._max_held + slots) // 2  # fetch again once half the backlog is written
 
-    def _task_kinds(self) -> set[bool]:
-        """Which kinds (async True, sync False) the consumed queues hold, so a
-        fetch asks only for what the matching executor can start now."""
-        kinds = {t.is_async for t in self.app.tasks.values() if t.opts.queue in self.queues}
-        return kinds or {True, False}
-
     # -- the loop ------------------------------------------------------------
 
     async def run(self) -> int:
@@ -205,7 +204,10 @@ class Consumer:
         limit = self.config.burst_timeout if self.config.burst else None
         timer = None if limit is None else asyncio.get_running_loop().call_later(limit, self._burst_over)
         try:
-            await self._fetch_loop()
+            if len(self._groups) == 1:
+                await self._fetch_loop(self._groups[0])
+            else:
+                await asyncio.gather(*(self._fetch_loop(group) for group in self._groups))
         finally:
             if timer is not None:
                 timer.cancel()
@@ -249,7 +251,9 @@ class Consumer:
     def stopping(self) -> bool:
         return self._stopping
 
-    async def _fetch_loop(self) -> None:
+    async def _fetch_loop(self, group: FetchGroup) -> None:
+        """Fetch ``group``'s queues for as many as its kinds' free slots, until stopped."""
+        queues, sync = list(group.queues), False in group.kinds
         outage = BrokerOutage(self.config.max_disconnect)
         while not self._stopping:
             if self._admitting:
@@ -258,7 +262,7 @@ class Consumer:
                 # where a read already waiting would sleep on for up to a second).
                 # Bounded: a limit store that hangs must not stop unlimited tasks.
                 await asyncio.wait(list(self._admitting), timeout=ADMISSION_WAIT)
-            free = await self._room()
+            free = await self._room(group.kinds)
             if self._stopping:
                 break
             if free == 0:  # the task budget is spent: the last task to finish stops us
@@ -271,23 +275,25 @@ class Consumer:
                         self._resume_at, lambda: self._stopping, lambda: self._ask_broker(outage)
                     )
                     continue
+            self._asking += free
             try:
                 if self._deal is None:
-                    deliveries = await self.broker.fetch(self.queues, free, self._fetch_timeout)
+                    deliveries = await self.broker.fetch(queues, free, self._fetch_timeout)
                 else:
                     quotas = self._deal(free)
-                    deliveries = await self.broker.fetch(
-                        self.queues, free, self._fetch_timeout, quotas=quotas
-                    )
+                    deliveries = await self.broker.fetch(queues, free, self._fetch_timeout, quotas=quotas)
                 done = not deliveries and self.config.burst and await self._nothing_left()
             except Exception as exc:
                 if not await outage.failed(exc):
                     self.stop(EXIT_BROKER_LOST)
                 continue
+            finally:
+                self._asking -= free
             outage.ended()
-            self.fetches += 1
-            if len(deliveries) < free:  # the queues had no more: what ``-t auto`` must not judge
-                self.short_fetches += 1
+            if sync:  # what ``-t auto`` reads: fetches for threads, and those the queues could not fill
+                self.fetches += 1
+                if len(deliveries) < free:
+                    self.short_fetches += 1
             if deliveries:
                 self._start(deliveries)
             if done:
@@ -303,17 +309,18 @@ class Consumer:
             return
         outage.ended()
 
-    async def _room(self) -> int:
-        """Wait for free slots of the kinds the queues hold; how many to fetch."""
+    async def _room(self, kinds: frozenset[bool]) -> int:
+        """Wait for free slots of ``kinds`` (a group's); how many to fetch."""
         free = []
-        if True in self._kinds:
+        if True in kinds:
             free.append(await self.async_slots.wait_for_room())
-        if False in self._kinds:
+        if False in kinds:
             free.append(await self.thread_slots.wait_for_room())
         limit = self.config.max_tasks_per_child
         if limit is not None:
-            # The budget caps each fetch: a process runs at most ``limit`` tasks.
-            free.append(limit - self._started)
+            # The budget caps each fetch: a process runs at most ``limit`` tasks, counting
+            # what another group's fetch under way may bring.
+            free.append(limit - self._started - self._asking)
         return max(0, min(free))
 
     async def _nothing_left(self) -> bool:
