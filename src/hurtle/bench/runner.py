@@ -62,6 +62,7 @@ class Options:
     io: str = "redis"  # io: each task's round trip, "redis" (INCR) or "http" (GET)
     io_redis: str = "redis://127.0.0.1:6379/0"  # io: the Redis the tasks INCR
     metrics: bool = False  # the worker serves /metrics (``--metrics-port``) while it runs
+    threads: str | None = None  # the worker's -t (N or auto); None: its default
 
 
 def profile_args(options: Options) -> list[str]:
@@ -87,8 +88,9 @@ def metrics_args(options: Options) -> list[str]:
 
 
 def option_args(options: Options) -> list[str]:
-    """The worker options a run's own options ask for: profiling, metrics."""
-    return [*profile_args(options), *metrics_args(options)]
+    """The worker options a run's own options ask for: threads, profiling, metrics."""
+    threads = [] if options.threads is None else ["-t", options.threads]
+    return [*threads, *profile_args(options), *metrics_args(options)]
 
 
 class RunRecorder:

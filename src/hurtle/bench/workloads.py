@@ -12,7 +12,7 @@ from collections.abc import Callable
 from hurtle.bench.result import RunResult
 from hurtle.bench.runner import OnProgress, Options
 
-WORKLOADS = ("noop", "latency", "heavyinit", "ping", "io", "chord")
+WORKLOADS = ("noop", "latency", "heavyinit", "ping", "io", "chord", "cpu")
 DEFAULT_KIND = {"latency": "async"}  # else sync
 Workload = Callable[[Options, OnProgress | None], RunResult]
 
@@ -50,6 +50,10 @@ def describe(name: str, options: Options) -> str | None:
         from hurtle.bench import chord
 
         return chord.describe()
+    if name == "cpu":
+        from hurtle.bench import cpu
+
+        return f"each task a busy loop of {cpu.BUSY_S * 1000:g} ms"
     if name == "ping":
         from hurtle.bench import ping
 

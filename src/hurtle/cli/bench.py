@@ -53,6 +53,8 @@ PEERS_POINTER = (
 @click.option("--in-flight", type=click.IntRange(min=1),
               help="latency: the worker's -c (async) or -t (sync) per process."
               " Default: N for async, min(N, 10,000) for sync.")
+@click.option("-t", "--threads", metavar="N|auto",
+              help="The worker's -t (sync tasks: threads per process, or auto). Default: the worker's.")
 @click.option("--io", "io_kind", type=click.Choice(["redis", "http"]),
               help="io: each task's round trip: an INCR on Redis, or a GET to an HTTP server the bench"
               " starts on 127.0.0.1. Default: redis.")
@@ -74,7 +76,8 @@ PEERS_POINTER = (
               help="Moved: the comparison with other task queues runs from a checkout.")
 def bench(
     workload: str, count: int, broker_url: str | None, processes: int | None, repeat: int,
-    kind: str | None, preload: bool, scale: float, in_flight: int | None, io_kind: str | None,
+    kind: str | None, preload: bool, scale: float, in_flight: int | None, threads: str | None,
+    io_kind: str | None,
     io_redis: str | None, batch: int, profile: bool, profile_hz: float | None,
     profile_sample: float | None, metrics: bool, as_json: bool, peer_list: str | None,
 ) -> None:
@@ -88,6 +91,14 @@ def bench(
     kind = kind or DEFAULT_KIND.get(workload, "sync")
     if in_flight and workload != "latency":
         fail("--in-flight: only the latency workload sets the worker's -c or -t")
+    if threads is not None and in_flight is not None:
+        fail("--threads: latency sets the worker's -t from --in-flight")
+    if workload == "cpu" and kind == "async":
+        fail("--kind async: the cpu workload's tasks compute, which an async def task must not do")
+    if threads is not None and threads.strip().lower() != "auto" and not (
+        threads.strip().isdigit() and int(threads) >= 1
+    ):
+        fail(f"--threads: expected auto or a whole number >= 1, not {threads!r}")
     io_kind, io_redis = _io_options(workload, io_kind, io_redis)
     if workload == "ping" and broker_url and broker_url.startswith(("amqp:", "amqps:")):
         fail("--broker: ping reads each task's result, and RabbitMQ keeps none: use redis:// or sqlite://")
@@ -102,7 +113,7 @@ def bench(
             fail("--metrics needs prometheus-client: pip install 'hurtle[metrics]'")
     options = Options(
         count, broker_url, processes or os.cpu_count() or 1, batch, kind, scale, preload, in_flight,
-        profile, profile_hz, profile_sample, io_kind, io_redis, metrics,
+        profile, profile_hz, profile_sample, io_kind, io_redis, metrics, threads,
     )
     try:
         run = load(workload)
