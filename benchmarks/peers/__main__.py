@@ -14,6 +14,7 @@ from dataclasses import replace
 import click
 
 from benchmarks import peers
+from benchmarks.peers import rabbit
 from benchmarks.peers.compare import PROG, compare
 from hurtle.bench import io_target
 from hurtle.bench.runner import Options
@@ -27,9 +28,11 @@ WORKLOADS = ("noop", "latency", "heavyinit", "io", "chord")  # ping runs hurtle 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("workload", type=click.Choice(WORKLOADS))
 @click.option("--peers", "peer_list", metavar="NAMES", required=True,
-              help="Run these task queues, alternating with hurtle, on the --broker Redis:"
-              " a comma list of celery,dramatiq,rq,arq,huey,taskiq (pip install -e '.[bench]').")
-@click.option("--broker", "broker_url", help="The Redis every system runs on: redis://HOST:PORT/DB.")
+              help="Run these task queues, alternating with hurtle, on the --broker:"
+              " a comma list of celery,dramatiq,rq,arq,huey,taskiq (pip install -e '.[bench]');"
+              " on RabbitMQ, celery,dramatiq.")
+@click.option("--broker", "broker_url", help="The broker every system runs on: redis://HOST:PORT/DB,"
+              " or amqp://USER:PASSWORD@HOST:PORT/ for celery and dramatiq.")
 @click.option("-n", "count", type=click.IntRange(min=1), default=20000, show_default=True,
               help="Tasks per run.")
 @click.option("-p", "--processes", type=click.IntRange(min=1),
@@ -76,8 +79,15 @@ def _peer_names(peer_list: str, broker_url: str | None, workload: str = "noop") 
     unknown = [name for name in names if name not in peers.NAMES]
     if unknown:
         fail(f"--peers: unknown peer {unknown[0]!r}; known: {','.join(peers.NAMES)}")
-    if not broker_url or not broker_url.startswith(("redis://", "rediss://")):
-        fail("--peers: the peers run on Redis; give --broker redis://HOST:PORT/DB")
+    if broker_url and rabbit.is_amqp(broker_url):
+        if workload == "chord":
+            fail("--broker: the chord comparison runs on Redis (the peers' chords keep their state there)")
+        others = [name for name in names if name not in rabbit.PEERS]
+        if others:
+            fail(f"--peers: {others[0]} runs on Redis only; on RabbitMQ: {','.join(rabbit.PEERS)}")
+    elif not broker_url or not broker_url.startswith(("redis://", "rediss://")):
+        fail("--peers: the peers run on Redis (celery and dramatiq on RabbitMQ too);"
+             " give --broker redis://HOST:PORT/DB or amqp://USER:PASSWORD@HOST:PORT/")
     for name in names:
         if workload == "chord" and name not in peers.CHORDS:
             fail(f"--peers: chord compares with {' and '.join(peers.CHORDS)}; {name} has no chord")

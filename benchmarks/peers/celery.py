@@ -14,9 +14,11 @@ default, ``acks_late=False``); hurtle acknowledges after.
 Sending: ``apply_async`` in a loop, as users send; Celery has no batch send
 (``group`` sends each message alone too, and adds a group id to each).
 Isolation: the run's namespace is the queue's name and kombu's
-``global_keyprefix``, so every key Celery writes carries it.
+``global_keyprefix``, so every key Celery writes carries it. On RabbitMQ
+(``--broker amqp://``, Celery's default broker) the namespace names the queue
+and its exchange, both deleted after the run.
 
-chord: ``chord(member.s() for ...)(callback.s())``, as Celery's docs write it.
+chord (on Redis only: it needs a result backend): ``chord(member.s() for ...)(callback.s())``, as Celery's docs write it.
 A chord needs its members' results: the Redis result backend (the same Redis,
 its keys under the namespace too) and members that store them; the callback
 is given them, in order.
@@ -31,7 +33,7 @@ from typing import Any
 import redis
 from celery import Celery, chord
 
-from benchmarks.peers import base
+from benchmarks.peers import base, rabbit
 from benchmarks.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
 
 APP_SPEC = "benchmarks.peers.celery:app"
@@ -49,13 +51,14 @@ def make_app(url: str, ns: str) -> Celery:
     app.conf.update(
         task_default_queue=ns,
         task_ignore_result=True,  # no result stored: as hurtle's bench tasks and Dramatiq
-        broker_transport_options={"global_keyprefix": f"{ns}:"},
         # Only a chord's members store results (a chord needs them); every other task ignores its own.
-        result_backend=url,
-        result_backend_transport_options={"global_keyprefix": f"{ns}:"},
         broker_connection_retry_on_startup=True,
         worker_enable_remote_control=False,
     )
+    if not rabbit.is_amqp(url):
+        app.conf.broker_transport_options = {"global_keyprefix": f"{ns}:"}
+        app.conf.result_backend = url
+        app.conf.result_backend_transport_options = {"global_keyprefix": f"{ns}:"}
     for workload, body in TASKS.items():
         app.task(name=TASK_NAMES[workload], acks_late=False)(body)
     app.task(name=CHORD_MEMBER, acks_late=False, ignore_result=False)(base.noop)
@@ -113,6 +116,8 @@ def _send_chord(sender: Celery, n: int) -> float:
 
 def pending(run: Run) -> int:
     """Queued messages, plus taken ones not acknowledged yet (none with acks on receipt)."""
+    if rabbit.is_amqp(run.url):
+        return rabbit.ready(run.url, [run.ns])
     client = redis.Redis.from_url(run.url)
     try:
         return int(client.llen(f"{run.ns}:{run.ns}")) + int(client.hlen(f"{run.ns}:unacked"))
@@ -124,8 +129,14 @@ def dead(run: Run) -> int | None:
     return None  # Celery keeps no dead-letter queue on Redis
 
 
+def forget(run: Run) -> None:
+    """On RabbitMQ: the run's queue and exchange (on Redis its keys carry the namespace)."""
+    if rabbit.is_amqp(run.url):
+        rabbit.delete(run.url, [run.ns], [run.ns])
+
+
 PEER = Peer(
     name="celery", distribution="celery", plan=plan, kind=kind, enqueue=enqueue,
     enqueue_method="apply_async in a loop (chord: chord(...)(callback))", pending=pending, dead=dead,
-    chord_results=True,
+    chord_results=True, forget=forget,
 )

@@ -21,7 +21,7 @@ import click
 from rich.console import Console
 
 from benchmarks import peers as peer_modules
-from benchmarks.peers import report
+from benchmarks.peers import rabbit, report
 from benchmarks.peers import runner as peer_runner
 from benchmarks.peers.base import Peer, Run
 from benchmarks.peers.report import System
@@ -37,6 +37,7 @@ from hurtle.errors import HurtleError
 from hurtle.urls import display_url
 
 PROG = "python -m benchmarks.peers"
+AMQP_PREFIX = "hurtlebench"  # hurtle's names on RabbitMQ in a comparison
 _HURTLE_PARAMS = ("prefix", "reconnect_timeout")  # hurtle's own Redis URL parameters (brokers/redis/url.py)
 
 
@@ -79,6 +80,11 @@ def compare(
 
 
 def _check_reachable(url: str) -> None:
+    if rabbit.is_amqp(url):
+        problem = rabbit.check_reachable(url)
+        if problem is not None:
+            fail(f"--broker: no RabbitMQ answers at {display_url(url)} ({problem})")
+        return
     import redis
 
     try:
@@ -92,8 +98,14 @@ def _check_reachable(url: str) -> None:
 
 
 def _hurtle_run(run_hurtle: Workload, options: Options, tick: OnProgress | None) -> RunResult:
-    """hurtle's run under a key prefix of its own, like the peers' namespaces; its keys deleted after."""
+    """hurtle's run under a key prefix of its own, like the peers' namespaces; its keys deleted after.
+    On RabbitMQ under one prefix for every run (``AMQP_PREFIX``): its queues, empty after a
+    verified run, are reused rather than left behind by each run."""
     assert options.broker is not None
+    if rabbit.is_amqp(options.broker):
+        result = run_hurtle(replace(options, broker=_url_with(options.broker, prefix=AMQP_PREFIX)), tick)
+        result.broker = options.broker
+        return result
     prefix = f"hurtlebenchhurtle{secrets.token_hex(5)}"
     try:
         result = run_hurtle(replace(options, broker=_url_with(options.broker, prefix=prefix)), tick)

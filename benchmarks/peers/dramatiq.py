@@ -12,10 +12,12 @@ while they wait, so they are no faster than threads here.
 Sending: ``actor.send`` in a loop, as users send (``group(...).run()`` sends
 each message alone too). Actors with ``max_retries=0``, so a failure is
 dead-lettered and counted. Isolation: the run's namespace is the broker's
-``namespace``, the prefix of every key it writes.
+``namespace``, the prefix of every key it writes. On RabbitMQ (``--broker
+amqp://``, ``RabbitmqBroker``) the namespace is the queue's name; the queue,
+its delay queue (``.DQ``) and its dead letters (``.XQ``) are deleted after the run.
 
-chord: a ``group`` with a completion callback (``add_completion_callback``,
-the ``GroupCallbacks`` middleware counting completions on a Redis barrier), as
+chord (on Redis only: its barrier lives there): a ``group`` with a completion
+callback (``add_completion_callback``, the ``GroupCallbacks`` middleware counting completions on a Redis barrier), as
 Dramatiq's docs write it. Its callback is given no results: collecting them
 would need the ``Results`` middleware and a ``get_results`` wait, which Dramatiq
 leaves to the caller. The barrier's keys are not under the namespace: they
@@ -30,11 +32,12 @@ from typing import Any
 
 import dramatiq
 import redis
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import GroupCallbacks
 from dramatiq.rate_limits.backends import RedisBackend as RateLimitBackend
 
-from benchmarks.peers import base
+from benchmarks.peers import base, rabbit
 from benchmarks.peers.base import Peer, Plan, Run, ns_from_env, plan_of, script, url_from_env
 
 BROKER_SPEC = "benchmarks.peers.dramatiq:broker"
@@ -53,21 +56,26 @@ CHORD_MEMBER, CHORD_CALLBACK = "hurtle_bench_chord_member", "hurtle_bench_chord_
 BARRIER_TTL_MS = 600_000  # a chord's barrier keys: outside the namespace, gone after 10 minutes
 
 
-def make_broker(url: str, ns: str) -> tuple[RedisBroker, dict[str, dramatiq.Actor[..., Any]]]:
-    """A broker whose keys all start with ``ns``, and the bench's actors on it."""
-    made = RedisBroker(url=url, namespace=ns)  # type: ignore[no-untyped-call]
-    made.add_middleware(GroupCallbacks(RateLimitBackend(url=url), barrier_ttl=BARRIER_TTL_MS))
+def make_broker(url: str, ns: str) -> tuple[dramatiq.Broker, dict[str, dramatiq.Actor[..., Any]]]:
+    """A broker whose keys all start with ``ns`` (on RabbitMQ: whose queue is ``ns``), and the bench's
+    actors on it."""
+    made: dramatiq.Broker
+    if rabbit.is_amqp(url):
+        made, queue = RabbitmqBroker(url=url), ns
+    else:
+        made, queue = RedisBroker(url=url, namespace=ns), QUEUE  # type: ignore[no-untyped-call]
+        made.add_middleware(GroupCallbacks(RateLimitBackend(url=url), barrier_ttl=BARRIER_TTL_MS))
     actors = {
         workload: dramatiq.actor(
-            broker=made, actor_name=ACTOR_NAMES[workload], queue_name=QUEUE, max_retries=0
+            broker=made, actor_name=ACTOR_NAMES[workload], queue_name=queue, max_retries=0
         )(body)
         for workload, body in TASKS.items()
     }
     actors[CHORD_MEMBER] = dramatiq.actor(
-        broker=made, actor_name=CHORD_MEMBER, queue_name=QUEUE, max_retries=0
+        broker=made, actor_name=CHORD_MEMBER, queue_name=queue, max_retries=0
     )(base.noop)
     actors[CHORD_CALLBACK] = dramatiq.actor(
-        broker=made, actor_name=CHORD_CALLBACK, queue_name=QUEUE, max_retries=0
+        broker=made, actor_name=CHORD_CALLBACK, queue_name=queue, max_retries=0
     )(base.chord_callback)
     return made, actors
 
@@ -128,16 +136,27 @@ def _hlen(url: str, key: str) -> int:
 
 
 def pending(run: Run) -> int:
-    """Messages not acknowledged yet: Dramatiq keeps each in ``QUEUE.msgs`` until its ack."""
+    """Messages not acknowledged yet: Dramatiq keeps each in ``QUEUE.msgs`` until its ack
+    (on RabbitMQ: ready in the queue or its delay queue)."""
+    if rabbit.is_amqp(run.url):
+        return rabbit.ready(run.url, [run.ns, f"{run.ns}.DQ"])
     return _hlen(run.url, f"{run.ns}:{QUEUE}.msgs")
 
 
 def dead(run: Run) -> int | None:
+    if rabbit.is_amqp(run.url):
+        return rabbit.ready(run.url, [f"{run.ns}.XQ"])
     return _hlen(run.url, f"{run.ns}:{QUEUE}.XQ.msgs")
+
+
+def forget(run: Run) -> None:
+    """On RabbitMQ: the run's queues (on Redis its keys carry the namespace)."""
+    if rabbit.is_amqp(run.url):
+        rabbit.delete(run.url, [run.ns, f"{run.ns}.DQ", f"{run.ns}.XQ"])
 
 
 PEER = Peer(
     name="dramatiq", distribution="dramatiq", plan=plan, kind=kind, enqueue=enqueue,
     enqueue_method="actor.send in a loop (chord: group(...).run())", pending=pending, dead=dead,
-    chord_results=False,
+    chord_results=False, forget=forget,
 )

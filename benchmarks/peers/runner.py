@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.peers import rabbit
 from benchmarks.peers.base import NS_ENV, URL_ENV, Peer, Plan, Run
 from benchmarks.peers.drain import drain, limits
 from hurtle.bench import io_target, latency
@@ -51,8 +52,9 @@ def calls_for(workload: str, options: Options) -> list[tuple[Any, ...]]:
 
 
 def run(peer: Peer, workload: str, options: Options, progress: OnProgress | None = None) -> PeerRun:
-    """Run ``workload`` on ``peer`` once against ``options.broker`` (a redis:// URL)."""
-    assert options.broker is not None, "peers run on the --broker Redis"
+    """Run ``workload`` on ``peer`` once against ``options.broker`` (redis://, or amqp:// for
+    the peers in ``rabbit.PEERS``)."""
+    assert options.broker is not None, "peers run on the --broker given"
     spec = Run(
         url=options.broker, ns=f"hurtlebench{peer.name}{secrets.token_hex(5)}", workload=workload,
         kind=peer.kind(workload, options.kind), n=options.n, processes=options.processes,
@@ -67,7 +69,8 @@ def run(peer: Peer, workload: str, options: Options, progress: OnProgress | None
     finally:
         if peer.forget is not None:
             peer.forget(spec)
-        delete_namespace(spec.url, spec.ns)
+        if not rabbit.is_amqp(spec.url):
+            delete_namespace(spec.url, spec.ns)
     return PeerRun(result, plan)
 
 
