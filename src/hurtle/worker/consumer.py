@@ -265,9 +265,12 @@ class Consumer:
             free = await self._room(group.kinds)
             if self._stopping:
                 break
-            if free == 0:  # the task budget is spent: the last task to finish stops us
-                await self._stop_requested.wait()
-                break
+            if free == 0:
+                if self._budget_spent():  # the last task to finish stops us
+                    await self._stop_requested.wait()
+                    break
+                # -t auto shrank the pool between the slots' wake-up and now: wait again.
+                continue
             if len(self._in_flight) + free > self._max_held:  # the fast path's one compare
                 free = self._max_held - len(self._in_flight)
                 if free <= 0:
@@ -322,6 +325,10 @@ class Consumer:
             # what another group's fetch under way may bring.
             free.append(limit - self._started - self._asking)
         return max(0, min(free))
+
+    def _budget_spent(self) -> bool:
+        limit = self.config.max_tasks_per_child
+        return limit is not None and self._started + self._asking >= limit
 
     async def _nothing_left(self) -> bool:
         if self._in_flight or self._buffer.acks:

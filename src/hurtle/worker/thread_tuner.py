@@ -38,7 +38,7 @@ from dataclasses import dataclass
 AUTO_START = 8
 AUTO_MAX = 64
 #: Seconds between two decisions; each compares one interval's throughput with another's.
-INTERVAL = 0.5
+INTERVAL = 0.25
 #: An interval with fewer finished tasks is extended (up to ``MAX_WINDOW`` intervals).
 MIN_COMPLETED = 20
 MAX_WINDOW = 20
