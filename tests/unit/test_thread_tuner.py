@@ -23,28 +23,39 @@ def feed(
     return sizes
 
 
-def test_a_pool_whose_throughput_grows_with_its_threads_doubles_up_to_the_cap() -> None:
-    # Given tasks that wait on I/O: each doubling raises the rate
+def test_a_pool_whose_throughput_grows_with_its_threads_climbs_fourfold_up_to_the_cap() -> None:
+    # Given tasks that wait on I/O: each step up raises the rate
     tuner = ThreadTuner(start=8, cap=64)
 
-    sizes = feed(tuner, {8: 1000, 16: 1900, 32: 3500, 64: 6000}, steps=4)
+    sizes = feed(tuner, {8: 1000, 16: 1900, 32: 3500, 64: 6000}, steps=3)
 
-    assert sizes == [16, 32, 64, 64]
+    assert sizes == [32, 64, 64]
+
+
+def test_after_its_first_climb_the_pool_grows_by_doubling() -> None:
+    tuner = ThreadTuner(start=8, cap=256, hold=0)
+    rates = {2: 100, 4: 200, 8: 1000, 32: 1000, 16: 1000}
+    feed(tuner, rates, steps=2)  # 8 -> 32 (no gain) -> back to 8: the first climb is over
+    assert tuner.threads == 8
+
+    assert tuner.observe(interval(800)) == 4  # a probe down (as good or not, it alternates)
+    assert tuner.observe(interval(200)) == 8  # worse: undone
+    assert tuner.observe(interval(1000)) == 16  # the next probe up doubles
 
 
 def test_a_step_that_does_not_raise_throughput_is_undone() -> None:
     # Given I/O tasks that gain up to 32 threads and nothing past them
     tuner = ThreadTuner(start=8, cap=64)
 
-    sizes = feed(tuner, {8: 1000, 16: 1900, 32: 3500, 64: 3550}, steps=5)
+    sizes = feed(tuner, {8: 1000, 16: 1900, 32: 3500, 64: 3550}, steps=4)
 
-    assert sizes == [16, 32, 64, 32, 32]
+    assert sizes == [32, 64, 32, 32]
 
 
 def test_a_pool_never_grows_past_its_cap() -> None:
     tuner = ThreadTuner(start=8, cap=20)
 
-    sizes = feed(tuner, {4: 500, 8: 1000, 10: 1200, 16: 2000, 20: 2500}, steps=30)
+    sizes = feed(tuner, {4: 500, 5: 600, 8: 1000, 10: 1200, 16: 2000, 20: 2500}, steps=30)
 
     assert max(sizes) == 20
 
@@ -98,16 +109,16 @@ def test_an_interval_in_which_nothing_finished_moves_nothing() -> None:
     tuner = ThreadTuner(start=8, cap=64)
     tuner.observe(interval(1000))  # a move up is being judged
 
-    assert tuner.observe(Sample(seconds=1.0, completed=0, cpu_seconds=0.0, short_fetches=0.0)) == 16
+    assert tuner.observe(Sample(seconds=1.0, completed=0, cpu_seconds=0.0, short_fetches=0.0)) == 32
 
 
 def test_after_settling_it_holds_then_probes_again() -> None:
     tuner = ThreadTuner(start=8, cap=64, hold=3)
-    rates = {4: 800, 8: 1000, 16: 1010}
+    rates = {4: 800, 8: 1000, 32: 1010}
     sizes = feed(tuner, rates, steps=6)
 
-    # up to 16 (no gain): back to 8, held for 3 intervals, then a probe down to 4 (worse): back to 8
-    assert sizes == [16, 8, 8, 8, 8, 4]
+    # up to 32 (no gain): back to 8, held for 3 intervals, then a probe down to 4 (worse): back to 8
+    assert sizes == [32, 8, 8, 8, 8, 4]
     assert tuner.observe(interval(rates[4])) == 8
 
 

@@ -98,6 +98,9 @@ class ThreadTuner:
         #: Intervals left before the next probe.
         self._quiet = 0
         self._probe_down_next = False  # a new pool tries more threads first, if the CPU has room
+        #: Growth per step: fourfold until the first step that does not pay (a worker's first
+        #: seconds: 8 to 32 to 64 in two steps, as short bursts of tasks need), then twofold.
+        self._step_up = 4
 
     def observe(self, sample: Sample) -> int:
         """The size for the next interval, given what the last one measured."""
@@ -137,7 +140,7 @@ class ThreadTuner:
         up = room and self.threads < self.cap
         down = self.threads > self.floor
         if up and (not down or not self._probe_down_next):
-            self._move(now, min(self.cap, self.threads * 2))
+            self._move(now, min(self.cap, self.threads * self._step_up))
         elif down:
             self._move(now, max(self.floor, self.threads // 2))
         self._probe_down_next = not self._probe_down_next
@@ -146,7 +149,7 @@ class ThreadTuner:
     def _judge_up(self, size: int, before: Measure, now: Measure, room: bool) -> int:
         if self._better(now, before):
             if room and self.threads < self.cap:  # it helped and there is room: keep climbing
-                self._move(now, min(self.cap, self.threads * 2))
+                self._move(now, min(self.cap, self.threads * self._step_up))
             else:
                 self._settle()
             return self.threads
@@ -171,6 +174,7 @@ class ThreadTuner:
         self.threads = size
 
     def _settle(self) -> None:
+        self._step_up = 2  # the first climb is over: from now on, one doubling at a time
         self._before = None
         self._quiet = self._hold
 
