@@ -126,6 +126,20 @@ def test_a_peer_runs_io_after_hurtle_and_its_target_counts_every_round_trip(
     assert all(r["verified"] and r["ran"] == 60 and 1 <= r["clients"] <= 2 for r in runs)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("peer", ["celery", "dramatiq"])
+def test_celery_and_dramatiq_run_io_on_rabbitmq_beside_hurtle(peer: str, redis_url: str) -> None:
+    code, lines, stderr = bench_json(
+        "io", "-n", "60", "-p", "1", "--io-redis", redis_url,
+        "--broker", "amqp://guest:guest@127.0.0.1:5672/", "--peers", peer,
+    )
+
+    assert code == 0, stderr
+    runs = [line for line in lines if line["type"] == "run"]
+    assert [r["system"] for r in runs] == ["hurtle", peer]
+    assert all(r["verified"] and r["ran"] == 60 and r["broker"].startswith("amqp://") for r in runs)
+
+
 # -- runs that must not report a speed -------------------------------------------------
 
 _WORKER = """
@@ -244,6 +258,8 @@ def test_deleting_a_namespace_deletes_only_its_keys(redis_url: str) -> None:
         (["--peers", "celery"], "the peers run on Redis"),
         (["--peers", "celery", "--broker", "sqlite:///x.db"], "the peers run on Redis"),
         (["--peers", ",", "--broker", "redis://127.0.0.1:6379/0"], "name one or more of"),
+        (["--peers", "dramatiq,rq", "--broker", "amqp://guest:guest@127.0.0.1:5672/"],
+         "rq runs on Redis only; on RabbitMQ: celery,dramatiq"),
     ],
 )
 def test_a_bad_peers_option_is_one_line_and_exit_code_2(args: list[str], says: str, tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ raised the throughput.
 - **Step back**: a step that did not raise it (or lowered it) is undone: the
   extra threads only add contention.
 - **Hold**, then **probe**: after ``hold`` intervals at one size, try a smaller
-  one (or a larger one, when the CPU has room): fewer threads that do as well
-  are kept, so a pool grown for I/O shrinks again when CPU-bound tasks follow.
+  one (or a larger one, when the CPU has room): fewer threads that do at least
+  as well are kept, so a pool grown for I/O shrinks again when CPU-bound tasks follow.
 
 .NET's tuner moves the count along a wave and reads the throughput's response
 at the wave's frequency, which cancels noise; this one compares whole
@@ -127,11 +127,13 @@ class ThreadTuner:
             return True
         return now.rate >= before.rate * (1 - self._gain / 2) and now.cpu < before.cpu * (1 - self._gain)
 
-    def _worse(self, now: Measure, before: Measure) -> bool:
-        """Fewer tasks per second; or as many, for more CPU each."""
-        if now.rate < before.rate * (1 - self._gain):
+    def _as_good(self, now: Measure, before: Measure) -> bool:
+        """At least as many tasks per second; or nearly as many, for less CPU each. Fewer
+        threads must show it, not merely stay within the noise: otherwise a pool that does
+        best at its largest would drift down a step at every probe."""
+        if now.rate >= before.rate:
             return True
-        return now.rate <= before.rate * (1 + self._gain / 2) and now.cpu > before.cpu * (1 + self._gain)
+        return now.rate >= before.rate * (1 - self._gain / 2) and now.cpu < before.cpu * (1 - self._gain)
 
     def _start_move(self, now: Measure, room: bool) -> int:
         if self._quiet > 0:
@@ -158,7 +160,7 @@ class ThreadTuner:
         return self.threads
 
     def _judge_down(self, size: int, before: Measure, now: Measure) -> int:
-        if self._worse(now, before):
+        if not self._as_good(now, before):
             self.threads = size  # fewer threads did worse: undo the step
             self._settle()
             return self.threads
