@@ -18,10 +18,10 @@ Isolation: the run's namespace is the queue's name and kombu's
 (``--broker amqp://``, Celery's default broker) the namespace names the queue
 and its exchange, both deleted after the run.
 
-chord (on Redis only: it needs a result backend): ``chord(member.s() for ...)(callback.s())``, as Celery's docs write it.
-A chord needs its members' results: the Redis result backend (the same Redis,
-its keys under the namespace too) and members that store them; the callback
-is given them, in order.
+chord (on Redis only: it needs a result backend): ``chord(member.s() for
+...)(callback.s())``, as Celery's docs write it. A chord needs its members' results: the
+Redis result backend (the same Redis, its keys under the namespace too) and members that
+store them; the callback is given them, in order.
 """
 
 from __future__ import annotations

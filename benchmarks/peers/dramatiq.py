@@ -16,12 +16,12 @@ dead-lettered and counted. Isolation: the run's namespace is the broker's
 amqp://``, ``RabbitmqBroker``) the namespace is the queue's name; the queue,
 its delay queue (``.DQ``) and its dead letters (``.XQ``) are deleted after the run.
 
-chord (on Redis only: its barrier lives there): a ``group`` with a completion
-callback (``add_completion_callback``, the ``GroupCallbacks`` middleware counting completions on a Redis barrier), as
-Dramatiq's docs write it. Its callback is given no results: collecting them
-would need the ``Results`` middleware and a ``get_results`` wait, which Dramatiq
-leaves to the caller. The barrier's keys are not under the namespace: they
-live ``BARRIER_TTL_MS`` and Redis drops them.
+chord (on Redis only: its barrier lives there): a ``group`` with a completion callback
+(``add_completion_callback``, the ``GroupCallbacks`` middleware counting completions on
+a Redis barrier), as Dramatiq's docs write it. Its callback is given no results:
+collecting them would need the ``Results`` middleware and a ``get_results`` wait, which
+Dramatiq leaves to the caller. The barrier's keys are not under the namespace: they live
+``BARRIER_TTL_MS`` and Redis drops them.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def enqueue(run: Run, calls: Sequence[Sequence[Any]]) -> float:
         sender.close()
 
 
-def _send_group(sender: RedisBroker, actors: dict[str, dramatiq.Actor[..., Any]], n: int) -> float:
+def _send_group(sender: dramatiq.Broker, actors: dict[str, dramatiq.Actor[..., Any]], n: int) -> float:
     try:
         started = time.perf_counter()
         members = dramatiq.group(  # type: ignore[no-untyped-call]
