@@ -310,3 +310,24 @@ def test_a_chord_whose_callback_ran_twice_or_short_is_not_verified(tmp_path: Pat
     assert "ran 2 time(s)" in check_callback(tmp_path, 3)[0]
     (tmp_path / CALLBACK_FILE).write_text("2\n")
     assert "with [2] result(s)" in check_callback(tmp_path, 3)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", ["4", "auto"])
+def test_bench_cpu_runs_busy_loop_tasks_with_the_pool_it_is_given(threads: str) -> None:
+    code, lines, stderr = bench_json("cpu", "-n", "200", "--processes", "2", "-t", threads)
+
+    assert code == 0, stderr
+    run, _ = lines
+    assert run["verified"] is True and (run["ran"], run["pending"], run["dead"]) == (200, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "args", [["cpu", "--kind", "async"], ["noop", "-t", "0"], ["noop", "-t", "lots"]],
+)
+def test_bench_refuses_an_async_cpu_run_and_a_bad_thread_count_in_one_line(args: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "hurtle", "bench", *args], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
