@@ -17,6 +17,7 @@ from hurtle.observe.task_figures import (
     RETRIED,
     SUCCEEDED,
     UNREADABLE,
+    UNREGISTERED,
     FigureKey,
     MinuteFigures,
     TaskFigures,
@@ -63,6 +64,14 @@ def test_a_start_before_its_ready_time_waited_no_time() -> None:
     figures.ran("t", "q", SUCCEEDED, ready_at=100.0, started=99.0, finished=99.5)
     minute = figures.take()["t", "q", 1]
     assert minute.wait[0] == 1 and minute.wait_seconds == 0.0
+
+
+def test_a_dead_message_naming_a_task_the_app_lacks_counts_as_unregistered() -> None:
+    figures = TaskFigures(known={"tasks.add"})
+    figures.dead("tasks.add", "q", 0.0)
+    figures.dead("anything a sender wrote", "q", 0.0)
+    figures.dead(None, "q", 0.0)
+    assert {task for task, _, _ in figures.take()} == {"tasks.add", UNREGISTERED, UNREADABLE}
 
 
 def test_merge_adds_and_leaves_what_it_read_unchanged() -> None:

@@ -13,6 +13,7 @@ its last call, and a writer running every few seconds sends it on.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 #: Upper bounds, in seconds, of the run time and queue wait buckets; one bucket more
@@ -32,6 +33,9 @@ SUCCEEDED, FAILED, RETRIED, DEAD, CANCELLED = range(len(OUTCOMES))
 
 #: The task name counted for a message whose task could not be read.
 UNREADABLE = "(unreadable)"
+#: The task name counted for a message naming a task this app does not have: what
+#: any sender can write must not make a history field or a metric series of its own.
+UNREGISTERED = "(unregistered)"
 
 
 def bucket_of(seconds: float) -> int:
@@ -73,10 +77,12 @@ class TaskFigures:
     Called from the event loop's thread only (settling runs there), so it takes no lock.
     """
 
-    __slots__ = ("_figures",)
+    __slots__ = ("_figures", "_known")
 
-    def __init__(self) -> None:
+    def __init__(self, known: Collection[str] | None = None) -> None:
         self._figures: dict[FigureKey, MinuteFigures] = {}
+        #: The app's task names (None: any name is counted as it is).
+        self._known = known
 
     def ran(
         self, task: str, queue: str, outcome: int, ready_at: float, started: float, finished: float
@@ -97,8 +103,13 @@ class TaskFigures:
         figures.wait_seconds += wait
 
     def dead(self, task: str | None, queue: str, when: float) -> None:
-        """Count a message dead-lettered without running (``task`` None: unreadable)."""
-        self.ended(UNREADABLE if task is None else task, queue, DEAD, when)
+        """Count a message dead-lettered without running (``task`` None: unreadable;
+        a name the app does not know counts as ``UNREGISTERED``)."""
+        if task is None:
+            task = UNREADABLE
+        elif self._known is not None and task not in self._known:
+            task = UNREGISTERED
+        self.ended(task, queue, DEAD, when)
 
     def ended(self, task: str, queue: str, outcome: int, when: float) -> None:
         """Count ``outcome`` (DEAD or CANCELLED) alone: no run time or wait to add."""

@@ -126,7 +126,7 @@ class Consumer:
         #: Fetches made, and those that came back with fewer messages than asked for.
         self.fetches = self.short_fetches = 0
         #: Per task, queue and minute, for the task history and the metrics (``process.py`` sends them on).
-        self.figures = TaskFigures()
+        self.figures = TaskFigures(known=app.tasks)
         self.exit_code = EXIT_OK
         #: Lets one copy of each periodic task's tick run (``hurtle.schedule.ticks``);
         #: whoever runs the consumer closes it after ``run`` (the scheduler shares its store).

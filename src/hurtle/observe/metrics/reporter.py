@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from hurtle.observe.figure_writer import FigureSink
 from hurtle.observe.heartbeat import rss_bytes
 from hurtle.observe.metrics.wire import QueueCounts, Report, TaskCounts, encode_frame
-from hurtle.observe.task_figures import UNREADABLE, FigureKey, MinuteFigures
+from hurtle.observe.task_figures import UNREADABLE, UNREGISTERED, FigureKey, MinuteFigures
 from hurtle.observe.trouble import Trouble
 
 if TYPE_CHECKING:
@@ -40,9 +40,6 @@ SAMPLING_SLOT = 0  # the process slot that samples the queues: one is enough for
 #: SQLite counts a queue row by row: 100 ms for 200,000 messages, which sampled
 #: each second cost a no-op async task 9% more CPU; Redis answers in a millisecond.
 SAMPLE_SHARE = 0.01
-#: The task label of a message naming a task this app does not have: what any
-#: sender can write must not make a series of its own.
-UNREGISTERED = "(unregistered)"
 
 
 def metric_sinks(consumer: Consumer, slot: int) -> list[FigureSink]:
@@ -79,8 +76,8 @@ class PipeSink:
         """Add ``figures`` to what waits, and report now: counters are fresh at the next scrape."""
         waiting = self._waiting
         for (task, queue, _minute), value in figures.items():
-            if task not in self._tasks and task != UNREADABLE:
-                task = UNREGISTERED
+            if task not in self._tasks and task not in (UNREADABLE, UNREGISTERED):
+                task = UNREGISTERED  # counted elsewhere than the consumer (figures made without ``known``)
             mine = waiting.get((task, queue))
             if mine is None:
                 mine = waiting[(task, queue)] = MinuteFigures()
