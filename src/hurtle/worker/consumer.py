@@ -251,6 +251,10 @@ class Consumer:
     def stopping(self) -> bool:
         return self._stopping
 
+    async def stop_requested(self) -> None:
+        """Return once a stop is asked for (a signal, a burst run's end, a recycle)."""
+        await self._stop_requested.wait()
+
     async def _fetch_loop(self, group: FetchGroup) -> None:
         """Fetch ``group``'s queues for as many as its kinds' free slots, until stopped."""
         queues, sync = list(group.queues), False in group.kinds

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hurtle.worker")
 
 EXIT_HOOK_FAILED = 3
+EXIT_STOP_HUNG = 1  # a stop that outlived its deadline: the process ended itself
+#: Seconds a stop may take past the grace period (closing stores and connections,
+#: each bounded on its own) before the process ends itself: ``stop_deadline``.
+STOP_MARGIN = 60.0
 _PARENT_CHECK_EVERY = 1.0  # seconds
 
 
@@ -83,6 +87,7 @@ async def _serve(
             watchers.append(asyncio.create_task(_watch_parent(consumer)))
         if heartbeats is not None:
             watchers.append(asyncio.create_task(heartbeats.keep_stamping(slot)))
+        watchers.append(asyncio.create_task(stop_deadline(consumer, consumer.config.grace + STOP_MARGIN)))
         log.info("worker %s started", consumer.name)  # what it runs: the supervisor's start block
         try:
             supervised = heartbeats is not None
@@ -222,6 +227,30 @@ def _install_signals(consumer: Consumer) -> None:
         consumer.stop()
 
     loop.add_signal_handler(signal.SIGTERM, on_term)
+
+
+async def stop_deadline(consumer: Consumer, limit: float) -> None:
+    """Once a stop is asked for, give it ``limit`` seconds; then log what was still
+    awaited, and end the process. An await that never ends while stopping must not
+    keep a process alive for ever (orphaned, if its supervisor is gone meanwhile):
+    its leases expire and its messages are delivered again."""
+    await consumer.stop_requested()
+    await asyncio.sleep(limit)
+    me = asyncio.current_task()
+    waiting = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
+    log.error("stopping took more than %gs; ending this process now. Still awaited: %s",
+              limit, "; ".join(_awaiting(task) for task in waiting) or "nothing")
+    logging.shutdown()
+    os._exit(EXIT_STOP_HUNG)
+
+
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    """``name at file:line in function``: where ``task`` waits."""
+    stack = task.get_stack()
+    if not stack:
+        return task.get_name()
+    frame = stack[-1]
+    return f"{task.get_name()} at {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
 
 
 async def _watch_parent(consumer: Consumer) -> None:
