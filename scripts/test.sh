@@ -37,8 +37,11 @@ if "$venv/bin/python" -c "import celery, dramatiq, rq, arq, huey, taskiq, taskiq
 fi
 echo "== pytest"
 rc=0
-# The slowest tests are listed: the whole run must stay under 15 minutes.
-"$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@" || rc=$?
+# Spread over 4 processes (the tests mostly wait on brokers and workers, not on a
+# CPU), benchmarks kept to one of them (their xdist_group); the slowest tests are
+# listed: the whole run must stay under 15 minutes.
+"$venv/bin/python" -m pytest -q -p no:cacheprovider -n "${HURTLE_TEST_PROCESSES:-4}" --dist loadgroup \
+    --durations=15 "$@" || rc=$?
 if ((rc == 5)); then
     echo "test.sh: pytest collected no tests; that is a failure here" >&2
 fi

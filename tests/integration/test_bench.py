@@ -17,6 +17,10 @@ from hurtle.bench.runner import Options, check_run, option_args
 from hurtle.profiling import record
 from hurtle.tally_source import open_tallies
 
+# Benchmarks run one at a time, even with tests spread over processes: the peers
+# share queue names on one server, and each run measures the machine.
+pytestmark = pytest.mark.xdist_group("bench")
+
 
 def bench_json(*args: str) -> tuple[int, list[dict[str, Any]], str]:
     done = subprocess.run(

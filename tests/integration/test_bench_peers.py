@@ -25,6 +25,10 @@ from hurtle.bench.runner import Options
 from tests.integration.conftest import hurtle_cli
 from tests.redis_server import shared_redis_url
 
+# Benchmarks run one at a time, even with tests spread over processes: the peers
+# share queue names on one server, and each run measures the machine.
+pytestmark = pytest.mark.xdist_group("bench")
+
 PEERS = ("celery", "dramatiq", "rq", "arq", "huey", "taskiq")
 
 

@@ -10,7 +10,9 @@ from hurtle.bench.runner import Options
 from tests.integration.conftest import hurtle_cli
 from tests.redis_server import unique_redis_url
 
-pytestmark = pytest.mark.slow
+# Benchmarks run one at a time, even with tests spread over processes: the peers
+# share queue names on one server, and each run measures the machine.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bench")]
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])

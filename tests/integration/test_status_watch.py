@@ -66,8 +66,10 @@ class Watch:
             assert self.proc.poll() is None, f"the watch ended: {self.proc.stderr.read()!r}"  # type: ignore[union-attr]
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}; last view:\n{self.redraws()[-1:]}")
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if ready:
+            # poll, not select: a long test run's descriptors may number past select's 1024
+            poller = select.poll()
+            poller.register(self.master, select.POLLIN)
+            if poller.poll(100):
                 self.seen += _CONTROL.sub("", os.read(self.master, 65536).decode(errors="replace"))
         return found
 

@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from hurtle.app import App
+from hurtle.loops import cancel_all
 from hurtle.schedule.scheduler import Scheduler
 from hurtle.worker.consumer import Consumer, WorkerConfig
 
@@ -45,6 +46,5 @@ async def scheduling(app: App, consumer: Consumer, slot: int) -> AsyncIterator[N
         yield
     finally:
         if running is not None:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+            await cancel_all([running])
         await consumer.tick_claims.close()

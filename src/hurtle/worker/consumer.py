@@ -28,6 +28,7 @@ from hurtle.client import Connection
 from hurtle.context import set_current
 from hurtle.envelope import Envelope
 from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
+from hurtle.loops import cancel_all
 from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
 from hurtle.observe.task_figures import TaskFigures
 from hurtle.progress import ProgressWriter, set_writer
@@ -214,9 +215,7 @@ class Consumer:
             await self._drain()
             if self._limiter is not None:
                 await self._limiter.close()
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await cancel_all(helpers)
             await self.releaser.wait()
             set_writer(None)
             self.thread_executor.shutdown()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hurtle.app import App
 from hurtle.client import Connection
-from hurtle.loops import new_event_loop
+from hurtle.loops import cancel_all, new_event_loop
 from hurtle.observe.figure_writer import FigureSink, FigureWriter
 from hurtle.observe.heartbeat import Heartbeat
 from hurtle.observe.metrics.reporter import metric_sinks
@@ -164,8 +164,7 @@ async def registry(app: App, consumer: Consumer, *, supervised: bool) -> AsyncIt
     try:
         yield
     finally:
-        beating.cancel()
-        await asyncio.gather(beating, return_exceptions=True)
+        await cancel_all([beating])
         await heartbeat.leave()
         try:
             if store is not borrowed:  # the connection closes its own
@@ -212,8 +211,7 @@ async def figure_writing(consumer: Consumer, sinks: list[FigureSink]) -> AsyncIt
     try:
         yield
     finally:
-        writing.cancel()
-        await asyncio.gather(writing, return_exceptions=True)
+        await cancel_all([writing])
         await writer.close()
 
 

@@ -19,6 +19,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from hurtle.loops import cancel_all
 from hurtle.observe.figure_writer import FigureSink
 from hurtle.observe.heartbeat import rss_bytes
 from hurtle.observe.metrics.wire import QueueCounts, Report, TaskCounts, encode_frame
@@ -145,9 +146,7 @@ class PipeSink:
     async def close(self) -> None:
         """Send what waits (the figure writer has just handed over the last figures),
         waiting up to ``CLOSE_LIMIT`` for room in the pipe; then close it."""
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await cancel_all(self._loops)
         deadline = time.monotonic() + CLOSE_LIMIT
         try:
             self.report()
