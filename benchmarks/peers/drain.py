@@ -183,6 +183,10 @@ def stop(procs: list[subprocess.Popen[str]]) -> list[int]:
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
             proc.wait()
+    # A command's own worker processes can outlive it for a moment, still writing (a
+    # result, a heartbeat) after its namespace is deleted: none may survive the run.
+    for proc in procs:
+        _kill_group(proc.pid)
     return [proc.returncode for proc in procs]
 
 
