@@ -58,7 +58,7 @@ _CONNECT_TIMEOUT = 5.0
 _SCRIPTS = (
     "enqueue", "peek", "ack", "extend", "release", "dead_letter", "retry", "housekeep",
     "stats", "purge", "requeue", "store", "purge_dead", "locate_stream", "locate_delayed", "tally_add",
-    "record_put_if", "added", "rate_take", "permit_take", "permit_renew", "permit_count",
+    "record_put_if", "record_gather", "added", "rate_take", "permit_take", "permit_renew", "permit_count",
 )
 _NOT_TRANSIENT = (AuthenticationError, AuthorizationError)  # a wrong password will not heal
 # Worth reconnecting for: a lost connection, or a cluster failing over (no node

@@ -83,15 +83,9 @@ class RedisRecords(RecordStore):
         name = self._names.record(key)
         ttl_ms = max(1, int(ttl * 1000))
 
-        async def add(conn: RedisConn) -> tuple[bool, int]:
-            pipe = conn.client.pipeline(transaction=True)
-            pipe.hsetnx(name, str(index), bytes(value))
-            pipe.pexpire(name, ttl_ms)
-            pipe.hlen(name)
-            added, _, count = await pipe.execute()
-            return bool(added), int(count)
-
-        return await self._link.call(add)
+        args: list[object] = [ttl_ms, str(index), bytes(value)]
+        added, count = await self._link.call(lambda conn: conn.script("record_gather", [name], args))
+        return bool(added), int(count)
 
     async def gather_many(self, items: Sequence[tuple[str, int, bytes, float]]) -> list[tuple[bool, int]]:
         by_key: dict[str, list[int]] = {}
@@ -103,16 +97,12 @@ class RedisRecords(RecordStore):
             name = self._names.record(key)
             ttl_ms = max(1, int(max(items[p][3] for p in positions) * 1000))
 
-            async def add(conn: RedisConn) -> list[object]:
-                pipe = conn.client.pipeline(transaction=True)
-                for position in positions:
-                    _, index, value, _ = items[position]
-                    pipe.hsetnx(name, str(index), bytes(value))
-                    pipe.hlen(name)
-                pipe.pexpire(name, ttl_ms)
-                return cast("list[object]", await pipe.execute())
-
-            replies = await self._link.call(add)
+            args: list[object] = [ttl_ms]
+            for position in positions:
+                _, index, value, _ = items[position]
+                args += [str(index), bytes(value)]
+            replies = cast("list[object]", await self._link.call(
+                lambda conn: conn.script("record_gather", [name], args)))
             for n, position in enumerate(positions):
                 added, count = replies[2 * n], replies[2 * n + 1]
                 answers[position] = (bool(added), int(cast("int", count)))
