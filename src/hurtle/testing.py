@@ -25,7 +25,8 @@ from collections.abc import Iterator, Sequence
 
 from hurtle.app import App
 from hurtle.brokers import from_url
-from hurtle.worker.consumer import Consumer, WorkerConfig
+from hurtle.worker.config import WorkerConfig
+from hurtle.worker.consumer import Consumer
 from hurtle.worker.process import worker_connection
 from hurtle.worker.settle import Counters
 

@@ -17,7 +17,7 @@ from hurtle.errors import HurtleError
 from hurtle.observe.registry import HEARTBEAT_EVERY
 from hurtle.schedule.limits import check_limits_kept
 from hurtle.settings import ENV_APP, ENV_BROKER
-from hurtle.worker.consumer import WorkerConfig
+from hurtle.worker.config import WorkerConfig
 from hurtle.worker.priorities import QueueSpec, QueueSpecError
 from hurtle.worker.supervisor import Supervisor
 from hurtle.worker.thread_tuner import AUTO_MAX, AUTO_START

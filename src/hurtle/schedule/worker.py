@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 from hurtle.app import App
 from hurtle.loops import cancel_all
 from hurtle.schedule.scheduler import Scheduler
-from hurtle.worker.consumer import Consumer, WorkerConfig
+from hurtle.worker.config import WorkerConfig
+from hurtle.worker.consumer import Consumer
 
 log = logging.getLogger("hurtle.schedule")
 

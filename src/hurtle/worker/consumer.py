@@ -16,8 +16,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from msgspec import UNSET
@@ -29,14 +28,21 @@ from hurtle.context import set_current
 from hurtle.envelope import Envelope
 from hurtle.errors import EventLoopBlocked, TimeLimitExceeded
 from hurtle.loops import cancel_all
-from hurtle.observe.registry import HEARTBEAT_EVERY, RunningTask
+from hurtle.observe.registry import RunningTask
 from hurtle.observe.task_figures import TaskFigures
 from hurtle.progress import ProgressWriter, set_writer
 from hurtle.schedule.cancel import POLL_EVERY, CancelWatch
-from hurtle.schedule.limits import ADMISSION_WAIT, STORE_DOWN_WAIT, Admission, give_back, limiter_for
+from hurtle.schedule.limits import ADMISSION_WAIT, limiter_for
 from hurtle.schedule.ticks import COPY_HEADER, TickClaims
 from hurtle.schedule.unique import Releaser
+from hurtle.worker.admitting import Admitting
 from hurtle.worker.broker_outage import BrokerOutage
+
+# Re-exported: what runs a consumer has long imported them from here.
+from hurtle.worker.config import EXIT_BROKER_LOST as EXIT_BROKER_LOST
+from hurtle.worker.config import EXIT_OK as EXIT_OK
+from hurtle.worker.config import EXIT_RECYCLE as EXIT_RECYCLE
+from hurtle.worker.config import WorkerConfig as WorkerConfig
 from hurtle.worker.dispatcher import Dispatcher, Job
 from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
 from hurtle.worker.fetch_groups import FetchGroup, fetch_groups
@@ -47,62 +53,22 @@ from hurtle.worker.running import async_running, sync_running
 from hurtle.worker.settle import Counters, Settler
 from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
 from hurtle.worker.slots import Slots
-from hurtle.worker.thread_tuner import AUTO_MAX, ThreadTuner, tune
+from hurtle.worker.thread_tuner import ThreadTuner, tune
 from hurtle.workflows.advance import FlowSteps
 
 if TYPE_CHECKING:
-    from hurtle.profiling.profiler import ProfileConfig, Profiler
+    from hurtle.profiling.profiler import Profiler
 
 log = logging.getLogger("hurtle.worker")
 threads_log = logging.getLogger("hurtle.worker.threads")  # -t auto's moves, one line each
 
-EXIT_OK = 0
-EXIT_RECYCLE = 75  # EX_TEMPFAIL: "replace me" (max tasks reached, or a thread stuck past its limit)
-EXIT_BROKER_LOST = 69  # EX_UNAVAILABLE: the broker was unreachable for longer than max_disconnect
 #: Seconds a cancelled sync task has to stop by itself, with ``--threads 1``, before
 #: it is recorded cancelled and its process replaced (a thread cannot be stopped).
 CANCEL_GRACE = 10.0
 
 
-@dataclass
-class WorkerConfig:
-    queues: Sequence[str] = ("default",)
-    #: One positive weight per queue (``-q high:5,low:1``): fetches shared in proportion.
-    weights: Sequence[int] | None = None
-    #: ``--strict``: always the first queue with a ready message first (no weights).
-    strict: bool = False
-    concurrency: int = 100  # async tasks at once, per process
-    threads: int = 8  # sync tasks at once, per process (with ``auto_threads``: to start with)
-    #: ``-t auto``: the pool grows and shrinks with measured throughput (``thread_tuner.py``),
-    #: between 2 and ``max_threads`` threads.
-    auto_threads: bool = False
-    max_threads: int = AUTO_MAX
-    burst: bool = False
-    #: With ``burst``: stop after this many seconds even if tasks are left (delayed
-    #: ones included: a burst run waits for them), so a CI run cannot hang on them.
-    burst_timeout: float | None = None
-    max_tasks_per_child: int | None = None
-    grace: float = 30.0
-    fetch_timeout: float = 1.0  # seconds a fetch blocks when queues are empty
-    max_disconnect: float = 60.0  # seconds without the broker before the worker exits non-zero
-    #: Finished tasks whose results and acks wait to be written, past which the
-    #: process fetches nothing more (None: 4 per slot, at least 256).
-    max_unsettled: int | None = None
-    #: What to profile (``--profile``); tasks declared with ``profile=True`` are profiled anyway.
-    profile: ProfileConfig | None = None
-    #: Seconds between this process's worker registry records (``--registry-interval``;
-    #: each lives 3 intervals, ``hurtle.observe.registry``); 0 writes none.
-    registry_interval: float = HEARTBEAT_EVERY
-    #: Seconds the scheduler's lease lasts unless renewed (``--schedule-lease``): a
-    #: worker that dies holding it delays the schedules at most this long
-    #: (``hurtle.schedule``); 0 runs no scheduler in this worker.
-    schedule_lease: float = 15.0
-    #: The pipe this process reports its figures on, to the supervisor's ``/metrics``
-    #: (``--metrics-port``; set per process by the supervisor before its fork). None: no metrics.
-    metrics_fd: int | None = None
 
-
-class Consumer:
+class Consumer(Admitting):
     def __init__(
         self, app: App, connection: Connection, config: WorkerConfig, profiler: Profiler | None = None
     ) -> None:
@@ -396,71 +362,6 @@ class Consumer:
                 self._track(admitting)
                 self._admitting.add(admitting)
                 admitting.add_done_callback(self._admitting.discard)
-
-    async def _admit(self, jobs: list[Job]) -> None:
-        """Start the jobs (all of one task) that get their permits; give the others
-        back to the broker, delayed until their limit should allow them, and free
-        their slots (``hurtle.schedule.limits``)."""
-        assert self._limiter is not None
-        task = jobs[0].task
-        try:
-            admission = await self._limiter.admit(task, jobs)
-        except Exception as exc:
-            log.warning("could not ask the limit store (%s: %s): %d message(s) of %s wait %gs",
-                        type(exc).__name__, exc, len(jobs), task.name, STORE_DOWN_WAIT)
-            admission = Admission(wait=[(job, STORE_DOWN_WAIT) for job in jobs])
-        for job, _ in admission.start:
-            self._begin(job)
-        if not admission.wait:
-            return
-        self._started -= len(admission.wait)  # not run: --max-tasks-per-child counts runs
-        slots = self.async_slots if task.is_async else self.thread_slots
-        try:
-            await asyncio.gather(*(self._defer(job, wait) for job, wait in admission.wait))
-        finally:
-            slots.give(len(admission.wait))
-        self._after_task()
-
-    def _begin(self, job: Job) -> None:
-        """Start a job whose slot is taken already (a limited one, once admitted)."""
-        if COPY_HEADER in job.envelope.headers:  # a tick or a workflow's copy: claimed first
-            self._track(asyncio.create_task(self._start_tick(job)))
-        elif job.task.is_async:
-            self._async_runs[id(job.delivery)] = (asyncio.create_task(self._run_async(job)), job)
-        else:
-            self._run_sync(job)
-
-    async def _defer(self, job: Job, wait: float) -> None:
-        try:
-            await give_back(self.broker, job, wait, self.app)
-        except Exception:
-            self._forget(job.delivery)  # its lease expires and it is delivered again
-            log.exception("could not give a limited message back; it will be redelivered")
-            return
-        self._in_flight.pop(id(job.delivery), None)
-
-    def _let_go(self, job: Job) -> None:
-        if self._limiter is not None:
-            self._limiter.let_go(job)
-
-    async def _start_tick(self, job: Job) -> None:
-        """Run a tick's (or a workflow step's) message if it is the copy that claims
-        it; acknowledge a second copy (its sender died before recording that it
-        sent it) without running it."""
-        if await self.tick_claims.may_run(job.envelope):
-            if job.task.is_async:
-                self._async_runs[id(job.delivery)] = (asyncio.create_task(self._run_async(job)), job)
-            else:
-                self._run_sync(job)
-            return
-        slots = self.async_slots if job.task.is_async else self.thread_slots
-        if self._holders:
-            self._let_go(job)
-        try:
-            self._settler.skip(job, "another copy of this message ran")
-        finally:
-            slots.give()
-        self._after_task()
 
     def _spawn(self, work: Coroutine[Any, Any, None], slots: Slots) -> None:
         """Run ``work`` as an asyncio task that frees its slot whatever happens."""

@@ -25,7 +25,8 @@ from hurtle.observe.heartbeat import Heartbeat
 from hurtle.observe.metrics.reporter import metric_sinks
 from hurtle.record_source import open_records
 from hurtle.schedule.worker import scheduling
-from hurtle.worker.consumer import Consumer, WorkerConfig
+from hurtle.worker.config import WorkerConfig
+from hurtle.worker.consumer import Consumer
 from hurtle.worker.loop_watch import LoopWatcher, block_limit
 from hurtle.worker.watchdog import Heartbeats
 

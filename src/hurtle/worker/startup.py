@@ -17,7 +17,7 @@ from hurtle.schedule.limits import describe_limits
 from hurtle.schedule.worker import runs_scheduler
 from hurtle.task import Task
 from hurtle.urls import SecretURL
-from hurtle.worker.consumer import WorkerConfig
+from hurtle.worker.config import WorkerConfig
 from hurtle.worker.priorities import QueueSpec
 
 

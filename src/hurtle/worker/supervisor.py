@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hurtle.app import App
-from hurtle.worker.consumer import EXIT_BROKER_LOST, EXIT_OK, EXIT_RECYCLE, WorkerConfig
+from hurtle.worker.config import EXIT_BROKER_LOST, EXIT_OK, EXIT_RECYCLE, WorkerConfig
 from hurtle.worker.process import EXIT_HOOK_FAILED, run_process
 from hurtle.worker.startup import start_block, start_warnings
 from hurtle.worker.watchdog import Heartbeats
