@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hurtle.worker.thread_tuner import Sample, ThreadTuner
+from hurtle.worker.thread_tuner import CLIMB_INTERVAL, INTERVAL, Sample, ThreadTuner
 
 
 def interval(rate: float, cpu_per_task: float = 0.0001, *, short: float = 0.0, lag: float = 0.0) -> Sample:
@@ -125,3 +125,24 @@ def test_after_settling_it_holds_then_probes_again() -> None:
 def test_the_floor_and_the_cap_must_make_sense() -> None:
     with pytest.raises(ValueError, match="floor"):
         ThreadTuner(start=8, cap=4, floor=8)
+
+
+def test_the_first_climb_is_judged_on_short_intervals_then_the_settled_pool_on_longer_ones() -> None:
+    tuner = ThreadTuner(start=8, cap=64)
+    assert tuner.interval == CLIMB_INTERVAL
+
+    feed(tuner, {8: 1000, 32: 3500, 64: 6000}, steps=2)  # 8 -> 32 -> 64: still climbing
+    assert tuner.interval == CLIMB_INTERVAL
+
+    feed(tuner, {64: 6000}, steps=1)  # at the cap, better than 32: settled
+    assert tuner.interval == INTERVAL > CLIMB_INTERVAL
+
+
+def test_an_idle_pool_is_looked_at_on_the_longer_interval_until_tasks_finish_again() -> None:
+    tuner = ThreadTuner(start=8, cap=64)
+
+    tuner.observe(Sample(seconds=0.05, completed=0, cpu_seconds=0.0, short_fetches=1.0))
+    assert tuner.interval == INTERVAL  # nothing to judge: no need to look often
+
+    tuner.observe(interval(1000))
+    assert tuner.interval == CLIMB_INTERVAL  # a burst came: its climb is judged quickly

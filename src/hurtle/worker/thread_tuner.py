@@ -10,7 +10,8 @@ finished and how much CPU the process used, and it moves the size toward what
 raised the throughput.
 
 - **Climb**: while the queues have more than each fetch asks for (so the pool,
-  not the queue, is what limits throughput) and the process has CPU to spare, double the size;
+  not the queue, is what limits throughput) and the process has CPU to spare, grow
+  (fourfold on the first climb, judged every ``CLIMB_INTERVAL``; twofold after);
   keep going while each step raises the throughput by more than ``gain``.
 - **Step back**: a step that did not raise it (or lowered it) is undone: the
   extra threads only add contention.
@@ -39,6 +40,12 @@ AUTO_START = 8
 AUTO_MAX = 64
 #: Seconds between two decisions; each compares one interval's throughput with another's.
 INTERVAL = 0.25
+#: The same during a pool's first climb: a burst of short tasks can drain in a second or two,
+#: and at ``INTERVAL`` its first half second went to growing (8, 32, 64) at a fraction of the
+#: rate the grown pool reached. A climb compares rates that differ by half or more, which
+#: tens of milliseconds of tasks show; settled, the pool is judged on the longer interval,
+#: where differences of a tenth must stand out of the noise.
+CLIMB_INTERVAL = 0.05
 #: An interval with fewer finished tasks is extended (up to ``MAX_WINDOW`` intervals).
 MIN_COMPLETED = 20
 MAX_WINDOW = 20
@@ -101,15 +108,25 @@ class ThreadTuner:
         #: Growth per step: fourfold until the first step that does not pay (a worker's first
         #: seconds: 8 to 32 to 64 in two steps, as short bursts of tasks need), then twofold.
         self._step_up = 4
+        #: Whether the last interval was one to judge (tasks finished, the queues not dry): an
+        #: idle worker looks at the longer interval, not 200 times a second.
+        self._busy = True
+
+    @property
+    def interval(self) -> float:
+        """Seconds the next sample should span: short until the first climb is over."""
+        return CLIMB_INTERVAL if self._step_up == 4 and self._busy else INTERVAL
 
     def observe(self, sample: Sample) -> int:
         """The size for the next interval, given what the last one measured."""
+        dry = sample.short_fetches > self._short_enough
+        self._busy = sample.seconds > 0 and sample.completed > 0 and not dry
         if sample.seconds <= 0 or sample.completed <= 0:
             self._before = None  # nothing finished: nothing to compare
             return self.threads
         now = Measure(sample.completed / sample.seconds, sample.cpu_seconds / sample.completed)
         room = sample.cpu_seconds / sample.seconds < self._cpu_full and sample.loop_lag < self._lag_full
-        if sample.short_fetches > self._short_enough:
+        if dry:
             # The queues ran dry: the pool's size did not limit throughput, so a
             # comparison would measure the queue, not the pool. Judge nothing.
             self._before = None
@@ -183,18 +200,19 @@ class ThreadTuner:
 
 async def tune(
     tuner: ThreadTuner, counts: Callable[[], tuple[int, int, int]], resize: Callable[[int], None],
-    interval: float = INTERVAL,
+    interval: float | None = None,
 ) -> None:
     """Feed ``tuner`` one ``Sample`` per interval and ``resize`` the pool when it says so.
 
     ``counts`` reads the consumer's running totals: sync tasks finished, fetches
-    made, fetches that came back short. Nothing is measured per task. An
-    interval in which fewer than ``MIN_COMPLETED`` tasks finished (long tasks)
-    is extended, up to ``MAX_WINDOW`` intervals, so a rate is not judged on a
-    handful of tasks."""
+    made, fetches that came back short. Nothing is measured per task. The
+    interval is the tuner's own (``ThreadTuner.interval``) unless one is given.
+    An interval in which fewer than ``MIN_COMPLETED`` tasks finished (long
+    tasks) is extended, up to ``MAX_WINDOW`` intervals, so a rate is not judged
+    on a handful of tasks."""
     current = tuner.threads
-    look = interval / LOOKS_PER_INTERVAL
     while True:
+        look = (interval or tuner.interval) / LOOKS_PER_INTERVAL
         wall, cpu = time.monotonic(), time.process_time()
         done, fetches, short = counts()
         late, looks = 0.0, 0
