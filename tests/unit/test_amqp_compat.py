@@ -14,7 +14,7 @@ aiormq = pytest.importorskip("aiormq")  # the amqp extra installs nothing on Pyt
 
 from pamqp import commands as spec  # noqa: E402
 
-from hurtle.brokers.amqp import compat, publish  # noqa: E402
+from hurtle.brokers.amqp import acks, compat, publish  # noqa: E402
 from tests.amqp_server import shared_amqp_url  # noqa: E402
 
 
@@ -51,6 +51,41 @@ async def test_a_batch_is_published_in_one_write_with_the_installed_aiormq(
     assert writes == [50]
     declared = await channel.queue_declare(queue, passive=True)
     assert declared.message_count == 50
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["one-write", "frame-by-frame"])
+async def test_a_flush_s_acks_go_out_in_one_write_and_settle_exactly_the_tags_given(
+    channel: Any, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    monkeypatch.setattr(compat, "MARSHALL_FITS", fast)
+    queue = f"hurtle-test-compat-{uuid.uuid4().hex}"
+    await channel.queue_declare(queue, auto_delete=False)
+    batch = [("", queue, str(i).encode(), spec.Basic.Properties()) for i in range(5)]
+    await publish.publish_all(channel, batch)
+    unacked = acks.Unacked()
+    tags = []
+    for _ in range(5):
+        got = await channel.basic_get(queue)
+        unacked.add(got.delivery_tag)
+        tags.append(got.delivery_tag)
+    writes: list[tuple[int | None, list[int]]] = []
+    write_acks = compat.write_acks
+
+    async def counted(channel: Any, upto: int | None, singles: Any) -> None:
+        writes.append((upto, list(singles)))
+        await write_acks(channel, upto, singles)
+
+    monkeypatch.setattr(acks, "write_acks", counted)
+
+    await unacked.ack(channel, [tags[0], tags[1], tags[3], tags[4]])  # the third still held
+
+    assert writes == ([(tags[1], [tags[3], tags[4]])] if fast else [])
+    await channel.close()  # what was not acked goes back: the third alone
+    other = await channel.connection.channel()
+    left = await other.queue_declare(queue, passive=True)
+    again = await other.basic_get(queue)
+    await other.queue_delete(queue)
+    assert (left.message_count, again.body) == (1, b"2")
 
 
 @pytest.mark.parametrize("installed", ["7.1.0", "8.0.0", "6.5"])

@@ -9,6 +9,9 @@ outstanding tag (one ``multiple`` ack) and single acks for the rest. Tasks of
 one batch mostly finish in the order they came, so a busy worker sends about
 one ack frame per flush instead of one per message (each frame is a write
 system call and ~20% of a worker's CPU went to them: docs/benchmarks.md).
+Threads finish out of order, so a flush of ``def`` tasks' acks still had about
+three single acks beside its ``multiple`` one: all of a flush's frames go out
+in one write (``compat.write_acks``).
 
 Acks are sent under a lock: a ``multiple`` ack that overtook an earlier one
 would settle the earlier one's tag first, and RabbitMQ closes the channel on an
@@ -22,6 +25,8 @@ import heapq
 from collections.abc import Iterable
 
 import aiormq
+
+from hurtle.brokers.amqp.compat import fast_path, write_acks
 
 
 class Unacked:
@@ -59,6 +64,11 @@ class Unacked:
         """Acknowledge ``tags`` on ``channel`` in as few frames as the outstanding tags allow."""
         async with self._sending:
             upto, singles = self.plan(tags)
+            if upto is None and not singles:
+                return
+            if fast_path(channel):
+                await write_acks(channel, upto, singles)
+                return
             if upto is not None:
                 await channel.basic_ack(upto, multiple=True, wait=not singles)
             for index, tag in enumerate(singles):

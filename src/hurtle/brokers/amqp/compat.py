@@ -15,6 +15,8 @@ What is used:
   check (hurtle's keys are queue names, which RabbitMQ bounds the same) and its
   ``_raise_on_channel_close`` scope (a closing channel fails the write's drain
   future, and the confirms are cancelled with it);
+- the acks of one flush (``acks.py``, its ``write_acks`` here) go out as one
+  write-queue item of several ``Basic.Ack`` frames, as ``basic_ack`` queues one;
 - the salvaging reader (``frames.py``) plugs into aiormq's ``transport_factory``
   hook with its TCP and TLS factories, and reads a content header's property
   flags with pamqp's ``ContentHeader._get_flags``.
@@ -41,7 +43,7 @@ from hurtle.brokers.versions import in_range
 
 __all__ = [
     "SUPPORTED", "Outgoing", "TCPTransportFactory", "TLSTransportFactory", "TransportFactory",
-    "assumptions", "content_flags", "fast_path", "write_chunk",
+    "assumptions", "content_flags", "fast_path", "write_acks", "write_chunk",
 ]
 
 #: (exchange, routing key, body, properties)
@@ -117,6 +119,23 @@ async def write_chunk(channel: Any, chunk: Sequence[Outgoing]) -> list[asyncio.F
             raise
     await drained  # back pressure: the writer took it (a closing channel rejects it)
     return confirms
+
+
+async def write_acks(channel: Any, upto: int | None, singles: Sequence[int]) -> None:
+    """A ``multiple`` ack up to ``upto`` (None: none) and single acks of ``singles``, in that
+    order, as one write-queue item: one write to the socket, where ``basic_ack`` makes one a
+    frame. Awaits the write, as ``basic_ack`` does."""
+    if channel.is_closed:
+        raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+    frames: list[Any] = [spec.Basic.Ack(delivery_tag=upto, multiple=True)] if upto is not None else []
+    frames.extend(spec.Basic.Ack(delivery_tag=tag) for tag in singles)
+    drained = channel.create_future()
+    try:
+        await channel.write_queue.put(marshall(channel, frames, drained))
+    except BaseException:
+        drained.cancel()
+        raise
+    await drained
 
 
 def _expect(channel: Any, tag: int, message_id: str | None) -> asyncio.Future[Any]:
