@@ -17,7 +17,10 @@ raised the throughput.
   extra threads only add contention.
 - **Hold**, then **probe**: after ``hold`` intervals at one size, try a smaller
   one (or a larger one, when the CPU has room): fewer threads that do at least
-  as well are kept, so a pool grown for I/O shrinks again when CPU-bound tasks follow.
+  as well are kept, so a pool grown for I/O shrinks again, a step per probe,
+  when CPU-bound tasks follow.
+- **Warm up**: the interval right after a move is not judged; it shows the
+  threads starting (or leaving) more than the new size.
 
 .NET's tuner moves the count along a wave and reads the throughput's response
 at the wave's frequency, which cancels noise; this one compares whole
@@ -34,6 +37,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
+
+resource: ModuleType | None
+try:
+    import resource
+except ImportError:  # not POSIX
+    resource = None
 
 #: ``-t auto``'s pool: threads to start with (the fixed default before it), and at most.
 AUTO_START = 8
@@ -52,15 +62,20 @@ MAX_WINDOW = 20
 #: The share of fetches that came back short (the queues ran dry) past which an
 #: interval says nothing about the pool: it was waiting for messages, not threads.
 SHORT_ENOUGH = 0.5
-#: CPU seconds per second (of the whole process) past which it has no room for more threads:
-#: the GIL lets a process use about one core.
+#: User CPU seconds per second (of the whole process) past which it has no room for more
+#: threads: the GIL lets a process run Python on about one core. User time, not user and
+#: system: threads waiting on I/O spend system time in their system calls and in handing
+#: the GIL over, off the GIL. A Redis round trip per task cost a process 0.9 CPU seconds a
+#: second, half of it system time, and counted whole it kept the pool from growing where
+#: 64 threads did best.
 CPU_FULL = 0.90
 #: Seconds the loop's wake-ups may come late, on average, before the GIL counts as full.
 #: Threads that compute hold the GIL for a switch interval (5 ms) each in turn: with 8
 #: busy-looping threads a 10 ms sleep woke 41 ms late (median), with 8 threads waiting
-#: on I/O 0.13 ms, as with none. A process whose tasks compute has no room for more threads
-#: even when the machine's load keeps its CPU time below ``CPU_FULL``.
-LAG_FULL = 0.005
+#: on I/O 0.13 ms, as with none; 32 to 64 threads that each make a Redis round trip, on a
+#: busy 2-core machine, 1 to 7.5 ms. A process whose tasks compute has no room for more
+#: threads even when the machine's load keeps its CPU time below ``CPU_FULL``.
+LAG_FULL = 0.010
 #: Looks at the loop's lateness per interval.
 LOOKS_PER_INTERVAL = 10
 
@@ -71,9 +86,10 @@ class Sample:
 
     seconds: float  # the interval's wall time
     completed: int  # sync tasks that finished in it
-    cpu_seconds: float  # the process's CPU time in it, every thread
+    cpu_seconds: float  # the process's CPU time in it, every thread, user and system
     short_fetches: float  # the share of its fetches that came back with fewer messages than asked, 0 to 1
     loop_lag: float = 0.0  # seconds the loop's wake-ups came late, on average: how contended the GIL was
+    user_seconds: float | None = None  # the user part of ``cpu_seconds`` (None: all of it)
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,7 @@ class ThreadTuner:
     def __init__(
         self, start: int = AUTO_START, cap: int = AUTO_MAX, floor: int = 2, *, gain: float = 0.10,
         hold: int = 8, cpu_full: float = CPU_FULL, short_enough: float = SHORT_ENOUGH,
-        lag_full: float = LAG_FULL,
+        lag_full: float = LAG_FULL, warmup: int = 1,
     ) -> None:
         if not 1 <= floor <= cap:
             raise ValueError(f"need 1 <= floor <= cap, not floor {floor}, cap {cap}")
@@ -100,6 +116,11 @@ class ThreadTuner:
         self._cpu_full = cpu_full
         self._short_enough = short_enough
         self._lag_full = lag_full
+        #: Intervals not judged after each move: the first one shows the move itself (32 new
+        #: threads starting, their first wake-ups) more than the new size: a step from 32 to
+        #: 64 threads made that interval's rate fall by a third, and the step was undone.
+        self._warmup = warmup
+        self._warming = 0
         #: The size, and what was measured at it, before the move being judged; None: no move is.
         self._before: tuple[int, Measure] | None = None
         #: Intervals left before the next probe.
@@ -122,14 +143,18 @@ class ThreadTuner:
         dry = sample.short_fetches > self._short_enough
         self._busy = sample.seconds > 0 and sample.completed > 0 and not dry
         if sample.seconds <= 0 or sample.completed <= 0:
-            self._before = None  # nothing finished: nothing to compare
+            self._before, self._warming = None, 0  # nothing finished: nothing to compare
             return self.threads
         now = Measure(sample.completed / sample.seconds, sample.cpu_seconds / sample.completed)
-        room = sample.cpu_seconds / sample.seconds < self._cpu_full and sample.loop_lag < self._lag_full
+        user = sample.cpu_seconds if sample.user_seconds is None else sample.user_seconds
+        room = user / sample.seconds < self._cpu_full and sample.loop_lag < self._lag_full
         if dry:
             # The queues ran dry: the pool's size did not limit throughput, so a
             # comparison would measure the queue, not the pool. Judge nothing.
-            self._before = None
+            self._before, self._warming = None, 0
+            return self.threads
+        if self._warming:
+            self._warming -= 1
             return self.threads
         if self._before is None:
             return self._start_move(now, room)
@@ -181,16 +206,16 @@ class ThreadTuner:
             self.threads = size  # fewer threads did worse: undo the step
             self._settle()
             return self.threads
-        if self.threads > self.floor:  # as good with fewer: try fewer still, against the same measure
-            self._before = (self.threads, before)
-            self.threads = max(self.floor, self.threads // 2)
-        else:
-            self._settle()
+        # As good with fewer: keep them, and try fewer still at the next probe, not at once.
+        # Two sizes that do equally well each look the better one in half the intervals:
+        # chained, probes walked an I/O pool from 64 down to 8 threads on noise alone.
+        self._settle()
         return self.threads
 
     def _move(self, now: Measure, size: int) -> None:
         self._before = (self.threads, now)
         self.threads = size
+        self._warming = self._warmup
 
     def _settle(self) -> None:
         self._step_up = 2  # the first climb is over: from now on, one doubling at a time
@@ -213,7 +238,7 @@ async def tune(
     current = tuner.threads
     while True:
         look = (interval or tuner.interval) / LOOKS_PER_INTERVAL
-        wall, cpu = time.monotonic(), time.process_time()
+        wall, (user, system) = time.monotonic(), _cpu_times()
         done, fetches, short = counts()
         late, looks = 0.0, 0
         for _ in range(MAX_WINDOW):
@@ -226,11 +251,22 @@ async def tune(
             if now_done - done >= MIN_COMPLETED:
                 break
         fetched = now_fetches - fetches
+        now_user, now_system = _cpu_times()
         sample = Sample(
-            time.monotonic() - wall, now_done - done, time.process_time() - cpu,
-            (now_short - short) / fetched if fetched else 0.0, late / looks,
+            time.monotonic() - wall, now_done - done, now_user - user + now_system - system,
+            (now_short - short) / fetched if fetched else 0.0, late / looks, now_user - user,
         )
         size = tuner.observe(sample)
         if size != current:
             resize(size)
             current = size
+
+
+def _cpu_times() -> tuple[float, float]:
+    """The process's (user, system) CPU seconds, every thread; to the microsecond, where
+    ``os.times`` counts clock ticks (10 ms: a fifth of a 50 ms interval). Without
+    ``getrusage`` (not POSIX), all of it counts as user time."""
+    if resource is None:
+        return time.process_time(), 0.0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
