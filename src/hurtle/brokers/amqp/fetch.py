@@ -59,7 +59,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiormq
-from aiormq.abc import DeliveredMessage
+from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 
 from hurtle.brokers.amqp.acks import Unacked
@@ -143,6 +143,7 @@ class Puller:
         self._arrived = asyncio.Event()
         self._tag_numbers = itertools.count()
         self._turn = 0  # which queue's share is rounded up first, in turn
+        self._giving_back: set[asyncio.Future[None]] = set()  # rejects under way: kept from the GC
 
     def session_of(self, conn: AMQPConn) -> Session:
         """The session of ``conn``; a new connection starts a new one."""
@@ -327,7 +328,7 @@ class Puller:
         tag = self._new_tag(session, queue)
         session.standing = Standing(tag, queue, room)
         try:
-            await conn.sub.basic_consume(self.names.work(queue), self.received, consumer_tag=tag)
+            await conn.sub.basic_consume(self.names.work(queue), self._consumer, consumer_tag=tag)
         except BaseException:
             session.standing = None
             raise
@@ -344,7 +345,7 @@ class Puller:
             await self._qos(conn, session, share)
             tag = self._new_tag(session, queue)
             session.active.append(tag)
-            await conn.sub.basic_consume(self.names.work(queue), self.received, consumer_tag=tag)
+            await conn.sub.basic_consume(self.names.work(queue), self._consumer, consumer_tag=tag)
 
     async def _stop_consuming(self, conn: AMQPConn, session: Session) -> None:
         """Cancel this fetch's consumers and wait for RabbitMQ's CancelOk: every
@@ -378,8 +379,9 @@ class Puller:
             self.session.standing = None
             self._arrived.set()  # a fetch waiting on it consumes again
 
-    async def received(self, message: DeliveredMessage) -> None:
-        """Every delivery on ``sub`` (see ``link._CatchAll``): into the buffer."""
+    def received(self, message: DeliveredMessage) -> None:
+        """Every delivery on ``sub``, on the loop as it is read (``deliveries.py``; through
+        aiormq, ``link._CatchAll`` and ``_consumer``, where that is not in place): into the buffer."""
         session = self.session
         delivery = message.delivery
         if message.channel is not session.channel or not isinstance(delivery, spec.Basic.Deliver):
@@ -392,13 +394,25 @@ class Puller:
         if queue is None:
             log.error("a delivery for an unknown consumer %r; giving it back", delivery.consumer_tag)
             session.unacked.rejected(tag)
-            await message.channel.basic_reject(tag, requeue=True)
+            giving = asyncio.ensure_future(self._give_back_one(message.channel, tag))
+            self._giving_back.add(giving)
+            giving.add_done_callback(self._giving_back.discard)
             return
         buffered = session.buffer.get(queue)
         if buffered is None:
             buffered = session.buffer[queue] = deque()
         buffered.append(message)
         self._arrived.set()
+
+    async def _consumer(self, message: DeliveredMessage) -> None:
+        """``received``, as aiormq calls a consumer's callback (as a task)."""
+        self.received(message)
+
+    async def _give_back_one(self, channel: AbstractChannel, tag: int) -> None:
+        try:
+            await channel.basic_reject(tag, requeue=True)
+        except Exception:  # the channel is going: RabbitMQ puts it back anyway
+            log.debug("giving a delivery back failed", exc_info=True)
 
     async def _sift(self, conn: AMQPConn, session: Session, taken: Taken) -> Taken:
         """Settle what must not be handed out; return the rest. A message whose delivery

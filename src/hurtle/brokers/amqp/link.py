@@ -38,7 +38,8 @@ import aiormq
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
-from hurtle.brokers.amqp.frames import SalvagingTransport
+from hurtle.brokers.amqp.deliveries import Assembler
+from hurtle.brokers.amqp.frames import SalvagingTransport, content_header
 from hurtle.brokers.reconnect_backoff import ReconnectBackoff
 from hurtle.brokers.url_options import query_options, rebuild, refuse_unknown
 from hurtle.errors import BrokerError, ConfigurationError
@@ -67,7 +68,7 @@ _NOT_TRANSIENT = (
     aiormq.exceptions.ChannelAccessRefused,
 )
 
-Callback = Callable[[DeliveredMessage], Awaitable[None]]
+Callback = Callable[[DeliveredMessage], None]  # on the loop, for each delivery on ``sub``
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,12 @@ class _CatchAll(dict[str, Any]):
     deleted): ``on_forgotten`` hears of every consumer forgotten.
     """
 
-    def __init__(self, fallback: Callback, on_forgotten: Callable[[str], None]) -> None:
+    def __init__(self, on_delivery: Callback, on_forgotten: Callable[[str], None]) -> None:
         super().__init__()
+
+        async def fallback(message: DeliveredMessage) -> None:  # aiormq runs a callback as a task
+            on_delivery(message)
+
         self.fallback = fallback
         self.on_forgotten = on_forgotten
 
@@ -279,11 +284,12 @@ class AMQPLink:
 
     async def _open(self) -> AMQPConn:
         host = socket.gethostname()
+        transport = SalvagingTransport(self.url.client_url.scheme)
         connection = await asyncio.wait_for(
             aiormq.connect(
                 self.url.client_url.reveal(),
                 client_properties={"connection_name": f"hurtle:{host}:{os.getpid()}"},
-                transport_factory=SalvagingTransport(self.url.client_url.scheme),
+                transport_factory=transport,
             ),
             _CONNECT_TIMEOUT,
         )
@@ -293,6 +299,9 @@ class AMQPLink:
         except BaseException:
             await connection.close()
             raise
+        if transport.reader is not None:  # its deliveries skip aiormq's frame queue (deliveries.py)
+            assembler = Assembler(sub, sub.number, self._on_delivery, content_header)
+            transport.reader.deliver_direct(sub.number, assembler)
         sub.consumers = _CatchAll(self._on_delivery, self._on_cancelled)
         self._generation += 1
         return AMQPConn(connection, pub, sub, self._generation)
