@@ -4,7 +4,7 @@ aiormq passes each frame it reads through an asyncio queue to the channel's
 reader task, which decodes it with pamqp, joins a message's body frames in a
 ``BytesIO`` and starts an asyncio task per delivery to run the consumer's
 callback. On a RabbitMQ worker those steps took about 60% of the process's CPU,
-and each message cost the worker's event loop about four times what it costs on
+and each message cost the worker's event loop about five times what it costs on
 Redis (docs/benchmarks.md, "RabbitMQ's share").
 
 ``Assembler`` takes the consuming channel's frames from ``frames._Reader``
