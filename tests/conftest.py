@@ -16,6 +16,7 @@ import pytest
 from hurtle import App
 from hurtle.testing import run_consumer
 from hurtle.worker.consumer import Consumer, WorkerConfig
+from tests.xdist_groups import pytest_xdist_make_scheduler  # noqa: F401  # xdist's hook, here to be found
 
 WORKER_LIMIT = 30.0  # seconds: a bound on one burst run, never expected to be reached
 

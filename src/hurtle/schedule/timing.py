@@ -17,8 +17,6 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 from hurtle.errors import ConfigurationError
 
 CatchUp = Literal["skip", "all"]
@@ -57,7 +55,7 @@ class Schedule:
             step = round(self.every * 1000)
             return (after_ms // step + 1) * step
         start = datetime.fromtimestamp(after_ms / 1000, zone(self.tz))
-        return _ms(croniter(self.cron, start).get_next(datetime))
+        return _ms(_croniter()(self.cron, start).get_next(datetime))
 
     def previous_tick(self, at_ms: int) -> int:
         """The last tick at or before ``at_ms``."""
@@ -66,8 +64,8 @@ class Schedule:
             return at_ms // step * step
         start = datetime.fromtimestamp(at_ms / 1000, zone(self.tz))
         # croniter's get_prev is strictly before its start: step from the next tick back.
-        after = croniter(self.cron, start).get_next(datetime)
-        return _ms(croniter(self.cron, after).get_prev(datetime))
+        after = _croniter()(self.cron, start).get_next(datetime)
+        return _ms(_croniter()(self.cron, after).get_prev(datetime))
 
     def due(self, done_ms: int, now_ms: int) -> list[int]:
         """The ticks to enqueue now, oldest first, when every tick up to ``done_ms``
@@ -92,7 +90,7 @@ def check_when(what: str, cron: str | None, every: float | None, tz: str, catch_
     """Raise ``ConfigurationError`` for a schedule's timing that cannot work, naming ``what``."""
     if (cron is None) == (every is None):
         raise ConfigurationError(f"{what}: give a cron expression or every=, one of them")
-    if cron is not None and (not isinstance(cron, str) or not croniter.is_valid(cron)):
+    if cron is not None and (not isinstance(cron, str) or not _croniter().is_valid(cron)):
         raise ConfigurationError(f"{what}: {cron!r} is not a cron expression")
     if every is not None:
         valid = isinstance(every, (int, float)) and not isinstance(every, bool) and math.isfinite(every)
@@ -118,3 +116,12 @@ def _ms(moment: datetime) -> int:
 def iso(tick_ms: int) -> str:
     """A tick as UTC ISO 8601 text, to the millisecond."""
     return datetime.fromtimestamp(tick_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _croniter() -> Any:  # croniter's class; the package has no types
+    """croniter, imported on first use: its import runs ``file`` on the Python binary
+    (``platform.architecture``, to learn whether it is 32-bit), a process started in
+    every hurtle command and worker that imported it, cron schedules or not."""
+    from croniter import croniter
+
+    return croniter
