@@ -169,3 +169,16 @@ def test_system_time_spent_waiting_on_io_leaves_room_to_grow() -> None:
                                 user_seconds=0.45))
 
     assert size == 32
+
+
+def test_short_fetches_while_the_threads_stay_busy_are_judged_not_taken_for_a_dry_queue() -> None:
+    # Given a broker whose fetches hand out what was buffered (RabbitMQ): most come back
+    # short while the queue is full behind them, and every thread has a task
+    tuner = ThreadTuner(start=8, cap=64, warmup=0)
+    busy = Sample(seconds=1.0, completed=1000, cpu_seconds=0.1, short_fetches=0.9, occupancy=0.95)
+    idle = Sample(seconds=1.0, completed=1000, cpu_seconds=0.1, short_fetches=0.9, occupancy=0.3)
+
+    assert tuner.observe(busy) == 32  # judged: the pool was what held the tasks
+
+    assert tuner.observe(idle) == 32  # threads waiting for messages: nothing judged
+    assert tuner.interval == INTERVAL

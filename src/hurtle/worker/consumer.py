@@ -166,7 +166,7 @@ class Consumer(Admitting):
             helpers.append(asyncio.create_task(self._watch_cancels(), name="hurtle-cancels"))
         if self.config.auto_threads and False in self._kinds:
             tuner = ThreadTuner(self.config.threads, self.config.max_threads)
-            tuning = tune(tuner, self._tuner_counts, self._resize_threads)
+            tuning = tune(tuner, self._tuner_counts, self._resize_threads, self.thread_slots.occupied)
             helpers.append(asyncio.create_task(tuning, name="hurtle-threads"))
         limit = self.config.burst_timeout if self.config.burst else None
         timer = None if limit is None else asyncio.get_running_loop().call_later(limit, self._burst_over)

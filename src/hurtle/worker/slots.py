@@ -29,6 +29,10 @@ class Slots:
     def free(self) -> int:
         return self.capacity - self.busy
 
+    def occupied(self) -> float:
+        """The share of the capacity taken now (``-t auto`` averages it)."""
+        return self.busy / self.capacity
+
     def take(self, count: int = 1) -> None:
         self.busy += count
         self._idle.clear()

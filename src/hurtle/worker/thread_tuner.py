@@ -60,8 +60,14 @@ CLIMB_INTERVAL = 0.05
 MIN_COMPLETED = 20
 MAX_WINDOW = 20
 #: The share of fetches that came back short (the queues ran dry) past which an
-#: interval says nothing about the pool: it was waiting for messages, not threads.
+#: interval says nothing about the pool: it was waiting for messages, not threads...
 SHORT_ENOUGH = 0.5
+#: ...unless the threads were busy anyway: the mean share of the pool running a task, at
+#: or above which short fetches did not leave it waiting. A RabbitMQ fetch hands out what
+#: its consumer has buffered, often fewer than asked with the queue full behind it: 80%
+#: to 97% of its fetches came back short, and the tuner, taking the queue for dry, never
+#: judged a size there.
+BUSY_ENOUGH = 0.75
 #: User CPU seconds per second (of the whole process) past which it has no room for more
 #: threads: the GIL lets a process run Python on about one core. User time, not user and
 #: system: threads waiting on I/O spend system time in their system calls and in handing
@@ -90,6 +96,7 @@ class Sample:
     short_fetches: float  # the share of its fetches that came back with fewer messages than asked, 0 to 1
     loop_lag: float = 0.0  # seconds the loop's wake-ups came late, on average: how contended the GIL was
     user_seconds: float | None = None  # the user part of ``cpu_seconds`` (None: all of it)
+    occupancy: float = 0.0  # the mean share of the pool's threads running a task, 0 to 1
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class ThreadTuner:
     def __init__(
         self, start: int = AUTO_START, cap: int = AUTO_MAX, floor: int = 2, *, gain: float = 0.10,
         hold: int = 8, cpu_full: float = CPU_FULL, short_enough: float = SHORT_ENOUGH,
-        lag_full: float = LAG_FULL, warmup: int = 1,
+        lag_full: float = LAG_FULL, warmup: int = 1, busy_enough: float = BUSY_ENOUGH,
     ) -> None:
         if not 1 <= floor <= cap:
             raise ValueError(f"need 1 <= floor <= cap, not floor {floor}, cap {cap}")
@@ -115,6 +122,7 @@ class ThreadTuner:
         self._hold = hold
         self._cpu_full = cpu_full
         self._short_enough = short_enough
+        self._busy_enough = busy_enough
         self._lag_full = lag_full
         #: Intervals not judged after each move: the first one shows the move itself (32 new
         #: threads starting, their first wake-ups) more than the new size: a step from 32 to
@@ -140,7 +148,7 @@ class ThreadTuner:
 
     def observe(self, sample: Sample) -> int:
         """The size for the next interval, given what the last one measured."""
-        dry = sample.short_fetches > self._short_enough
+        dry = sample.short_fetches > self._short_enough and sample.occupancy < self._busy_enough
         self._busy = sample.seconds > 0 and sample.completed > 0 and not dry
         if sample.seconds <= 0 or sample.completed <= 0:
             self._before, self._warming = None, 0  # nothing finished: nothing to compare
@@ -225,13 +233,15 @@ class ThreadTuner:
 
 async def tune(
     tuner: ThreadTuner, counts: Callable[[], tuple[int, int, int]], resize: Callable[[int], None],
-    interval: float | None = None,
+    occupancy: Callable[[], float] | None = None, interval: float | None = None,
 ) -> None:
     """Feed ``tuner`` one ``Sample`` per interval and ``resize`` the pool when it says so.
 
     ``counts`` reads the consumer's running totals: sync tasks finished, fetches
     made, fetches that came back short. Nothing is measured per task. The
     interval is the tuner's own (``ThreadTuner.interval``) unless one is given.
+    ``occupancy`` reads the share of the pool running a task now; it is read at
+    each look at the loop and averaged.
     An interval in which fewer than ``MIN_COMPLETED`` tasks finished (long
     tasks) is extended, up to ``MAX_WINDOW`` intervals, so a rate is not judged
     on a handful of tasks."""
@@ -240,13 +250,14 @@ async def tune(
         look = (interval or tuner.interval) / LOOKS_PER_INTERVAL
         wall, (user, system) = time.monotonic(), _cpu_times()
         done, fetches, short = counts()
-        late, looks = 0.0, 0
+        late, looks, occupied = 0.0, 0, 0.0
         for _ in range(MAX_WINDOW):
             for _ in range(LOOKS_PER_INTERVAL):
                 asked = time.monotonic()
                 await asyncio.sleep(look)
                 late += time.monotonic() - asked - look
                 looks += 1
+                occupied += occupancy() if occupancy is not None else 0.0
             now_done, now_fetches, now_short = counts()
             if now_done - done >= MIN_COMPLETED:
                 break
@@ -255,6 +266,7 @@ async def tune(
         sample = Sample(
             time.monotonic() - wall, now_done - done, now_user - user + now_system - system,
             (now_short - short) / fetched if fetched else 0.0, late / looks, now_user - user,
+            occupied / looks,
         )
         size = tuner.observe(sample)
         if size != current:
