@@ -233,13 +233,13 @@ class ThreadTuner:
 
 async def tune(
     tuner: ThreadTuner, counts: Callable[[], tuple[int, int, int]], resize: Callable[[int], None],
-    occupancy: Callable[[], float] | None = None, interval: float | None = None,
+    occupancy: Callable[[], float],
 ) -> None:
     """Feed ``tuner`` one ``Sample`` per interval and ``resize`` the pool when it says so.
 
     ``counts`` reads the consumer's running totals: sync tasks finished, fetches
     made, fetches that came back short. Nothing is measured per task. The
-    interval is the tuner's own (``ThreadTuner.interval``) unless one is given.
+    interval is the tuner's own (``ThreadTuner.interval``).
     ``occupancy`` reads the share of the pool running a task now; it is read at
     each look at the loop and averaged.
     An interval in which fewer than ``MIN_COMPLETED`` tasks finished (long
@@ -247,7 +247,7 @@ async def tune(
     on a handful of tasks."""
     current = tuner.threads
     while True:
-        look = (interval or tuner.interval) / LOOKS_PER_INTERVAL
+        look = tuner.interval / LOOKS_PER_INTERVAL
         wall, (user, system) = time.monotonic(), _cpu_times()
         done, fetches, short = counts()
         late, looks, occupied = 0.0, 0, 0.0
@@ -257,7 +257,7 @@ async def tune(
                 await asyncio.sleep(look)
                 late += time.monotonic() - asked - look
                 looks += 1
-                occupied += occupancy() if occupancy is not None else 0.0
+                occupied += occupancy()
             now_done, now_fetches, now_short = counts()
             if now_done - done >= MIN_COMPLETED:
                 break
