@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -27,7 +26,7 @@ from typing import Any
 import pytest
 
 from hurtle import App
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import terminate, wait_until
 from tests.redis_server import free_port, unique_redis_url
 
 CHROMIUM = os.environ.get("HURTLE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -161,13 +160,7 @@ class Shop:
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc, 15)
 
 
 @pytest.fixture

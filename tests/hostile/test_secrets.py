@@ -19,11 +19,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from hurtle import App
+from hurtle import App, Handle
 from hurtle.brokers import from_url
 from hurtle.errors import HurtleError
 from hurtle.record_source import open_records
@@ -114,6 +115,15 @@ def where(request: pytest.FixtureRequest, logins: Logins, tmp_path: Path) -> Whe
     return Where(logins.amqp(), logins.redis())
 
 
+def send_refused_and_added(where: Where) -> tuple[Handle[Any], Handle[Any]]:
+    """A task the worker refuses (a dead letter) and one that adds: their handles."""
+    sender = App(where.broker, results=where.results)
+    try:
+        return sender.send_task("secretapp.refuse"), sender.send_task("secretapp.add", 1, 2)
+    finally:
+        sender.close()
+
+
 def printed(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout + done.stderr
 
@@ -130,12 +140,7 @@ def app_dir(tmp_path: Path) -> Path:
 
 def test_no_command_prints_the_password(where: Where, app_dir: Path) -> None:
     # Given tasks sent through brokers and result stores behind a password
-    sender = App(where.broker, results=where.results)
-    try:
-        refused = sender.send_task("secretapp.refuse")
-        added = sender.send_task("secretapp.add", 1, 2)
-    finally:
-        sender.close()
+    refused, added = send_refused_and_added(where)
     commands = [
         ("worker", "secretapp", "--burst", "-p", "1", "--log-level", "debug"),
         ("status", "-A", "secretapp"),
@@ -169,12 +174,7 @@ def test_no_dashboard_page_nor_json_shows_the_password_or_the_secret_key(where: 
     from hurtle.dashboard.server import Options, create_app
 
     # Given a dead letter and a result behind a password, shown for an app with a secret key
-    sender = App(where.broker, results=where.results)
-    try:
-        refused = sender.send_task("secretapp.refuse")
-        added = sender.send_task("secretapp.add", 1, 2)
-    finally:
-        sender.close()
+    refused, added = send_refused_and_added(where)
     done = hurtle_cli("worker", "secretapp", "--burst", "-p", "1", cwd=app_dir, env=where.env)
     assert done.returncode == 0, printed(done)
     key = f"key-{PASSWORD}"
@@ -349,12 +349,7 @@ def test_a_broker_that_refuses_the_login_or_is_not_there_is_reported_without_the
 def test_metrics_show_no_password_nor_login(where: Where, app_dir: Path, logins: Logins) -> None:
     # Given a worker logged in with a password, serving /metrics, that ran a task and failed one
     port = free_port()
-    sender = App(where.broker, results=where.results)
-    try:
-        sender.send_task("secretapp.refuse")
-        sender.send_task("secretapp.add", 1, 2)
-    finally:
-        sender.close()
+    send_refused_and_added(where)
     worker = subprocess.Popen(
         [sys.executable, "-m", "hurtle", "worker", "secretapp", "-p", "1", "--metrics-port", str(port)],
         cwd=app_dir, env=_environ(where.env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -38,6 +38,19 @@ def wait_until(condition: Callable[[], Any], what: str, limit: float = WAIT_LIMI
         time.sleep(0.02)
 
 
+def terminate(proc: subprocess.Popen[Any], grace: float, *, signals: int = 1) -> None:
+    """SIGTERM ``proc`` (``signals`` times) if it still runs; SIGKILL it past ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    for _ in range(signals):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 #: ``/metrics`` samples: {(name, frozenset of (label, value)): value}.
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -154,14 +167,7 @@ class Workers:
 
     def stop_all(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc, 10, signals=2)  # a second SIGTERM: stop without waiting for tasks
 
 
 @pytest.fixture
