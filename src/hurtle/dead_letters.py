@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hurtle.brokers import Broker, DeadLetter
-from hurtle.brokers.base import Requeued
+from hurtle.brokers.base import BeforeMove, Requeued
 from hurtle.client import Connection
 from hurtle.envelope import Envelope, decode
 
@@ -25,14 +25,24 @@ def task_of(letter: DeadLetter) -> str | None:
     return None if envelope is None else envelope.task
 
 
-async def requeue_and_forget(connection: Connection, ids: Sequence[str]) -> Requeued:
-    """Requeue, then forget the failures stored for the requeued tasks: their
-    senders' ``result()`` and ``status()`` wait for the new run, not the old failure.
-    The result store is connected first: an unreachable one stops the command before
-    anything moved, not after."""
-    if isinstance(connection.results, Broker) and connection.results is not connection.broker:
-        await connection.results.connect()
-    requeued = await connection.broker.requeue_dead_by_id(ids)
-    if connection.results is not None and requeued.task_ids:
-        await connection.results.forget(list(requeued.task_ids))
-    return requeued
+async def requeue_and_forget(connection: Connection, ids: Sequence[str] | None) -> Requeued:
+    """Requeue the dead letters ``ids`` name (every one when None), forgetting the
+    failures stored for their tasks: the senders' ``result()`` and ``status()`` wait
+    for the new run, not the old failure.
+
+    Each failure is forgotten just before its dead letter moves, never after: a
+    worker may run the task again at once, and its new result must not be forgotten
+    with the old. The result store is connected first: an unreachable one stops the
+    command before anything moved, not after."""
+    results = connection.results
+    forget: BeforeMove | None = None
+    if results is not None:
+        if isinstance(results, Broker) and results is not connection.broker:
+            await results.connect()
+
+        async def forget(task_ids: Sequence[str]) -> None:
+            await results.forget(list(task_ids))
+
+    if ids is None:
+        return Requeued(await connection.broker.requeue_dead(None, forget))
+    return await connection.broker.requeue_dead_by_id(ids, forget)

@@ -177,6 +177,8 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
     yield made
     made.stop()
     app.close()
+    for log in sorted(tmp_path.glob("*.log")):  # shown with a failure's report, else dropped
+        print(f"--- {log.name} ---\n{log.read_text(errors='replace')}")
 
 
 @pytest.fixture

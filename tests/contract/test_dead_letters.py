@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import pytest
+
 from hurtle.brokers import Broker, Requeued
+from hurtle.errors import BrokerError
 
 from .support import bodies, counts, dead_letter_each, fetch_one, take_bodies
 
@@ -82,6 +87,56 @@ async def test_requeue_dead_by_id_takes_task_ids_as_well_as_dead_letter_ids(brok
     assert sorted(requeued.task_ids) == sorted([by_task_id, by_dead_id.message_id])
     assert await take_bodies(broker, "q", 2) == [b"by dead id", b"by task id"]
     assert [d.message_id for d in await broker.dead_letters()] == [keep]
+
+
+async def test_requeue_dead_by_id_tells_each_task_id_before_its_dead_letter_goes_back(broker: Broker) -> None:
+    keep, by_task_id, by_dead_id = await dead_letter_each(broker, "q", b"keep", b"by task id", b"by dead id")
+    letter = (await broker.dead_letters())[0]
+    told: list[str] = []
+    back_before_told: list[int] = []
+
+    async def before_move(task_ids: Sequence[str]) -> None:
+        (queue,) = await broker.stats(["q"])
+        back_before_told.append(queue.ready - len(told))  # only those told before may be back
+        told.extend(task_ids)
+
+    requeued = await broker.requeue_dead_by_id([by_task_id, letter.id, "no-such-id"], before_move)
+
+    assert requeued.count == 2 and requeued.unknown == ("no-such-id",)
+    assert sorted(told) == sorted([by_task_id, by_dead_id])
+    assert set(back_before_told) == {0}, "a dead letter went back before its task id was told"
+    assert await take_bodies(broker, "q", 2) == [b"by dead id", b"by task id"]
+    assert [d.message_id for d in await broker.dead_letters()] == [keep]
+
+
+async def test_requeue_dead_tells_every_task_id_before_its_dead_letter_goes_back(broker: Broker) -> None:
+    sent = await dead_letter_each(broker, "q", b"q1", b"q2") + await dead_letter_each(broker, "r", b"r1")
+    told: list[str] = []
+    back_before_told: list[int] = []
+
+    async def before_move(task_ids: Sequence[str]) -> None:
+        back = sum(queue.ready for queue in await broker.stats(["q", "r"]))
+        back_before_told.append(back - len(told))
+        told.extend(task_ids)
+
+    assert await broker.requeue_dead(None, before_move) == 3
+
+    assert sorted(told) == sorted(sent)
+    assert set(back_before_told) == {0}, "a dead letter went back before its task id was told"
+    assert await broker.dead_letters() == []
+
+
+async def test_a_requeue_whose_before_move_fails_moves_nothing(broker: Broker) -> None:
+    (sent,) = await dead_letter_each(broker, "q", b"stays dead")
+
+    async def result_store_down(task_ids: Sequence[str]) -> None:
+        raise BrokerError("the result store is unreachable")
+
+    with pytest.raises(BrokerError):
+        await broker.requeue_dead_by_id([sent], result_store_down)
+
+    assert [d.message_id for d in await broker.dead_letters()] == [sent]
+    assert bodies(await broker.fetch(["q"], 10, 0)) == []
 
 
 async def test_requeue_dead_by_id_names_the_ids_that_matched_no_dead_letter(broker: Broker) -> None:

@@ -117,8 +117,9 @@ def test_dlq_requeue_takes_a_task_id_as_well_as_a_dead_letter_id(url: str) -> No
     assert stats(url, "mail").ready == 1 and stats(url, "default").ready == 2
 
 
+@pytest.mark.parametrize("named", [True, False], ids=["by-task-id", "all"])
 def test_dlq_requeue_forgets_the_stored_failure_so_the_sender_waits_for_the_new_run(
-    tmp_path: Path,
+    tmp_path: Path, named: bool
 ) -> None:
     url = f"sqlite:///{tmp_path}/broker.db"
     app = hurtle.App(url)
@@ -131,9 +132,9 @@ def test_dlq_requeue_forgets_the_stored_failure_so_the_sender_waits_for_the_new_
     hurtle.testing.drain(app)
     assert handle.status() == "failed"
 
-    out = hurtle_cli("dlq", "requeue", handle.id, "--broker", url)
+    out = hurtle_cli("dlq", "requeue", handle.id if named else "--all", "--broker", url)
 
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0 and "requeued 1 message(s)" in out.stdout, out.stderr
     assert handle.status() == "queued"
     with pytest.raises(TimeoutError):
         handle.result(timeout=0.1)

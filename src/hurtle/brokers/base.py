@@ -12,7 +12,7 @@ A broker object belongs to one event loop in one process. Make it after fork
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -25,6 +25,9 @@ from hurtle.urls import SecretURL
 #: Where ``Broker.locate`` found a task's message: waiting (ready, delayed, or leased
 #: with its lease run out), or leased by a worker whose lease is alive.
 Location = Literal["queued", "running"]
+#: Awaited by ``Broker.requeue_dead_by_id`` with the task ids of the dead letters it
+#: is about to put back, before any of them is back where a worker can run it.
+BeforeMove = Callable[[Sequence[str]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -260,12 +263,16 @@ class Broker(abc.ABC):
         """The newest dead letters, newest first."""
 
     @abc.abstractmethod
-    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+    async def requeue_dead(
+        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
+    ) -> int:
         """Put dead letters back on their queues (all when ``ids`` is None, else as
-        ``requeue_dead_by_id``); return how many."""
+        ``requeue_dead_by_id``, ``before_move`` included); return how many. All is
+        every dead letter there when the call began: one that a worker dead-letters
+        again meanwhile stays for the next requeue."""
 
     @abc.abstractmethod
-    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
         """Put back the dead letters that ``ids`` name, and say which ids named none.
 
         An id names the dead letter whose ``id`` it is, or else every dead letter
@@ -275,6 +282,12 @@ class Broker(abc.ABC):
         that named no dead letter moved by this call. Each dead letter moves
         atomically (never in both places or in neither; on RabbitMQ a crash can
         leave it in both); the batch as a whole does not.
+
+        ``before_move`` is awaited with the task ids of each batch before the batch
+        moves: a caller forgets their stored failures there, while no worker can have
+        run them again yet (after the move, a quick worker's new result would be
+        forgotten with the old one). It may be awaited with an id that then does not
+        move (another requeue took it first), or again after a lost connection.
         """
 
     @abc.abstractmethod

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from hurtle.brokers.base import (
+    BeforeMove,
     Broker,
     DeadLetter,
     Delivery,
@@ -291,28 +292,34 @@ class MemoryBroker(Broker):
             letters = [d for d in self._store.dead.values() if queue in (None, d.queue)]
         return list(reversed(letters))[:limit]
 
-    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+    async def requeue_dead(
+        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
+    ) -> int:
         if ids is not None:
-            return (await self.requeue_dead_by_id(ids)).count
+            return (await self.requeue_dead_by_id(ids, before_move)).count
         with self._store.lock:
-            moved = self._requeue(list(self._store.dead))
-        self._store.wake_all()
-        return len(moved)
+            chosen = {k: d.message_id for k, d in self._store.dead.items()}
+        return len(await self._requeue(chosen, before_move))
 
-    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
+        named = set(ids)
         with self._store.lock:
             dead = self._store.dead
-            named = set(ids)
             by_message = {i for i in named if i not in dead}
-            moved = self._requeue([k for k, d in dead.items() if k in named or d.message_id in by_message])
-        self._store.wake_all()
+            chosen = {k: d.message_id for k, d in dead.items() if k in named or d.message_id in by_message}
+        moved = await self._requeue(chosen, before_move)
         return Requeued.of(ids, [(d.id, d.message_id) for d in moved])
 
-    def _requeue(self, keys: list[str]) -> list[DeadLetter]:
+    async def _requeue(self, chosen: dict[str, str], before_move: BeforeMove | None) -> list[DeadLetter]:
+        """Move the ``chosen`` dead letters (their task ids by key) back to their queues."""
+        if before_move is not None and chosen:
+            await before_move(list(dict.fromkeys(chosen.values())))
         now = time.time()
-        moved = [self._store.dead.pop(key) for key in keys]
-        for letter in moved:
-            self._store.add(Message(letter.message_id, letter.queue, letter.body), now)
+        with self._store.lock:  # what another requeue took meanwhile is not moved twice
+            moved = [self._store.dead.pop(key) for key in chosen if key in self._store.dead]
+            for letter in moved:
+                self._store.add(Message(letter.message_id, letter.queue, letter.body), now)
+        self._store.wake_all()
         return moved
 
     async def purge_dead(self, queue: str | None = None) -> int:

@@ -61,11 +61,7 @@ def requeue(app_spec: str | None, broker_url: str | None, ids: tuple[str, ...], 
     if ids and every:
         raise click.UsageError("name ids or pass --all, not both")
     connection = open_connection(where_to_read(app_spec, broker_url))
-    if every:
-        count = on_connection(connection, lambda c: c.broker.requeue_dead())
-        click.echo(f"requeued {count} message(s)")
-        return
-    requeued = on_connection(connection, lambda c: requeue_and_forget(c, ids))
+    requeued = on_connection(connection, lambda c: requeue_and_forget(c, None if every else ids))
     click.echo(f"requeued {requeued.count} message(s)")
     if requeued.unknown:
         unknown = ", ".join(requeued.unknown)

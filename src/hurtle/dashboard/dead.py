@@ -116,7 +116,7 @@ async def requeue(source: Source, ids: list[str]) -> dict[str, Any]:
 async def requeue_matching(source: Source, query: Query) -> dict[str, Any]:
     """Requeue what the page's search finds (every dead letter, without a search or a queue)."""
     if not query.text and query.queue is None:
-        return {"requeued": await source.broker.requeue_dead(), "unknown": []}
+        return {"requeued": (await requeue_and_forget(source.connection, None)).count, "unknown": []}
     if query.text:
         ids = [letter.id for letter in await _search(source, query)]
     else:

@@ -58,7 +58,16 @@ from hurtle.brokers.amqp.topology import (
     name_problem,
     prefix_problem,
 )
-from hurtle.brokers.base import Broker, DeadLetter, Delivery, Message, QueueStats, Requeued, each_once
+from hurtle.brokers.base import (
+    BeforeMove,
+    Broker,
+    DeadLetter,
+    Delivery,
+    Message,
+    QueueStats,
+    Requeued,
+    each_once,
+)
 from hurtle.errors import ConfigurationError
 from hurtle.urls import SecretURL
 
@@ -364,11 +373,13 @@ class AMQPBroker(Broker):
     async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return await self._dead.dead_letters(queue, limit)
 
-    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
-        return await self._dead.requeue_dead(ids)
+    async def requeue_dead(
+        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
+    ) -> int:
+        return await self._dead.requeue_dead(ids, before_move)
 
-    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
-        return await self._dead.requeue_dead_by_id(ids)
+    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
+        return await self._dead.requeue_dead_by_id(ids, before_move)
 
     async def purge_dead(self, queue: str | None = None) -> int:
         return await self._dead.purge_dead(queue)

@@ -41,7 +41,7 @@ from hurtle.brokers.amqp.headers import (
 )
 from hurtle.brokers.amqp.link import AMQPConn, AMQPLink, Names, publish
 from hurtle.brokers.amqp.topology import QUEUE_HEADER, Topology
-from hurtle.brokers.base import DeadLetter, Requeued, unknown_ids
+from hurtle.brokers.base import BeforeMove, DeadLetter, Requeued, unknown_ids
 
 REASON_HEADER = "hurtle-reason"
 FAILED_AT_HEADER = "hurtle-failed-at"
@@ -96,22 +96,24 @@ class AMQPDeadLetters:
         letters.sort(key=lambda letter: letter.failed_at, reverse=True)
         return letters[:limit]
 
-    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+    async def requeue_dead(
+        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
+    ) -> int:
         """Publish each chosen dead letter to its work queue afresh (no delivery count,
         no ``x-death``), confirmed, then delete it. A crash between the two leaves a copy
         in both places, never in neither."""
         if ids is not None:
-            return (await self.requeue_dead_by_id(ids)).count
+            return (await self.requeue_dead_by_id(ids, before_move)).count
+        moved: list[tuple[str, str]] = []  # kept across the link's retries, as below
 
-        async def move(conn: AMQPConn) -> int:
-            moved = []
+        async def move(conn: AMQPConn) -> None:
             for name in await self._queues(conn, None):
-                moved += await self._requeue(conn, name, lambda letter: True)
-            return len(moved)
+                moved.extend(await self._requeue(conn, name, lambda letter: True, before_move))
 
-        return await self._link.call(move)
+        await self._link.call(move)
+        return len(moved)
 
-    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
         """As ``requeue_dead``. A task id can be in any queue's dead letters: while
         one is unknown, every dead-letter queue is browsed for it."""
         # Kept across the link's retries: what moved before a lost connection stays moved.
@@ -120,16 +122,21 @@ class AMQPDeadLetters:
         async def move(conn: AMQPConn) -> None:
             named = {n.rpartition(":")[0] for n in ids if n.rpartition(":")[0]}
             for name in named:
-                moved.extend(await self._requeue(conn, name, lambda letter: letter.id in ids))
+                moved.extend(await self._requeue(conn, name, lambda letter: letter.id in ids, before_move))
             rest = set(unknown_ids(ids, moved))
             for name in await self._queues(conn, None) if rest else ():
-                moved.extend(await self._requeue(conn, name, lambda letter: letter.message_id in rest))
+                by_task_id = await self._requeue(conn, name, lambda d: d.message_id in rest, before_move)
+                moved.extend(by_task_id)
 
         await self._link.call(move)
         return Requeued.of(ids, moved)
 
     async def _requeue(
-        self, conn: AMQPConn, queue: str, chosen: Callable[[DeadLetter], bool]
+        self,
+        conn: AMQPConn,
+        queue: str,
+        chosen: Callable[[DeadLetter], bool],
+        before_move: BeforeMove | None = None,
     ) -> list[tuple[str, str]]:
         """Move the ``chosen`` dead letters of ``queue``; return each one's (dead letter
         id, message id)."""
@@ -137,6 +144,9 @@ class AMQPDeadLetters:
             picked = [(letter, m) for letter, m in found if chosen(letter)]
             if not picked:
                 return []
+            task_ids = [letter.message_id for letter, _ in picked if letter.message_id]
+            if before_move is not None and task_ids:
+                await before_move(list(dict.fromkeys(task_ids)))
             await self._topology.ensure_queue(conn, queue)
             await asyncio.gather(*(
                 publish(conn.pub, "", self.names.work(queue), m.body, _fresh(m)) for _, m in picked

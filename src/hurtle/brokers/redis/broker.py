@@ -79,6 +79,7 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from hurtle.brokers.base import (
+    BeforeMove,
     Broker,
     DeadLetter,
     Delivery,
@@ -94,6 +95,7 @@ from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn, script_source
 from hurtle.brokers.redis.limits import RedisLimits
 from hurtle.brokers.redis.link import RedisLink, is_wrong_type
 from hurtle.brokers.redis.locate import RedisLocate
+from hurtle.brokers.redis.queue_stats import added_counts, queue_stats
 from hurtle.brokers.redis.record_store import RedisRecords
 from hurtle.brokers.redis.records import Reports, SkippedQueues
 from hurtle.brokers.redis.results import RedisResults
@@ -184,11 +186,13 @@ class RedisBroker(Broker):
     async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return await self._dead.dead_letters(queue, limit)
 
-    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
-        return await self._dead.requeue_dead(ids)
+    async def requeue_dead(
+        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
+    ) -> int:
+        return await self._dead.requeue_dead(ids, before_move)
 
-    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
-        return await self._dead.requeue_dead_by_id(ids)
+    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
+        return await self._dead.requeue_dead_by_id(ids, before_move)
 
     async def purge_dead(self, queue: str | None = None) -> int:
         return await self._dead.purge_dead(queue)
@@ -546,37 +550,14 @@ class RedisBroker(Broker):
     # -- looking and cleaning up -------------------------------------------------
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
-        """One script per queue (stats.lua) counts and finds the oldest ready entry's
-        age, by the server's clock: since it entered the stream (sent, due, retried)
-        or its lease ran out. A due message no fetch has moved onto the stream yet
-        counts as delayed, so it adds no age."""
-
         async def collect(conn: RedisConn) -> list[QueueStats]:
             names = list(queues) if queues is not None else await known_queues(conn, self.keys)
-            rows = []
-            for name in names:
-                keys = [self.keys.stream(name), self.keys.delayed(name), self.keys.dead(name)]
-                ready, delayed, leased, dead, oldest_ms = map(
-                    int, await conn.script("stats", keys, [GROUP, self.lease_ms])
-                )
-                rows.append(QueueStats(name, ready, delayed, leased, dead, oldest_ms / 1000))
-            return rows
+            return await queue_stats(conn, self.keys, names, self.lease_ms)
 
         return await self._link.call(collect)
 
     async def added_counts(self, queues: Sequence[str]) -> dict[str, int]:
-        """Each stream's ``entries-added`` (added.lua, one script per queue): sends, due
-        delayed messages and retries, each counted once as it entered the stream."""
-
-        async def collect(conn: RedisConn) -> dict[str, int]:
-            counts = {}
-            for name in queues:
-                added = int(await conn.script("added", [self.keys.stream(name)], []))
-                if added >= 0:
-                    counts[name] = added
-            return counts
-
-        return await self._link.call(collect)
+        return await self._link.call(lambda conn: added_counts(conn, self.keys, queues))
 
     async def purge(self, queue: str) -> int:
         keys = [self.keys.stream(queue), self.keys.delayed(queue)]

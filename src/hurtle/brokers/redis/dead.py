@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import cast
 
-from hurtle.brokers.base import DeadLetter, Requeued, unknown_ids
+from hurtle.brokers.base import BeforeMove, DeadLetter, Requeued, unknown_ids
 from hurtle.brokers.redis.lanes import RedisConn
 from hurtle.brokers.redis.link import RedisLink
 from hurtle.brokers.redis.url import Keys, entry_order, is_entry_id
@@ -50,20 +50,34 @@ class RedisDeadLetters:
         found.sort(key=lambda pair: pair[0], reverse=True)
         return [letter for _, letter in found[:limit]]
 
-    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+    async def requeue_dead(
+        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
+    ) -> int:
         if ids is not None:
-            return (await self.requeue_dead_by_id(ids)).count
+            return (await self.requeue_dead_by_id(ids, before_move)).count
+        moved: list[tuple[str, str]] = []  # kept across the link's retries, as below
 
-        async def move(conn: RedisConn) -> int:
-            moved = 0
+        async def move(conn: RedisConn) -> None:
             for name in await known_queues(conn, self.keys):
-                while count := len(await self._requeue(conn, name, [])):
-                    moved += count
-            return moved
+                dead = self.keys.dead(name)
+                # Up to the newest now: a requeued message dead again meanwhile waits for the next requeue.
+                newest = cast("list[tuple[bytes, object]]", await conn.client.xrevrange(dead, count=1))
+                start = "-"
+                while newest:
+                    entries = cast(
+                        "list[tuple[bytes, dict[bytes, bytes]]]",
+                        await conn.client.xrange(dead, min=start, max=newest[0][0], count=_REQUEUE_BATCH),
+                    )
+                    if not entries:
+                        break
+                    batch = {e.decode(): f.get(b"id", b"").decode(errors="replace") for e, f in entries}
+                    moved.extend(await self._requeue(conn, name, batch, before_move))
+                    start = "(" + entries[-1][0].decode()
 
-        return await self._link.call(move)
+        await self._link.call(move)
+        return len(moved)
 
-    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
+    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
         # Kept across the link's retries: what moved before a lost connection stays moved.
         moved: list[tuple[str, str]] = []
 
@@ -74,40 +88,59 @@ class RedisDeadLetters:
                 if name and is_entry_id(entry_id):
                     by_queue.setdefault(name, []).append(entry_id)
             for name, entry_ids in by_queue.items():
-                moved.extend(await self._requeue(conn, name, entry_ids))
+                found = await self._task_ids(conn, name, entry_ids)
+                moved.extend(await self._requeue(conn, name, found, before_move))
             # The rest are task ids (or name nothing): a dead stream is not indexed
             # by message id, so each queue's is read through.
             rest = set(unknown_ids(ids, moved))
             for name in await known_queues(conn, self.keys) if rest else ():
-                entry_ids = await self._dead_entries_of(conn, name, rest)
-                if entry_ids:
-                    moved.extend(await self._requeue(conn, name, entry_ids))
+                found = await self._dead_entries_of(conn, name, rest)
+                moved.extend(await self._requeue(conn, name, found, before_move))
 
         await self._link.call(move)
         return Requeued.of(ids, moved)
 
-    async def _requeue(self, conn: RedisConn, queue: str, entry_ids: list[str]) -> list[tuple[str, str]]:
-        """Move the named dead letters of ``queue`` (without names: the oldest batch);
-        return each one's (dead letter id, message id)."""
+    async def _requeue(
+        self, conn: RedisConn, queue: str, named: dict[str, str], before_move: BeforeMove | None
+    ) -> list[tuple[str, str]]:
+        """Move the ``named`` dead letters of ``queue`` (their task ids by entry id),
+        telling ``before_move`` first; return each one's (dead letter id, message id)."""
+        if not named:
+            return []
+        if before_move is not None:
+            await before_move(list(dict.fromkeys(task_id for task_id in named.values() if task_id)))
         keys = [self.keys.dead(queue), self.keys.stream(queue)]
-        args = [len(entry_ids), *entry_ids] if entry_ids else [_REQUEUE_BATCH]
-        flat = cast("list[bytes]", await conn.script("requeue", keys, args))
+        flat = cast("list[bytes]", await conn.script("requeue", keys, list(named)))
         return [
             (f"{queue}:{entry_id.decode()}", message_id.decode(errors="replace"))
             for entry_id, message_id in zip(flat[::2], flat[1::2], strict=True)
         ]
 
-    async def _dead_entries_of(self, conn: RedisConn, queue: str, message_ids: set[str]) -> list[str]:
-        """The entry ids of ``queue``'s dead letters whose message id is one of ``message_ids``."""
-        found, start = [], "-"
+    async def _task_ids(self, conn: RedisConn, queue: str, entry_ids: list[str]) -> dict[str, str]:
+        """Those of ``queue``'s dead letters named by ``entry_ids`` that exist: their task ids."""
+        pipe = conn.client.pipeline(transaction=False)
+        for entry_id in entry_ids:
+            pipe.xrange(self.keys.dead(queue), min=entry_id, max=entry_id)
+        found = cast("list[list[tuple[bytes, dict[bytes, bytes]]]]", await pipe.execute())
+        return {
+            entry_id.decode(): fields.get(b"id", b"").decode(errors="replace")
+            for entries in found for entry_id, fields in entries
+        }
+
+    async def _dead_entries_of(self, conn: RedisConn, queue: str, message_ids: set[str]) -> dict[str, str]:
+        """``queue``'s dead letters whose message id is one of ``message_ids``: their
+        message ids by entry id."""
+        found: dict[str, str] = {}
+        start = "-"
         while True:
             entries = cast(
                 "list[tuple[bytes, dict[bytes, bytes]]]",
                 await conn.client.xrange(self.keys.dead(queue), min=start, count=_REQUEUE_BATCH),
             )
             for entry_id, fields in entries:
-                if fields.get(b"id", b"").decode(errors="replace") in message_ids:
-                    found.append(entry_id.decode())
+                message_id = fields.get(b"id", b"").decode(errors="replace")
+                if message_id in message_ids:
+                    found[entry_id.decode()] = message_id
             if len(entries) < _REQUEUE_BATCH:
                 return found
             start = "(" + entries[-1][0].decode()

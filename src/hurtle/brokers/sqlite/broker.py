@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from hurtle.brokers.base import (
+    BeforeMove,
     Broker,
     DeadLetter,
     Delivery,
@@ -67,6 +68,7 @@ _POLL_MAX = 0.02  # idle polling cap: a new message waits at most this long
 _SWEEP_EVERY = 60.0  # seconds between deletions of expired results
 # Task ids per locate query: SQLite allows 999 bound values at least.
 _LOCATE_BATCH = 500
+_REQUEUE_BATCH = 1000  # dead letters told to ``before_move`` and moved at a time
 # Seconds between looks for rows whose visible_at is not a number: 5 us a look
 # would be 2-4% of a lease and ack, at every lease.
 _BURY_EVERY = 1.0
@@ -274,14 +276,33 @@ class SQLiteBroker(Broker):
     async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         return await self._read(sql.dead_letters, queue, limit)
 
-    async def requeue_dead(self, ids: Sequence[str] | None = None) -> int:
+    async def requeue_dead(
+        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
+    ) -> int:
         if ids is not None:
-            return (await self.requeue_dead_by_id(ids)).count
-        return len(await self._write(sql.requeue_dead, None, time.time()))
+            return (await self.requeue_dead_by_id(ids, before_move)).count
+        if before_move is None:
+            return len(await self._write(sql.requeue_dead, None, time.time()))
+        # Up to the newest now: a requeued message dead again meanwhile waits for the next requeue.
+        moved, after, last = 0, 0, await self._read(sql.last_dead_seq)
+        while named := await self._read(sql.dead_between, after, last, _REQUEUE_BATCH):
+            moved += len(await self._requeue_told(named, before_move))
+            after = max(named)
+        return moved
 
-    async def requeue_dead_by_id(self, ids: Sequence[str]) -> Requeued:
-        moved = await self._write(sql.requeue_dead, list(ids), time.time())
-        return Requeued.of(ids, moved)
+    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
+        if before_move is None:
+            return Requeued.of(ids, await self._write(sql.requeue_dead, list(ids), time.time()))
+        named = await self._read(sql.dead_named, list(ids))
+        return Requeued.of(ids, await self._requeue_told(named, before_move))
+
+    async def _requeue_told(self, named: dict[int, str], before_move: BeforeMove) -> list[tuple[str, str]]:
+        """Tell ``before_move`` the task ids of the ``named`` dead letters, then move
+        exactly those (no failure sent since goes back unforgotten)."""
+        if not named:
+            return []
+        await before_move(list(dict.fromkeys(named.values())))
+        return await self._write(sql.requeue_dead, [str(seq) for seq in named], time.time())
 
     async def purge_dead(self, queue: str | None = None) -> int:
         return await self._write(sql.purge_dead, queue)

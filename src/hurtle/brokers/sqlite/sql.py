@@ -325,9 +325,9 @@ def dead_letters(conn: sqlite3.Connection, queue: str | None, limit: int) -> lis
     ]
 
 
-def requeue_dead(conn: sqlite3.Connection, ids: list[str] | None, now: float) -> list[tuple[str, str]]:
-    """Move dead letters back: all, or those ``ids`` name by seq or else by message id.
-    Returns each one's (dead letter id, message id)."""
+def dead_named(conn: sqlite3.Connection, ids: list[str] | None) -> dict[int, str]:
+    """The dead letters ``ids`` name by seq or else by message id (all when None):
+    each one's message id, by seq."""
     select = "SELECT seq, CAST(id AS TEXT) FROM hurtle_dead"
     found: dict[int, str] = {}
     if ids is None:
@@ -337,6 +337,28 @@ def requeue_dead(conn: sqlite3.Connection, ids: list[str] | None, now: float) ->
         if named.isascii() and named.isdigit() and len(named) < 19:  # a seq fits in 63 bits
             rows = conn.execute(select + " WHERE seq = ?", (int(named),)).fetchall()
         found.update(rows or conn.execute(select + " WHERE id = ?", (named,)).fetchall())
+    return found
+
+
+def last_dead_seq(conn: sqlite3.Connection) -> int:
+    """The seq of the newest dead letter; 0 when there is none."""
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM hurtle_dead").fetchone()[0])
+
+
+def dead_between(conn: sqlite3.Connection, after: int, through: int, limit: int) -> dict[int, str]:
+    """The first ``limit`` dead letters with a seq past ``after`` and at most ``through``:
+    each one's message id, by seq."""
+    rows = conn.execute(
+        "SELECT seq, CAST(id AS TEXT) FROM hurtle_dead WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        (after, through, limit),
+    )
+    return dict(rows.fetchall())
+
+
+def requeue_dead(conn: sqlite3.Connection, ids: list[str] | None, now: float) -> list[tuple[str, str]]:
+    """Move dead letters back: all, or those ``ids`` name (``dead_named``).
+    Returns each one's (dead letter id, message id)."""
+    found = dead_named(conn, ids)
     conn.executemany(
         "INSERT INTO hurtle_messages (id, queue, body, visible_at, enqueued_at)"
         " SELECT id, queue, body, ?, ? FROM hurtle_dead WHERE seq = ?",
