@@ -192,20 +192,27 @@ async def test_a_short_lease_reclaimer_leaves_a_long_lease_alone(opened: Callabl
     assert (await holder.stats(["q"]))[0].pending == 0
 
 
-async def test_a_server_that_lost_its_scripts_still_takes_sends_and_acks(opened: Callable[..., Any]) -> None:
-    # Given a broker that has sent once (its scripts are loaded), and a server that then forgets them
-    broker = await opened()
-    assert isinstance(broker, RedisBroker)
-    await broker.enqueue(one("q", b"first"))
-    await broker._link.conn().client.script_flush()
-    # When it sends again (NOSCRIPT on its own connection), fetches, and acks after another flush
-    await broker.enqueue(one("q", b"second"))
-    taken = await broker.fetch(["q"], 10, 0)
-    await broker._link.conn().client.script_flush()
-    await broker.ack(taken)
-    # Then both were sent, leased once and acknowledged
-    assert sorted(d.body for d in taken) == [b"first", b"second"]
-    assert [(s.name, s.pending) for s in await broker.stats()] == [("q", 0)]  # its name recorded too
+async def test_a_server_that_lost_its_scripts_still_takes_sends_and_acks(tmp_path: Path) -> None:
+    # A server of its own: flushing the shared one's scripts would make every other test's reload them.
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    broker = from_url(server.url, visibility_timeout=30.0)
+    try:
+        # Given a broker that has sent once (its scripts are loaded), and a server that then forgets them
+        assert isinstance(broker, RedisBroker)
+        await broker.enqueue(one("q", b"first"))
+        await broker._link.conn().client.script_flush()
+        # When it sends again (NOSCRIPT on its own connection), fetches, and acks after another flush
+        await broker.enqueue(one("q", b"second"))
+        taken = await broker.fetch(["q"], 10, 0)
+        await broker._link.conn().client.script_flush()
+        await broker.ack(taken)
+        # Then both were sent, leased once and acknowledged
+        assert sorted(d.body for d in taken) == [b"first", b"second"]
+        assert [(s.name, s.pending) for s in await broker.stats()] == [("q", 0)]  # its name recorded too
+    finally:
+        await broker.close()
+        server.stop(kill=True)
 
 
 async def test_sends_at_the_same_time_all_arrive(opened: Callable[..., Any]) -> None:
