@@ -99,7 +99,7 @@ def unique_amqp_url(**params: str) -> str:
 # -- cleaning up ---------------------------------------------------------------------
 
 
-async def _delete(url: str, prefix: str) -> None:
+async def _delete(connection: Any, prefix: str) -> None:
     """Delete what a broker with ``prefix`` may have made: the catalogue names its queues."""
     import aiormq
     from pamqp import commands as spec
@@ -108,9 +108,8 @@ async def _delete(url: str, prefix: str) -> None:
     from hurtle.brokers.amqp.topology import LEVELS
 
     names = Names(prefix)
-    connection = await asyncio.wait_for(aiormq.connect(url), 5.0)
+    channel = await connection.channel()
     try:
-        channel = await connection.channel()
         queues: set[str] = set()
         try:
             await channel.queue_declare(names.catalogue, passive=True)
@@ -128,20 +127,46 @@ async def _delete(url: str, prefix: str) -> None:
         for exchange in (names.dead_exchange, *(names.delay_exchange(L) for L in range(LEVELS))):
             await channel.exchange_delete(exchange)
     finally:
-        await connection.close()
+        if not channel.is_closed:
+            await channel.close()
 
 
-@atexit.register
-def _delete_test_queues() -> None:
-    if not _prefixes:
+_CLEANERS = 16  # prefixes deleted at once, each on a channel of its own
+
+
+def delete_test_queues() -> None:
+    """Delete the queues of every prefix this process made; called when its test
+    session finishes (a process that ends first, at exit). One connection per server
+    and 16 channels at a time: one prefix after another, a worker that made a few
+    hundred was stopped before it was done, and their queues stayed on the server."""
+    prefixes, _prefixes[:] = list(_prefixes), []
+    if not prefixes:
         return
+    import aiormq
+
+    async def delete_one(connection: Any, room: asyncio.Semaphore, prefix: str) -> None:
+        async with room:
+            with contextlib.suppress(Exception):
+                await _delete(connection, prefix)
 
     async def delete_all() -> None:
-        for url, prefix in _prefixes:
-            with contextlib.suppress(Exception):
-                await _delete(url, prefix)
+        for url in dict.fromkeys(url for url, _ in prefixes):
+            try:
+                connection = await asyncio.wait_for(aiormq.connect(url), 5.0)
+            except Exception:
+                continue
+            try:
+                room = asyncio.Semaphore(_CLEANERS)
+                await asyncio.gather(*(
+                    delete_one(connection, room, prefix) for server, prefix in prefixes if server == url
+                ))
+            finally:
+                await connection.close()
 
     asyncio.run(delete_all())
+
+
+atexit.register(delete_test_queues)
 
 
 # -- rabbitmqctl ---------------------------------------------------------------------

@@ -16,11 +16,18 @@ import pytest
 from hurtle import App
 from hurtle.testing import run_consumer
 from hurtle.worker.consumer import Consumer, WorkerConfig
+from tests.amqp_server import delete_test_queues
 from tests.xdist_groups import pytest_xdist_make_scheduler  # noqa: F401  # xdist's hook, here to be found
 
 WORKER_LIMIT = 30.0  # seconds: a bound on one burst run, never expected to be reached
 
 RunWorker = Callable[..., Awaitable[Consumer]]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete the RabbitMQ queues this process's tests made, while it is sure to
+    live (an xdist worker may be stopped before its exit handlers are done)."""
+    delete_test_queues()
 
 
 async def run_worker(app: App, **config: Any) -> Consumer:
