@@ -22,7 +22,8 @@ A function is a suspect when all of these hold:
 - *looks like setup*: its name matches the patterns below (building an engine,
   client, pool, session or connection; ``configure_mappers``, ``setup_*``,
   ``init_*``, ``connect``, ``from_url``, importing a module; filling a cache:
-  ``load_config``, ``build_index``, ``warm_cache``), or every stack it is in runs
+  ``load_config``, ``build_index``, ``warm_cache``: in the task's own code, not a
+  library's; ``looks_like_setup``), or every stack it is in runs
   under a function whose name does (other than the task's own: a task named
   ``init_tenant`` sets up as its job). A helper shared by setup and real work,
   such as a client's retry loop, is neither;
@@ -86,8 +87,15 @@ _LIBRARY_PATHS = ("/site-packages/", "/dist-packages/", "/lib/python")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
-def looks_like_setup(qualname: str) -> bool:
-    """Whether a function's qualified name says it builds, connects, configures or imports."""
+def looks_like_setup(qualname: str, *, library: bool = False) -> bool:
+    """Whether a function's qualified name says it builds, connects, configures or imports.
+
+    A verb that says setup only with its noun (``ensure_connection``, ``load_config``)
+    counts in the task's own code, not in a ``library``'s: there such a name is as
+    often a check made on every call (redis-py's pool runs ``ensure_connection`` on
+    each connection it hands out, the same connection every time), which no one can
+    move to start-up; a library's real setup says so alone (``connect``,
+    ``create_engine``, a pool's ``__init__``)."""
     parts = qualname.split(".")
     name = parts[-1]
     if name == "__init__":
@@ -99,7 +107,7 @@ def looks_like_setup(qualname: str) -> bool:
         return False
     if words[0] in _SETUP_VERBS or words[:2] == ["set", "up"]:
         return True
-    return words[0] in _BUILD_VERBS and any(word in _SETUP_NOUNS for word in words[1:])
+    return not library and words[0] in _BUILD_VERBS and any(word in _SETUP_NOUNS for word in words[1:])
 
 
 @dataclass(frozen=True)
@@ -196,10 +204,15 @@ def _executions_caught(profile: Profile, stacks: Stacks) -> int:
 def _setup_like(label: str, stacks: Stacks) -> bool:
     """Whether ``label``'s name says setup, or every stack it is in runs under a
     function (other than the task's own) whose name does."""
-    if looks_like_setup(Frame.parse(label).name):
+    if _says_setup(label):
         return True
     under = [stack[1 : stack.index(label)] for stack in stacks if label in stack]
-    return all(any(looks_like_setup(Frame.parse(caller).name) for caller in callers) for callers in under)
+    return all(any(_says_setup(caller) for caller in callers) for callers in under)
+
+
+def _says_setup(label: str) -> bool:
+    frame = Frame.parse(label)
+    return looks_like_setup(frame.name, library=_installed(frame.path))
 
 
 def _below_another(label: str, flagged: set[str], stacks: Stacks) -> bool:
