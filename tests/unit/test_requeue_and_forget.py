@@ -3,6 +3,7 @@ worker that runs the task again at once keeps its new result."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 import pytest
@@ -17,20 +18,21 @@ FAILURE = b'{"status": "failed"}'
 SUCCESS = b'{"status": "succeeded"}'
 
 
-async def a_dead_letter_with_its_failure_stored(broker: MemoryBroker) -> str:
-    await broker.enqueue([Message("task-1", "q", b"body")])
-    (delivery,) = await broker.fetch(["q"], 1, 1.0)
-    await broker.result_store().store([("task-1", FAILURE)], ttl=60)
-    await broker.dead_letter(delivery, "ValueError: partner down")
-    return "task-1"
+@pytest.fixture
+async def broker() -> MemoryBroker:
+    """A broker of the test's own holding one dead letter, ``task-1``, whose failure is stored."""
+    made = MemoryBroker(f"memory://requeue-{uuid.uuid4().hex}", visibility_timeout=30)
+    await made.enqueue([Message("task-1", "q", b"body")])
+    (delivery,) = await made.fetch(["q"], 1, 1.0)
+    await made.result_store().store([("task-1", FAILURE)], ttl=60)
+    await made.dead_letter(delivery, "ValueError: partner down")
+    return made
 
 
 async def test_the_old_failure_is_forgotten_before_the_task_can_run_again(
-    monkeypatch: pytest.MonkeyPatch,
+    broker: MemoryBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broker = MemoryBroker("memory://", visibility_timeout=30)
     results = broker.result_store()
-    task_id = await a_dead_letter_with_its_failure_stored(broker)
     ready_when_forgotten: list[int] = []
     forget = results.forget
 
@@ -40,19 +42,17 @@ async def test_the_old_failure_is_forgotten_before_the_task_can_run_again(
 
     monkeypatch.setattr(results, "forget", watched_forget)
 
-    requeued = await requeue_and_forget(Connection(broker, results), [task_id])
+    requeued = await requeue_and_forget(Connection(broker, results), ["task-1"])
 
-    assert requeued.count == 1 and requeued.task_ids == (task_id,)
+    assert requeued.count == 1 and requeued.task_ids == ("task-1",)
     assert ready_when_forgotten == [0]
-    assert await results.get(task_id) is None
+    assert await results.get("task-1") is None
 
 
 async def test_a_worker_that_runs_the_task_at_once_keeps_its_new_result(
-    monkeypatch: pytest.MonkeyPatch,
+    broker: MemoryBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broker = MemoryBroker("memory://", visibility_timeout=30)
     results = broker.result_store()
-    task_id = await a_dead_letter_with_its_failure_stored(broker)
     requeue = broker.requeue_dead_by_id
 
     async def requeue_then_a_worker_runs_it(
@@ -60,12 +60,12 @@ async def test_a_worker_that_runs_the_task_at_once_keeps_its_new_result(
     ) -> Requeued:
         requeued = await requeue(ids, before_move)
         (delivery,) = await broker.fetch(["q"], 1, 1.0)  # before the requeue has even returned
-        await results.store([(task_id, SUCCESS)], ttl=60)
+        await results.store([("task-1", SUCCESS)], ttl=60)
         await broker.ack([delivery])
         return requeued
 
     monkeypatch.setattr(broker, "requeue_dead_by_id", requeue_then_a_worker_runs_it)
 
-    await requeue_and_forget(Connection(broker, results), [task_id])
+    await requeue_and_forget(Connection(broker, results), ["task-1"])
 
-    assert await results.get(task_id) == SUCCESS
+    assert await results.get("task-1") == SUCCESS

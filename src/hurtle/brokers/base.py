@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from hurtle.limit_store import LimitStore
 from hurtle.records import RecordStore
@@ -335,3 +335,40 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Close connections. Idempotent."""
+
+
+class DeadLetterKeeper(Protocol):
+    """The part of a broker that keeps its dead letters, as ``Broker`` names it."""
+
+    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def requeue_dead(
+        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
+    ) -> int: ...
+
+    async def requeue_dead_by_id(
+        self, ids: Sequence[str], before_move: BeforeMove | None = None
+    ) -> Requeued: ...
+
+    async def purge_dead(self, queue: str | None = None) -> int: ...
+
+
+class DeadLettersKept:
+    """``Broker``'s dead-letter methods, answered by ``self._dead`` (Redis and
+    RabbitMQ keep theirs in a helper of their own). Put before ``Broker``."""
+
+    _dead: DeadLetterKeeper
+
+    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await self._dead.dead_letters(queue, limit)
+
+    async def requeue_dead(
+        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
+    ) -> int:
+        return await self._dead.requeue_dead(ids, before_move)
+
+    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
+        return await self._dead.requeue_dead_by_id(ids, before_move)
+
+    async def purge_dead(self, queue: str | None = None) -> int:
+        return await self._dead.purge_dead(queue)

@@ -59,13 +59,11 @@ from hurtle.brokers.amqp.topology import (
     prefix_problem,
 )
 from hurtle.brokers.base import (
-    BeforeMove,
     Broker,
-    DeadLetter,
+    DeadLettersKept,
     Delivery,
     Message,
     QueueStats,
-    Requeued,
     each_once,
 )
 from hurtle.errors import ConfigurationError
@@ -81,7 +79,7 @@ STAND_DOWN_AFTER = 0.5
 _SHORT_STRING = 255  # bytes: AMQP's short strings (a message_id)
 
 
-class AMQPBroker(Broker):
+class AMQPBroker(DeadLettersKept, Broker):
     schemes = ("amqp", "amqps")
     leases_expire = False  # a delivery stays leased while its channel lives
     counts_all_in_flight = False  # a client learns only of its own unacked messages
@@ -367,22 +365,6 @@ class AMQPBroker(Broker):
             return purged + len(buffered)
 
         return await self._link.call(purge)
-
-    # -- dead letters ------------------------------------------------------------
-
-    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        return await self._dead.dead_letters(queue, limit)
-
-    async def requeue_dead(
-        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
-    ) -> int:
-        return await self._dead.requeue_dead(ids, before_move)
-
-    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
-        return await self._dead.requeue_dead_by_id(ids, before_move)
-
-    async def purge_dead(self, queue: str | None = None) -> int:
-        return await self._dead.purge_dead(queue)
 
 
 def _released(delivery: Delivery) -> spec.Basic.Properties:

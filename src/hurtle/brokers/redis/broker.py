@@ -79,14 +79,12 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from hurtle.brokers.base import (
-    BeforeMove,
     Broker,
-    DeadLetter,
+    DeadLettersKept,
     Delivery,
     Location,
     Message,
     QueueStats,
-    Requeued,
     allot,
     each_once,
 )
@@ -127,7 +125,7 @@ _json = msgspec.json.Encoder()
 log = logging.getLogger("hurtle.redis")
 
 
-class RedisBroker(Broker):
+class RedisBroker(DeadLettersKept, Broker):
     schemes: ClassVar[tuple[str, ...]] = ("redis", "rediss", "unix")
     locates_messages = True  # by a scan in chunks: locate.py
     counts_added = True  # a stream's entries-added (Redis 7.0 and newer): added.lua
@@ -181,21 +179,7 @@ class RedisBroker(Broker):
     def limit_store(self) -> LimitStore:
         return self._limits
 
-    # -- dead letters and looking up -------------------------------------------
-
-    async def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        return await self._dead.dead_letters(queue, limit)
-
-    async def requeue_dead(
-        self, ids: Sequence[str] | None = None, before_move: BeforeMove | None = None
-    ) -> int:
-        return await self._dead.requeue_dead(ids, before_move)
-
-    async def requeue_dead_by_id(self, ids: Sequence[str], before_move: BeforeMove | None = None) -> Requeued:
-        return await self._dead.requeue_dead_by_id(ids, before_move)
-
-    async def purge_dead(self, queue: str | None = None) -> int:
-        return await self._dead.purge_dead(queue)
+    # -- looking up (dead letters: ``DeadLettersKept``) -----------------------
 
     async def locate(
         self, task_ids: Sequence[str], queues: Sequence[str] | None = None
