@@ -31,12 +31,14 @@ from hurtle.loops import cancel_all
 from hurtle.observe.registry import RunningTask
 from hurtle.observe.task_figures import TaskFigures
 from hurtle.progress import ProgressWriter, set_writer
-from hurtle.schedule.cancel import POLL_EVERY, CancelWatch
+from hurtle.schedule.cancel import CancelWatch
 from hurtle.schedule.limits import ADMISSION_WAIT, limiter_for
 from hurtle.schedule.ticks import COPY_HEADER, TickClaims
 from hurtle.schedule.unique import Releaser
 from hurtle.worker.admitting import Admitting
 from hurtle.worker.broker_outage import BrokerOutage
+from hurtle.worker.cancelling import CANCEL_GRACE as CANCEL_GRACE
+from hurtle.worker.cancelling import Cancelling
 
 # Re-exported: what runs a consumer has long imported them from here.
 from hurtle.worker.config import EXIT_BROKER_LOST as EXIT_BROKER_LOST
@@ -62,13 +64,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("hurtle.worker")
 threads_log = logging.getLogger("hurtle.worker.threads")  # -t auto's moves, one line each
 
-#: Seconds a cancelled sync task has to stop by itself, with ``--threads 1``, before
-#: it is recorded cancelled and its process replaced (a thread cannot be stopped).
-CANCEL_GRACE = 10.0
 
 
-
-class Consumer(Admitting):
+class Consumer(Admitting, Cancelling):
     def __init__(
         self, app: App, connection: Connection, config: WorkerConfig, profiler: Profiler | None = None
     ) -> None:
@@ -502,47 +500,6 @@ class Consumer(Admitting):
         return self.async_slots.busy == 0 and self.thread_slots.busy == 0
 
     # -- background duties -----------------------------------------------------
-
-    async def _watch_cancels(self) -> None:
-        """Look for new cancel marks every ``POLL_EVERY`` seconds (one small read),
-        and cancel the running tasks they name."""
-        while True:
-            await asyncio.sleep(POLL_EVERY)
-            new = await self.cancels.look()
-            if new:
-                self._cancel_running(new)
-
-    def _cancel_running(self, task_ids: set[str]) -> None:
-        """Cancel async runs on the loop; tell sync runs through their ``Job`` and,
-        with one thread, end them after ``CANCEL_GRACE`` if they go on."""
-        for task, job in list(self._async_runs.values()):
-            if job.envelope.id in task_ids and not job.cancelled:
-                log.info("%s[%s] cancel requested: cancelling it", job.task.name, job.envelope.id)
-                job.cancelled = True
-                task.cancel()
-        for call in list(self._sync_runs.values()):
-            job = call.context
-            if job.envelope.id in task_ids and not job.cancelled:
-                log.info("%s[%s] cancel requested: current_task().cancelled is now true",
-                         job.task.name, job.envelope.id)
-                job.cancelled = True
-                if self.config.threads == 1:
-                    asyncio.get_running_loop().call_later(CANCEL_GRACE, self._sync_cancel_over, call)
-
-    def _sync_cancel_over(self, call: SyncCall) -> None:
-        """A cancelled sync task still runs after the grace period, alone in its
-        process: record it cancelled and have the process replaced."""
-        if call.settled:
-            return
-        call.settled = call.cancelled = True
-        self.thread_executor.needs_recycle = True
-        job: Job = call.context
-        self._sync_runs.pop(id(job.delivery), None)
-        log.warning("%s[%s] still running %gs after its cancel: replacing its process",
-                    job.task.name, job.envelope.id, CANCEL_GRACE)
-        self._settler.cancel_now(job, call.started or time.time(), time.time())
-        self.thread_slots.give()
-        self._after_task()
 
     async def _heartbeat(self) -> None:
         """Keep leases alive however long tasks run: a long task is never handed to a second worker."""
