@@ -126,6 +126,20 @@ async def test_requeue_dead_tells_every_task_id_before_its_dead_letter_goes_back
     assert await broker.dead_letters() == []
 
 
+async def test_requeue_dead_moves_only_what_was_dead_when_it_began(broker: Broker) -> None:
+    await dead_letter_each(broker, "q", b"dead before")
+    later: list[str] = []
+
+    async def a_worker_dead_letters_another_meanwhile(task_ids: Sequence[str]) -> None:
+        if not later:
+            later.extend(await dead_letter_each(broker, "q", b"dead meanwhile"))
+
+    assert await broker.requeue_dead(None, a_worker_dead_letters_another_meanwhile) == 1
+
+    assert [d.message_id for d in await broker.dead_letters()] == later
+    assert await take_bodies(broker, "q", 1) == [b"dead before"]
+
+
 async def test_a_requeue_whose_before_move_fails_moves_nothing(broker: Broker) -> None:
     (sent,) = await dead_letter_each(broker, "q", b"stays dead")
 
