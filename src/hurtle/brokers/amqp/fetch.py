@@ -71,7 +71,7 @@ from hurtle.brokers.amqp.headers import (
     ready_at,
     unreadable,
 )
-from hurtle.brokers.amqp.link import AMQPConn, Names
+from hurtle.brokers.amqp.link import AMQPConn, Names, task_callback
 from hurtle.brokers.amqp.publish import publish_all
 from hurtle.brokers.base import Delivery
 
@@ -144,6 +144,7 @@ class Puller:
         self._tag_numbers = itertools.count()
         self._turn = 0  # which queue's share is rounded up first, in turn
         self._giving_back: set[asyncio.Future[None]] = set()  # rejects under way: kept from the GC
+        self._consumer = task_callback(self.received)  # ``received`` as aiormq calls a consumer
 
     def session_of(self, conn: AMQPConn) -> Session:
         """The session of ``conn``; a new connection starts a new one."""
@@ -403,10 +404,6 @@ class Puller:
             buffered = session.buffer[queue] = deque()
         buffered.append(message)
         self._arrived.set()
-
-    async def _consumer(self, message: DeliveredMessage) -> None:
-        """``received``, as aiormq calls a consumer's callback (as a task)."""
-        self.received(message)
 
     async def _give_back_one(self, channel: AbstractChannel, tag: int) -> None:
         try:

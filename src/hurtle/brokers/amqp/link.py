@@ -29,7 +29,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode, urlsplit
@@ -157,6 +157,15 @@ class AMQPURL:
         )
 
 
+def task_callback(on_delivery: Callback) -> Callable[[DeliveredMessage], Coroutine[Any, Any, None]]:
+    """``on_delivery`` as aiormq calls a consumer's callback: a coroutine, run as a task."""
+
+    async def callback(message: DeliveredMessage) -> None:
+        on_delivery(message)
+
+    return callback
+
+
 class _CatchAll(dict[str, Any]):
     """``sub.consumers``, where aiormq looks up the callback of each delivery.
 
@@ -172,11 +181,7 @@ class _CatchAll(dict[str, Any]):
 
     def __init__(self, on_delivery: Callback, on_forgotten: Callable[[str], None]) -> None:
         super().__init__()
-
-        async def fallback(message: DeliveredMessage) -> None:  # aiormq runs a callback as a task
-            on_delivery(message)
-
-        self.fallback = fallback
+        self.fallback = task_callback(on_delivery)
         self.on_forgotten = on_forgotten
 
     def get(self, key: str, default: Any = None) -> Any:

@@ -88,7 +88,10 @@ class RedisDeadLetters:
                 if name and is_entry_id(entry_id):
                     by_queue.setdefault(name, []).append(entry_id)
             for name, entry_ids in by_queue.items():
-                found = await self._task_ids(conn, name, entry_ids)
+                # Their task ids are read only for ``before_move``: requeue.lua reads them anyway.
+                found = dict.fromkeys(entry_ids, "")
+                if before_move is not None:
+                    found = await self._task_ids(conn, name, entry_ids)
                 moved.extend(await self._requeue(conn, name, found, before_move))
             # The rest are task ids (or name nothing): a dead stream is not indexed
             # by message id, so each queue's is read through.
