@@ -52,10 +52,14 @@ end
 -- (one argument: the client packs 1 argument, not 2 per entry), the entries the
 -- consumer still holds as that delivery: their ids and delivery counts (two
 -- lists, in the batch's order).
--- One XPENDING over the range, not one per entry.
+-- One XPENDING over the range, not one per entry; the lines are read once.
 local function held_batch(stream, group, consumer, low, high, lines)
-  local _, wanted = string.gsub(lines, '\n', '\n')
-  wanted = wanted + 1
+  local wanted_ids, wanted_counts, wanted = {}, {}, 0
+  for id, deliveries in string.gmatch(lines, '(%S+) (%d+)') do
+    wanted = wanted + 1
+    wanted_ids[wanted] = id
+    wanted_counts[wanted] = tonumber(deliveries)
+  end
   -- the range may hold other entries the consumer is running: ask for room
   local limit = wanted * 2 + 100
   local rows = redis.pcall('XPENDING', stream, group, low, high, limit, consumer)
@@ -67,16 +71,19 @@ local function held_batch(stream, group, consumer, low, high, lines)
     local row = rows[i]
     counts[row[1]] = row[4]
   end
-  local ids, held_counts = {}, {}
-  for id, deliveries in string.gmatch(lines, '(%S+) (%d+)') do
+  local complete = #rows < limit
+  local ids, held_counts, held_n = {}, {}, 0
+  for i = 1, wanted do
+    local id = wanted_ids[i]
     local count = counts[id]
-    if count == nil and #rows == limit then -- past the rows asked for: ask for it alone
+    if count == nil and not complete then -- past the rows asked for: ask for it alone
       local row = redis.call('XPENDING', stream, group, id, id, 1, consumer)
       if row[1] ~= nil then count = row[1][4] end
     end
-    if count == tonumber(deliveries) then
-      ids[#ids + 1] = id
-      held_counts[#ids] = count
+    if count == wanted_counts[i] then
+      held_n = held_n + 1
+      ids[held_n] = id
+      held_counts[held_n] = count
     end
   end
   return ids, held_counts
