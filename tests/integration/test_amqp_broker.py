@@ -17,6 +17,7 @@ import pytest
 import hurtle
 from hurtle.brokers import Broker, Delivery, Message, from_url
 from hurtle.brokers.amqp import AMQPBroker
+from hurtle.brokers.amqp import broker as amqp_broker
 from hurtle.brokers.amqp import compat as amqp_compat
 from hurtle.brokers.amqp.publish import fast_path
 from hurtle.errors import BrokerError, ConfigurationError
@@ -165,6 +166,45 @@ async def test_a_standing_consumer_holds_no_more_than_the_free_slots_and_gives_b
     await worker.ack(first[2:])
     await idle.ack(rest)
     assert (await counts(watcher, "q")).pending == 0
+
+
+async def test_a_standing_consumer_is_replaced_only_when_the_room_outgrows_it_by_a_quarter(
+    brokers: Brokers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A replacement costs round trips with nothing delivered, and is made while tasks run
+    # (so it is smaller than the pool): replaced at any shortfall it was replaced again
+    # and again. (Not stood down for idling meanwhile, however slow the machine.)
+    monkeypatch.setattr(amqp_broker, "STAND_DOWN_AFTER", 60.0)
+    broker, watcher = await brokers.open(), await brokers.open()
+    assert isinstance(broker, AMQPBroker)
+    # Given a consumer made by a fetch with 8 free slots, which emptied the queue
+    await watcher.enqueue(messages("q", *[str(i).encode() for i in range(8)]))
+    got = await fetch_n(broker, ["q"], 8)
+    standing = broker._puller.session.standing
+    assert standing is not None and standing.prefetch == 8
+    await broker.ack(got)
+    # When a fetch with 9 free slots waits, the same consumer serves it
+    fetching = asyncio.ensure_future(broker.fetch(["q"], 9, WAIT_LIMIT))
+    await watcher.enqueue(messages("q", b"8"))
+    got = await fetching
+    assert bodies(got) == [b"8"]
+    assert broker._puller.session.standing is standing
+    await broker.ack(got)
+    # And when one with 10 (a quarter more than its prefetch) waits, a consumer that size replaces it
+    fetching = asyncio.ensure_future(broker.fetch(["q"], 10, WAIT_LIMIT))
+    await eventually(lambda: _standing_is_new(broker, standing), "a new consumer")
+    await watcher.enqueue(messages("q", b"9"))
+    got = await fetching
+    assert bodies(got) == [b"9"]
+    replaced = broker._puller.session.standing
+    assert replaced is not None and replaced.prefetch == 10
+    await broker.ack(got)
+    assert (await counts(watcher, "q")).pending == 0
+
+
+async def _standing_is_new(broker: AMQPBroker, old: object) -> bool:
+    standing = broker._puller.session.standing
+    return standing is not None and standing is not old
 
 
 async def ready_on_server(watcher: Broker, count: int) -> bool:

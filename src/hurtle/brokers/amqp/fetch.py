@@ -14,7 +14,8 @@ the prefetch, so what waits in the buffer is never more than the worker's free
 slots: nothing is hoarded that an idle worker could run, without a consumer, a qos and a
 cancel round trip per fetch. A fetch checks the bound still holds (its
 consumer's prefetch minus its leased messages within ``max_count``) and makes
-a new consumer when it does not, or when ``max_count`` outgrew the prefetch.
+a new consumer when it does not, or when a fetch that finds nothing buffered has
+a quarter more free slots than the prefetch (``_GROW_AT``).
 A worker that stops fetching (busy below its water mark, draining to stop)
 must not sit on buffered messages: ``stand_down`` cancels the consumer and
 gives them back; the broker calls it when no fetch came for a while.
@@ -84,6 +85,13 @@ _TAGS_KEPT = 4096  # consumer tags remembered (a late delivery names its queue b
 # replaces the consumer. A worker fetches before it sends the acks of the tasks that made
 # room (they follow within a loop turn): in the hot path they free it in milliseconds.
 _FULL_WAIT = 0.2
+# How much more room than its prefetch a fetch must have before it replaces the standing
+# consumer with a bigger one. A replacement is made while tasks run, so its prefetch (the
+# free slots then) is below the pool's size, and at once it looks too small again: replaced
+# at any shortfall, a busy 64-thread worker replaced its consumer at one fetch in ten (a
+# cancel-ok, a qos and a consume-ok each time, nothing delivered meanwhile). Grown by a
+# quarter at least, it settles within a few steps at 80% or more of the pool.
+_GROW_AT = 1.25
 _CANCELLED = (aiormq.exceptions.ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
 
 Taken = list[tuple[str, DeliveredMessage]]  # (queue, message)
@@ -287,8 +295,8 @@ class Puller:
                 await self._consume(conn, session, queues, room)
         elif session.standing is None:
             await self._stand(conn, session, queues[0], room)
-        elif room > session.standing.prefetch:
-            # More free slots than it may ever hold: make a bigger one (what the
+        elif room >= session.standing.prefetch * _GROW_AT:
+            # Far more free slots than it may ever hold: make a bigger one (what the
             # old one sent before its cancel-ok is taken first).
             await self._cancel_standing(conn, session)
             return True
