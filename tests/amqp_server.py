@@ -100,32 +100,13 @@ def unique_amqp_url(**params: str) -> str:
 
 
 async def _delete(connection: Any, prefix: str) -> None:
-    """Delete what a broker with ``prefix`` may have made: the catalogue names its queues."""
-    import aiormq
-    from pamqp import commands as spec
-
+    """Delete what a broker with ``prefix`` may have made (what a bench run's namespace does)."""
+    from hurtle.bench.namespace import delete_amqp_names
     from hurtle.brokers.amqp.link import Names
-    from hurtle.brokers.amqp.topology import LEVELS
 
-    names = Names(prefix)
     channel = await connection.channel()
     try:
-        queues: set[str] = set()
-        try:
-            await channel.queue_declare(names.catalogue, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            channel = await connection.channel()
-        else:
-            while isinstance((message := await channel.basic_get(names.catalogue, no_ack=True)).delivery,
-                             spec.Basic.GetOk):
-                queues.add(message.body.decode())
-        for queue in queues:
-            delays = [names.delay(level, queue) for level in range(LEVELS)]
-            for name in (names.work(queue), names.dead(queue), *delays):
-                await channel.queue_delete(name)
-        await channel.queue_delete(names.catalogue)
-        for exchange in (names.dead_exchange, *(names.delay_exchange(L) for L in range(LEVELS))):
-            await channel.exchange_delete(exchange)
+        await delete_amqp_names(channel, Names(prefix))
     finally:
         if not channel.is_closed:
             await channel.close()

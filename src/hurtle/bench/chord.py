@@ -89,8 +89,8 @@ def check_callback(folder: Path, members: int) -> list[str]:
 def run(options: Options, progress: OnProgress | None = None) -> RunResult:
     """Send one chord of ``options.n`` members, drain it with a burst worker, check it."""
     members, then = (member_async, callback_async) if options.kind == "async" else (member, callback)
-    with broker_url(options.broker) as url, tempfile.TemporaryDirectory() as folder:
-        result = RunResult("chord", options.kind, options.n + 1, options.processes, url)
+    with broker_url(options.broker, keep=options.profile) as url, tempfile.TemporaryDirectory() as folder:
+        result = RunResult("chord", options.kind, options.n + 1, options.processes, options.broker or url)
         before = queue_stats(url, QUEUE)
         if before.pending:
             result.problems.append(f"queue {QUEUE!r} holds {before.pending} message(s) before the run")

@@ -51,8 +51,10 @@ async def ping_async(sent_at: float) -> float:
 def run(options: Options, progress: OnProgress | None = None) -> RunResult:
     task = ping_async if options.kind == "async" else ping
     queue = task.opts.queue
-    with broker_url(options.broker) as url, tempfile.TemporaryFile("w+") as log:
-        result = RunResult("ping", options.kind, options.n, options.processes, url, throughput=False)
+    with broker_url(options.broker, keep=options.profile) as url, tempfile.TemporaryFile("w+") as log:
+        result = RunResult(
+            "ping", options.kind, options.n, options.processes, options.broker or url, throughput=False
+        )
         if queue_stats(url, queue).pending:
             result.problems.append(f"queue {queue!r} is not empty: purge it or use a fresh broker")
             return result

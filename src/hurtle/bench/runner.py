@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hurtle.app import App
+from hurtle.bench.namespace import run_namespace
 from hurtle.bench.result import RunResult, Timings
 from hurtle.brokers import QueueStats, from_url
 from hurtle.task import Task
@@ -205,10 +206,16 @@ def read_records(folder: Path) -> Records:
 
 
 @contextmanager
-def broker_url(explicit: str | None) -> Iterator[str]:
-    """The URL to use: ``explicit``, else a SQLite file in a fresh temp dir."""
-    if explicit:
+def broker_url(explicit: str | None, *, keep: bool = False) -> Iterator[str]:
+    """The URL to use: ``explicit`` with a namespace of the run's own on Redis and RabbitMQ,
+    deleted after (``namespace.py``), else a SQLite file in a fresh temp dir. With
+    ``keep`` (a profiled run, whose profiles are read after it), ``explicit`` as it is."""
+    if explicit and keep:
         yield explicit
+        return
+    if explicit:
+        with run_namespace(explicit) as url:
+            yield url
         return
     with tempfile.TemporaryDirectory(prefix="hurtle-bench-") as folder:
         yield f"sqlite:///{folder}/bench.db"
@@ -306,8 +313,8 @@ def run_burst(
     ``env`` is added to the worker's environment (where a workload's target is).
     """
     queue = task.opts.queue
-    with broker_url(options.broker) as url, tempfile.TemporaryDirectory() as folder:
-        result = RunResult(workload, options.kind, len(calls), options.processes, url)
+    with broker_url(options.broker, keep=options.profile) as url, tempfile.TemporaryDirectory() as folder:
+        result = RunResult(workload, options.kind, len(calls), options.processes, options.broker or url)
         before = queue_stats(url, queue)
         if before.pending:
             result.problems.append(

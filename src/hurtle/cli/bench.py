@@ -38,7 +38,9 @@ PEERS_POINTER = (
 @click.option("-n", "count", type=click.IntRange(min=1), default=20000, show_default=True,
               help="Tasks per run.")
 @click.option("--broker", "broker_url",
-              help="Broker URL. Default: SQLite in a fresh temp dir for each run.")
+              help="Broker URL. Default: SQLite in a fresh temp dir for each run. On Redis and"
+                   " RabbitMQ each run uses a prefix of its own (PREFIX-bench-TOKEN), deleted"
+                   " after the run; with --profile, the URL's own, so the profiles stay.")
 @click.option("-p", "--processes", type=click.IntRange(min=1),
               help="Worker processes. Default: CPU count.")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
