@@ -46,10 +46,12 @@ from pamqp import commands as spec
 from pamqp.common import FieldTable
 
 from hurtle.brokers.amqp.dead import AMQPDeadLetters, publish_dead
-from hurtle.brokers.amqp.fetch import AMQPReceipt, Puller, uncounted
+from hurtle.brokers.amqp.fetch import Puller
 from hurtle.brokers.amqp.headers import HURTLE_AT
 from hurtle.brokers.amqp.link import AMQPURL, OPTIONS, AMQPConn, AMQPLink
 from hurtle.brokers.amqp.publish import publish_all
+from hurtle.brokers.amqp.recount import uncounted
+from hurtle.brokers.amqp.session import AMQPReceipt
 from hurtle.brokers.amqp.topology import (
     Topology,
     delay_headers,

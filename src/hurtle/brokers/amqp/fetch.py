@@ -33,12 +33,7 @@ buffer first, then ``basic.get``, so the order holds over all RabbitMQ has
 ready, not only over what it already sent. Consumers per fetch serve only as the
 wait for a first arrival, and are cancelled before the queues are asked again.
 
-Delivery counts. RabbitMQ puts a consumer's unacked messages back when its
-channel closes: a worker that died, a lost connection. A quorum queue counts
-those returns (``x-delivery-count``); a classic queue only flags them
-``redelivered``, so such a message is published again with the count in the
-header ``hurtle-deliveries`` and the flagged copy acknowledged: the copy comes
-later, at the back of the queue, counted.
+Delivery counts: ``recount.py``.
 
 Nothing taken is stranded. Whatever a fetch takes out of the buffer is leased,
 settled here (a count that is not a count: dead-lettered with the reason; a
@@ -56,24 +51,15 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import aiormq
 from aiormq.abc import AbstractChannel, DeliveredMessage
 from pamqp import commands as spec
 
-from hurtle.brokers.amqp.acks import Unacked
-from hurtle.brokers.amqp.headers import (
-    DELIVERIES,
-    copy_properties,
-    deliveries_before,
-    own_headers,
-    ready_at,
-    unreadable,
-)
+from hurtle.brokers.amqp.headers import deliveries_before, ready_at
 from hurtle.brokers.amqp.link import AMQPConn, Names, task_callback
-from hurtle.brokers.amqp.publish import publish_all
+from hurtle.brokers.amqp.recount import Recounting
+from hurtle.brokers.amqp.session import AMQPReceipt, PublishDead, Session, Standing, Taken, message_tag
 from hurtle.brokers.base import Delivery
 
 log = logging.getLogger("hurtle.amqp")
@@ -94,53 +80,7 @@ _FULL_WAIT = 0.2
 _GROW_AT = 1.25
 _CANCELLED = (aiormq.exceptions.ChannelInvalidStateError, ConnectionError, asyncio.TimeoutError)
 
-Taken = list[tuple[str, DeliveredMessage]]  # (queue, message)
-#: Publish a dead letter, confirmed: (conn, queue, body, original properties, reason).
-PublishDead = Callable[[AMQPConn, str, bytes, spec.Basic.Properties, str], Awaitable[None]]
-
-
-@dataclass(slots=True, eq=False)
-class AMQPReceipt:
-    """Where a delivery came from: its connection's generation, its delivery tag and,
-    for a standing consumer's, that consumer's tag."""
-
-    generation: int
-    tag: int
-    properties: spec.Basic.Properties
-    consumer: str | None = None
-    settled: bool = False
-
-
-@dataclass(slots=True)
-class Standing:
-    """A consumer that outlives the fetch that made it (fetches of one queue)."""
-
-    tag: str
-    queue: str
-    prefetch: int
-    leased: int = 0  # its deliveries fetched and not settled: they use up prefetch
-
-    def bounded_by(self, queue: str, room: int) -> bool:
-        """True while all it may still buffer (its free prefetch) fits in ``room`` free slots."""
-        return queue == self.queue and self.prefetch - self.leased <= room
-
-
-@dataclass
-class Session:
-    """The state of one connection; RabbitMQ puts its unacked messages back when it goes."""
-
-    generation: int
-    channel: aiormq.Channel | None
-    buffer: dict[str, deque[DeliveredMessage]] = field(default_factory=dict)  # came, not yet fetched
-    tags: dict[str, str] = field(default_factory=dict)  # consumer tag -> queue
-    active: list[str] = field(default_factory=list)  # per-fetch consumer tags not cancelled yet
-    standing: Standing | None = None
-    qos: int = 0  # the prefetch the next consumer on ``sub`` gets
-    leased: dict[int, str] = field(default_factory=dict)  # delivery tag -> queue, fetched and unsettled
-    unacked: Unacked = field(default_factory=Unacked)  # every delivery tag on ``sub`` not settled
-
-
-class Puller:
+class Puller(Recounting):
     """Consumers and the buffer behind them, for one broker object."""
 
     def __init__(self, names: Names, publish_dead: PublishDead, *, quorum: bool) -> None:
@@ -419,69 +359,6 @@ class Puller:
         except Exception:  # the channel is going: RabbitMQ puts it back anyway
             log.debug("giving a delivery back failed", exc_info=True)
 
-    async def _sift(self, conn: AMQPConn, session: Session, taken: Taken) -> Taken:
-        """Settle what must not be handed out; return the rest. A message whose delivery
-        headers cannot be read is dead-lettered with the reason; a classic queue's
-        redelivery is published again with its count and the old copy acked. On an
-        error, every message not settled yet goes back to the buffer first."""
-        quorum = self.quorum
-        bad = [(q, m, why) for q, m in taken if (why := unreadable(m.header.properties, quorum=quorum))]
-        if bad:
-            unfit = {message_tag(m) for _, m, _ in bad}
-            taken = [(q, m) for q, m in taken if message_tag(m) not in unfit]
-        again = [(q, m) for q, m in taken if self._redelivered_uncounted(m)]
-        if not bad and not again:
-            return taken
-        settled: set[int] = set()
-        try:
-            for queue, message, why in bad:
-                await self._dead_letter(conn, session, queue, message, why)
-                settled.add(message_tag(message))
-            if again:
-                failed, error = await self._publish_again(conn, session, again)
-                unconfirmed = {message_tag(m) for _, m in failed}
-                settled.update(tag for _, m in again if (tag := message_tag(m)) not in unconfirmed)
-                if error is not None:
-                    raise error
-        except BaseException:
-            left = [(q, m) for q, m, _ in bad] + taken
-            self._restore(session, [(q, m) for q, m in left if message_tag(m) not in settled])
-            raise
-        if again:
-            log.info("counted %d redelivered message(s) (a worker died or a connection broke)", len(again))
-        return [(q, m) for q, m in taken if message_tag(m) not in settled]
-
-    async def _dead_letter(
-        self, conn: AMQPConn, session: Session, queue: str, message: DeliveredMessage, why: str
-    ) -> None:
-        """Dead-letter a message hurtle cannot count (published confirmed, then acked)."""
-        reason = f"unreadable message headers: {why}"
-        log.error("dead-lettered a message from queue %r: %s", queue, reason)
-        await self._publish_dead(conn, queue, message.body, message.header.properties, reason)
-        await session.unacked.ack(conn.sub, [message_tag(message)])
-
-    @staticmethod
-    def _restore(session: Session, taken: Taken) -> None:
-        """Put taken messages back at the front of their buffers, in their order."""
-        for queue, message in reversed(taken):
-            session.buffer.setdefault(queue, deque()).appendleft(message)
-
-    def _redelivered_uncounted(self, message: DeliveredMessage) -> bool:
-        """Flagged redelivered by a classic queue (a quorum queue counts in ``x-delivery-count``)."""
-        delivery = message.delivery
-        redelivered = isinstance(delivery, (spec.Basic.Deliver, spec.Basic.GetOk)) and delivery.redelivered
-        return bool(redelivered) and not self.quorum
-
-    def _counted(self, message: DeliveredMessage) -> spec.Basic.Properties:
-        """A message not handed out, published again: the deliveries behind it so far,
-        plus the one a classic queue's redelivered flag stands for (one whose count
-        cannot be read goes as it came: the fetch that takes it dead-letters it)."""
-        properties = message.header.properties
-        if unreadable(properties, quorum=self.quorum) is not None:
-            return copy_properties(properties, own_headers(properties))
-        counted = deliveries_before(properties, quorum=self.quorum)
-        return uncounted(properties, counted + (1 if self._redelivered_uncounted(message) else 0))
-
     async def drop_standing(self, conn: AMQPConn) -> None:
         """Cancel the standing consumer (the next fetch makes a new one); its buffer stays."""
         if self.session.generation == conn.generation:
@@ -495,41 +372,6 @@ class Puller:
             return
         await self._cancel_standing(conn, session)
         await self.give_back(conn)
-
-    async def give_back(self, conn: AMQPConn) -> None:
-        """Publish the buffered (never fetched) messages again, uncounted, and ack them:
-        closing with them unacked would flag them redelivered, and so count them."""
-        session = self.session
-        if session.generation != conn.generation:
-            return
-        buffered = [(q, m) for q, messages in session.buffer.items() for m in messages]
-        session.buffer.clear()
-        if not buffered:
-            return
-        try:
-            failed, error = await self._publish_again(conn, session, buffered)
-        except BaseException:
-            self._restore(session, buffered)  # still ours, unacked: never stranded
-            raise
-        for queue, message in failed:  # still ours, unacked: a later fetch takes them, or a close
-            session.buffer.setdefault(queue, deque()).append(message)
-        if error is not None:
-            raise error
-
-    async def _publish_again(
-        self, conn: AMQPConn, session: Session, taken: Taken
-    ) -> tuple[Taken, BaseException | None]:
-        """Publish each again (counted, see ``_counted``) and ack the copy we hold once
-        RabbitMQ confirmed the new one; those not confirmed are returned, unacked."""
-        work = self.names.work
-        outgoing = [("", work(queue), message.body, self._counted(message)) for queue, message in taken]
-        results = await publish_all(conn.pub, outgoing)
-        outcomes = list(zip(taken, results, strict=True))
-        done = [message_tag(message) for (_, message), error in outcomes if error is None]
-        failed = [entry for entry, error in outcomes if error is not None]
-        if done:
-            await session.unacked.ack(conn.sub, done)
-        return failed, next((error for error in results if error is not None), None)
 
     async def settle(self, conn: AMQPConn, receipts: list[AMQPReceipt]) -> None:
         """Acknowledge, each once (a second ack of a tag would close the channel)."""
@@ -562,17 +404,6 @@ class Puller:
             standing.leased += 1
         receipt = AMQPReceipt(session.generation, tag, properties, consumer)
         return Delivery(queue, message.body, deliveries, receipt)
-
-
-def message_tag(message: DeliveredMessage) -> int:
-    tag = message.delivery_tag
-    assert tag is not None, "a delivery (or get-ok) always has a tag"
-    return tag
-
-
-def uncounted(properties: spec.Basic.Properties, counted: int) -> spec.Basic.Properties:
-    """Properties to publish a message again with ``counted`` deliveries behind it."""
-    return copy_properties(properties, own_headers(properties) | {DELIVERIES: counted})
 
 
 def _full(session: Session) -> bool:
