@@ -72,9 +72,9 @@ async def test_a_flush_s_acks_go_out_in_one_write_and_settle_exactly_the_tags_gi
     writes: list[tuple[int | None, list[int]]] = []
     write_acks = compat.write_acks
 
-    async def counted(channel: Any, upto: int | None, singles: Any) -> None:
+    async def counted(channel: Any, upto: int | None, singles: Any, writer: Any = None) -> None:
         writes.append((upto, list(singles)))
-        await write_acks(channel, upto, singles)
+        await write_acks(channel, upto, singles, writer)
 
     monkeypatch.setattr(acks, "write_acks", counted)
 
@@ -87,6 +87,47 @@ async def test_a_flush_s_acks_go_out_in_one_write_and_settle_exactly_the_tags_gi
     left = await other.queue_declare(queue, passive=True)
     await other.queue_delete(queue)
     assert (back, left.message_count) == (b"2", 0)
+
+
+async def test_acks_go_out_on_the_socket_at_once_when_nothing_is_queued_before_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a connection whose socket writer hurtle holds (as the broker's own), and 3 messages got
+    from hurtle.brokers.amqp.frames import SalvagingTransport
+
+    transport = SalvagingTransport("amqp")
+    connection = await aiormq.connect(shared_amqp_url(), transport_factory=transport)
+    channel = await connection.channel(publisher_confirms=True)
+    queue = f"hurtle-test-compat-{uuid.uuid4().hex}"
+    await channel.queue_declare(queue, auto_delete=False)
+    batch = [("", queue, str(i).encode(), spec.Basic.Properties()) for i in range(3)]
+    await publish.publish_all(channel, batch)
+    unacked = acks.Unacked()
+    unacked.writer = transport.writer
+    tags = []
+    for _ in range(3):
+        got = await channel.basic_get(queue)
+        unacked.add(got.delivery_tag)
+        tags.append(got.delivery_tag)
+    queued: list[Any] = []
+    put = channel.write_queue.put
+
+    async def counted(item: Any) -> None:
+        queued.append(item)
+        await put(item)
+
+    monkeypatch.setattr(channel.write_queue, "put", counted)
+    # When two of them are acked with nothing waiting in aiormq's write queue
+    await unacked.ack(channel, [tags[0], tags[2]])
+    # Then the acks did not go through the queue, and they settled exactly those two
+    assert queued == []
+    await channel.close()
+    other = await connection.channel()
+    back = await _next_message(other, queue)
+    left = await other.queue_declare(queue, passive=True)
+    await other.queue_delete(queue)
+    await connection.close()
+    assert (back, left.message_count) == (b"1", 0)
 
 
 async def _next_message(channel: Any, queue: str) -> bytes:

@@ -16,7 +16,9 @@ What is used:
   ``_raise_on_channel_close`` scope (a closing channel fails the write's drain
   future, and the confirms are cancelled with it);
 - the acks of one flush (``acks.py``, its ``write_acks`` here) go out as one
-  write-queue item of several ``Basic.Ack`` frames, as ``basic_ack`` queues one;
+  write of several ``Basic.Ack`` frames: straight to the socket's writer (which
+  ``frames.SalvagingTransport`` keeps) when aiormq's write queue is empty, else
+  as one write-queue item, as ``basic_ack`` queues one;
 - the salvaging reader (``frames.py``) plugs into aiormq's ``transport_factory``
   hook with its TCP and TLS factories, and reads a content header's property
   flags with pamqp's ``ContentHeader._get_flags``.
@@ -121,14 +123,22 @@ async def write_chunk(channel: Any, chunk: Sequence[Outgoing]) -> list[asyncio.F
     return confirms
 
 
-async def write_acks(channel: Any, upto: int | None, singles: Sequence[int]) -> None:
+async def write_acks(
+    channel: Any, upto: int | None, singles: Sequence[int], writer: asyncio.StreamWriter | None = None
+) -> None:
     """A ``multiple`` ack up to ``upto`` (None: none) and single acks of ``singles``, in that
-    order, as one write-queue item: one write to the socket, where ``basic_ack`` makes one a
-    frame. Awaits the write, as ``basic_ack`` does."""
+    order, as one write to the socket, where ``basic_ack`` makes one a frame. Written on
+    ``writer`` at once when aiormq has nothing queued to write: nothing queued can then
+    come after them that was meant to go before (an earlier ack), and the write skips a
+    turn of aiormq's writer task, which a busy loop's acks waited for. Otherwise queued,
+    and awaited as ``basic_ack`` awaits its write."""
     if channel.is_closed:
         raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
     frames: list[Any] = [spec.Basic.Ack(delivery_tag=upto, multiple=True)] if upto is not None else []
     frames.extend(spec.Basic.Ack(delivery_tag=tag) for tag in singles)
+    if writer is not None and channel.write_queue.empty() and not writer.is_closing():
+        writer.write(ChannelFrame.marshall(channel_number=channel.number, frames=frames).payload)
+        return
     drained = channel.create_future()
     try:
         await channel.write_queue.put(marshall(channel, frames, drained))

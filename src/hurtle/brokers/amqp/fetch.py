@@ -98,6 +98,7 @@ class Puller(Recounting):
         """The session of ``conn``; a new connection starts a new one."""
         if self.session.generation != conn.generation:
             self.session = Session(conn.generation, conn.sub)
+            self.session.unacked.writer = conn.writer
             conn.connection.closing.add_done_callback(lambda _: self._arrived.set())  # wake a fetch
         return self.session
 

@@ -58,10 +58,11 @@ class SalvagingTransport(TransportFactory):
     def __init__(self, scheme: str) -> None:
         self._inner = TLSTransportFactory() if scheme == "amqps" else TCPTransportFactory()
         self.reader: _Reader | None = None  # the connection's, once made (one connection per factory)
+        self.writer: asyncio.StreamWriter | None = None  # its socket's writer: acks go out on it directly
 
     async def create(self, url: URL, **kwargs: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await self._inner.create(url, **kwargs)
-        self.reader = _Reader(reader)
+        self.reader, self.writer = _Reader(reader), writer
         return self.reader, writer  # type: ignore[return-value]  # what aiormq reads of a StreamReader
 
 

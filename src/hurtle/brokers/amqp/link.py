@@ -205,6 +205,8 @@ class AMQPConn:
     probe: aiormq.Channel | None = None
     # One question at a time on ``probe``: a missing queue closes it under any other.
     probing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The socket's writer (None: aiormq's own transport), where acks are written directly.
+    writer: asyncio.StreamWriter | None = None
 
     def alive(self) -> bool:
         return not (self.connection.is_closed or self.pub.is_closed or self.sub.is_closed)
@@ -309,7 +311,7 @@ class AMQPLink:
             transport.reader.deliver_direct(sub.number, assembler)
         sub.consumers = _CatchAll(self._on_delivery, self._on_cancelled)
         self._generation += 1
-        return AMQPConn(connection, pub, sub, self._generation)
+        return AMQPConn(connection, pub, sub, self._generation, writer=transport.writer)
 
     async def _discard(self) -> None:
         conn, self._conn = self._conn, None
