@@ -12,16 +12,47 @@ log = logging.getLogger("hurtle.worker")
 CANCEL_PATIENCE = 5.0  # seconds ``cancel_all`` spends on tasks that will not end
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A new event loop, uvloop's when installed: a worker process runs on one, and
-    so does the sync portal that every sync ``send`` hops to and back from."""
+#: ``hurtle worker --loop``: ``auto`` picks by what the process runs (``worker_loop``).
+LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def uvloop_installed() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def worker_loop(choice: str, runs_async: bool) -> str:
+    """The event loop a worker process runs: ``choice``, or for ``auto`` uvloop (when
+    installed) in a process that runs async tasks, and asyncio's own in one whose tasks
+    are all sync.
+
+    uvloop lets go of the GIL while libuv waits and takes it back for every callback
+    it makes into Python. With a pool of threads running sync tasks, each of those
+    takes waits for the threads (a thread back from its I/O takes the GIL whenever it
+    is free), and the loop, which fetches and acknowledges their tasks, falls behind:
+    io ``def`` tasks on Redis ran 8-10% faster on asyncio's loop (docs/benchmarks.md).
+    asyncio's loop holds the GIL but in its ``select``. With async tasks uvloop's
+    cheaper callbacks win (about 5%)."""
+    if choice != "auto":
+        return choice
+    return "uvloop" if runs_async and uvloop_installed() else "asyncio"
+
+
+def new_event_loop(kind: str = "uvloop") -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's when ``kind`` is uvloop and it is installed, else asyncio's."""
     # uvloop's callbacks and thread hops cost less: one sync ``send`` on Redis, median
     # of 1,000, took 0.59 ms on asyncio's loop and 0.48 ms on uvloop's.
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 async def cancel_all(tasks: Iterable[asyncio.Task[Any]], patience: float = CANCEL_PATIENCE) -> None:

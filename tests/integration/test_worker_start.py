@@ -48,6 +48,14 @@ def test_the_worker_names_its_broker_result_store_and_tasks_once(tmp_path: Path)
     assert warnings(log) == []
 
 
+def test_the_worker_names_its_event_loop_by_the_tasks_it_runs(tmp_path: Path) -> None:
+    # Async tasks among them: uvloop. Only sync ones: asyncio's own, which keeps the GIL
+    # between callbacks (uvloop takes it back for each, and busy threads make it wait).
+    assert "  loop:    uvloop (async tasks run here)\n" in start(tmp_path, "-p", "1")
+    assert "  loop:    asyncio (every task here is sync: " in start(tmp_path, "-p", "1", "-q", "default")
+    assert "  loop:    uvloop\n" in start(tmp_path, "-p", "1", "-q", "default", "--loop", "uvloop")
+
+
 def test_with_one_thread_a_sync_task_runs_one_at_a_time(tmp_path: Path) -> None:
     log = start(tmp_path, "-p", "1", "-t", "1")
 

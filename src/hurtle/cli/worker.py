@@ -14,6 +14,7 @@ from hurtle.app import App
 from hurtle.brokers import Broker, from_url
 from hurtle.cli.common import check_reachable, fail, load_app, run
 from hurtle.errors import HurtleError
+from hurtle.loops import LOOPS, uvloop_installed
 from hurtle.observe.registry import HEARTBEAT_EVERY
 from hurtle.schedule.limits import check_limits_kept
 from hurtle.settings import ENV_APP, ENV_BROKER
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
               help="With -t auto: the most threads a process's pool grows to.  [default: 64]")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=100, show_default=True,
               help="Async tasks at once per process.")
+@click.option("--loop", type=click.Choice(LOOPS), default="auto", show_default=True,
+              help="Each process's event loop. auto: uvloop (when installed) where async tasks run,"
+                   " asyncio's own where every task is sync (uvloop takes the GIL back for each"
+                   " callback, and busy threads make it wait).")
 @click.option("--burst", is_flag=True, help="Exit 0 once every queue is empty and nothing is in flight.")
 @click.option("--burst-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="With --burst: stop after SECONDS even if tasks are still queued or delayed"
@@ -84,6 +89,7 @@ def worker(
     threads: str,
     max_threads: int | None,
     concurrency: int,
+    loop: str,
     burst: bool,
     burst_timeout: float | None,
     max_tasks_per_child: int | None,
@@ -121,6 +127,8 @@ def worker(
         fail("--max-threads caps -t auto: a fixed -t N keeps N threads")
     if metrics_host is not None and metrics_port is None:
         fail("--metrics-host: pass --metrics-port too")
+    if loop == "uvloop" and not uvloop_installed():
+        fail("--loop uvloop: uvloop is not installed: pip install 'hurtle[uvloop]'")
     if broker_url:
         os.environ[ENV_BROKER] = broker_url
     app = load_app(app_spec)
@@ -148,6 +156,7 @@ def worker(
         threads=fixed_threads or min(AUTO_START, max_threads or AUTO_MAX),
         auto_threads=fixed_threads is None,
         max_threads=max_threads or AUTO_MAX,
+        loop=loop,
         burst=burst,
         burst_timeout=burst_timeout,
         max_tasks_per_child=max_tasks_per_child,

@@ -31,6 +31,9 @@ class WorkerConfig:
     #: between 2 and ``max_threads`` threads.
     auto_threads: bool = False
     max_threads: int = AUTO_MAX
+    #: ``--loop``: the event loop, ``auto`` (by the tasks it runs: ``loops.worker_loop``),
+    #: ``asyncio`` or ``uvloop``.
+    loop: str = "auto"
     burst: bool = False
     #: With ``burst``: stop after this many seconds even if tasks are left (delayed
     #: ones included: a burst run waits for them), so a CI run cannot hang on them.

@@ -47,3 +47,9 @@ def fetch_groups(
     for queue in queues:
         groups.setdefault(kinds[queue], []).append(queue)
     return [FetchGroup(tuple(names), group_kinds) for group_kinds, names in groups.items()]
+
+
+def runs_async_tasks(tasks: Iterable[Task[..., object]], queues: Sequence[str]) -> bool:
+    """Whether a worker consuming ``queues`` may run async tasks: one of them is sent
+    there, or a queue no registered task names (what comes there is unknown)."""
+    return any(True in group.kinds for group in fetch_groups(tasks, queues, ordered=True))

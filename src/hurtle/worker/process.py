@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hurtle.app import App
 from hurtle.client import Connection
-from hurtle.loops import cancel_all, new_event_loop
+from hurtle.loops import cancel_all, new_event_loop, worker_loop
 from hurtle.observe.figure_writer import FigureSink, FigureWriter
 from hurtle.observe.heartbeat import Heartbeat
 from hurtle.observe.metrics.reporter import metric_sinks
@@ -27,6 +27,7 @@ from hurtle.record_source import open_records
 from hurtle.schedule.worker import scheduling
 from hurtle.worker.config import WorkerConfig
 from hurtle.worker.consumer import Consumer
+from hurtle.worker.fetch_groups import runs_async_tasks
 from hurtle.worker.loop_watch import LoopWatcher, block_limit
 from hurtle.worker.watchdog import Heartbeats
 
@@ -58,7 +59,7 @@ def run_process(
         except Exception:
             log.exception("on_worker_start hook %s failed; this process stops", _name(hook))
             return EXIT_HOOK_FAILED
-    loop = new_event_loop()
+    loop = new_event_loop(worker_loop(config.loop, runs_async_tasks(app.tasks.values(), config.queues)))
     watcher = None
     if heartbeats is not None:  # a supervised process: find what blocks its loop
         watcher = LoopWatcher(heartbeats, slot, block_limit(app.visibility_timeout))

@@ -13,11 +13,13 @@ from typing import Any
 
 from hurtle.app import App
 from hurtle.brokers import from_url, keeping_broker
+from hurtle.loops import worker_loop
 from hurtle.schedule.limits import describe_limits
 from hurtle.schedule.worker import runs_scheduler
 from hurtle.task import Task
 from hurtle.urls import SecretURL
 from hurtle.worker.config import WorkerConfig
+from hurtle.worker.fetch_groups import runs_async_tasks
 from hurtle.worker.priorities import QueueSpec
 
 
@@ -48,6 +50,19 @@ def thread_count(config: WorkerConfig) -> str:
     return str(config.threads)
 
 
+def event_loop(app: App, config: WorkerConfig) -> str:
+    """The event loop each process runs (``loops.worker_loop``), and why, for ``auto``."""
+    runs_async = runs_async_tasks(app.tasks.values(), config.queues)
+    kind = worker_loop(config.loop, runs_async)
+    if config.loop != "auto":
+        return kind
+    if kind == "uvloop":
+        return "uvloop (async tasks run here)"
+    if runs_async:
+        return "asyncio (uvloop is not installed)"
+    return "asyncio (every task here is sync: uvloop would wait for the threads at each callback)"
+
+
 def queue_order(config: WorkerConfig) -> str:
     """The queues consumed, with their order or weights (``priorities.py``)."""
     weights = None if config.weights is None else tuple(config.weights)
@@ -61,6 +76,7 @@ def start_block(app: App, config: WorkerConfig, processes: int) -> str:
         f" (concurrency {config.concurrency}, threads {thread_count(config)} per process)",
         f"  broker:  {app.broker_url}",
         f"  results: {describe_results(app.broker_url, app.results_url)}",
+        f"  loop:    {event_loop(app, config)}",
     ]
     if config.profile is not None or any(task.opts.profile for task in app.tasks.values()):
         from hurtle.profiling.profiler import ProfileConfig, describe, profiled_tasks

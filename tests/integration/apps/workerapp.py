@@ -122,6 +122,12 @@ async def record_async(key: str) -> int:
     return os.getpid()
 
 
+@app.task
+async def loop_kind() -> str:
+    """The module of the event loop the task runs on: ``uvloop`` or asyncio's."""
+    return type(asyncio.get_running_loop()).__module__
+
+
 def busy_loop_until_go() -> int:
     """On a CPU until the test creates ``go``: a named frame for samplers to find."""
     turns = 0
