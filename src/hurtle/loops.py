@@ -33,7 +33,7 @@ def worker_loop(choice: str, runs_async: bool) -> str:
     it makes into Python. With a pool of threads running sync tasks, each of those
     takes waits for the threads (a thread back from its I/O takes the GIL whenever it
     is free), and the loop, which fetches and acknowledges their tasks, falls behind:
-    io ``def`` tasks on Redis ran 8-10% faster on asyncio's loop (docs/benchmarks.md).
+    io ``def`` tasks on Redis ran 8-11% faster on asyncio's loop (docs/benchmarks.md).
     asyncio's loop holds the GIL but in its ``select``. With async tasks uvloop's
     cheaper callbacks win (about 5%)."""
     if choice != "auto":

@@ -42,6 +42,15 @@ def test_a_worker_may_run_async_tasks_when_a_queue_holds_them_or_is_unknown(
     assert runs_async_tasks(app.tasks.values(), queues) is runs_async
 
 
+def test_an_app_of_sync_tasks_alone_runs_no_async_task_on_any_queue() -> None:
+    synced = hurtle.App("memory://loop-choice-sync")
+
+    @synced.task(queue="s")
+    def only() -> None: ...
+
+    assert runs_async_tasks(synced.tasks.values(), ["s", "default", "nobody-s"]) is False
+
+
 def test_auto_is_uvloop_where_async_tasks_run_and_asyncio_where_all_are_sync() -> None:
     assert worker_loop("auto", runs_async=True) == "uvloop"
     assert worker_loop("auto", runs_async=False) == "asyncio"

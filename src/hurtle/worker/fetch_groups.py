@@ -50,6 +50,11 @@ def fetch_groups(
 
 
 def runs_async_tasks(tasks: Iterable[Task[..., object]], queues: Sequence[str]) -> bool:
-    """Whether a worker consuming ``queues`` may run async tasks: one of them is sent
-    there, or a queue no registered task names (what comes there is unknown)."""
-    return any(True in group.kinds for group in fetch_groups(tasks, queues, ordered=True))
+    """Whether a worker consuming ``queues`` may run async tasks: one is registered to
+    one of them, or one of them has no registered task and the app has async tasks
+    (``options(queue=...)`` can send any task there)."""
+    tasks = list(tasks)
+    named = {task.opts.queue for task in tasks}
+    if any(task.is_async and task.opts.queue in queues for task in tasks):
+        return True
+    return any(queue not in named for queue in queues) and any(task.is_async for task in tasks)
