@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -133,3 +134,58 @@ def test_hurtle_bench_on_redis_leaves_no_key_and_reports_the_url_it_was_given() 
     run = json.loads(done.stdout.splitlines()[0])
     assert run["verified"] is True and run["broker"] == users
     assert redis_keys(users, f"{prefix(users)}*") == []
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("bench")
+@pytest.mark.parametrize("phase", ["sending", "running"])
+def test_a_bench_stopped_by_sigterm_stops_its_worker_and_leaves_no_key(phase: str) -> None:
+    users = unique_redis_url()
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "hurtle", "bench", "noop", "-n", "400000", "-p", "1", "--broker", users],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    try:
+        # Once the run sends its tasks (or its worker takes them), in its own namespace
+        reached = run_is_sending if phase == "sending" else worker_is_running
+        deadline = time.monotonic() + 60
+        while not reached(users):
+            assert bench.poll() is None, bench.communicate()[1]
+            assert time.monotonic() < deadline, f"the run never got to {phase}"
+            time.sleep(0.02)  # the polling interval, not a wait for the run
+        # When it is told to stop as a service manager would
+        bench.send_signal(signal.SIGTERM)
+        bench.wait(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    # Then its worker stopped before the namespace was deleted: nothing is left in it
+    left = redis_keys(users, f"{prefix(users)}*")
+    _delete(users, left)  # (a failed run's keys are not under the prefix the suite cleans)
+    assert left == []
+
+
+def run_is_sending(users: str) -> bool:
+    return bool(redis_keys(users, f"{prefix(users)}-bench-*:{{bench-noop}}:stream"))
+
+
+def worker_is_running(users: str) -> bool:
+    """A consumer of the run's stream has taken messages (the worker fetches)."""
+    client = redis.Redis.from_url(users.split("?")[0])
+    try:
+        for stream in client.scan_iter(match=f"{prefix(users)}-bench-*:{{bench-noop}}:stream"):
+            groups = client.xinfo_groups(stream)
+            if any(group.get("pending") or group.get("entries-read") for group in groups):
+                return True
+        return False
+    finally:
+        client.close()
+
+
+def _delete(users: str, keys: list[bytes]) -> None:
+    if keys:
+        client = redis.Redis.from_url(users.split("?")[0])
+        try:
+            client.delete(*keys)
+        finally:
+            client.close()

@@ -42,6 +42,7 @@ RECORDS_ENV = "HURTLE_BENCH_RECORDS"
 _WORKER_TIMEOUT_MIN = 120.0  # seconds; a worker that takes longer has hung
 _LOG_TAIL = 4000  # characters of the worker's log kept for a failed run
 _POLL_S = 0.1  # how often a run's records are read for its progress
+_STOP_WAIT_S = 60.0  # seconds an interrupted run waits for its worker to stop (its grace is 30)
 
 #: Told how many task runs the records count so far, while a run drains (a progress bar).
 OnProgress = Callable[[int], None]
@@ -269,7 +270,11 @@ def run_worker(
         started_at = time.time()
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
-        code = _wait(proc, limit, records, progress)
+        try:
+            code = _wait(proc, limit, records, progress)
+        except BaseException:  # interrupted: the worker stops first, then the run's namespace goes
+            _stop(proc)
+            raise
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         log.seek(0)
@@ -293,6 +298,16 @@ def _wait(
                 proc.kill()
                 proc.wait()
                 return None
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Stop the worker as SIGTERM does (its unstarted tasks go back), killed past ``_STOP_WAIT_S``."""
+    proc.terminate()
+    try:
+        proc.wait(_STOP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 #: Looks at the records folder of a finished run (while it exists); adds problems or measures.

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+from types import FrameType
 
 import click
 from rich.console import Console
@@ -123,7 +125,12 @@ def bench(
             check_reachable(io_kind, io_redis)
     except HurtleError as exc:  # the workload's App read a bad $HURTLE_BROKER; no I/O target
         fail(str(exc))
+    signal.signal(signal.SIGTERM, _interrupted)  # as Ctrl-C: the worker stops, the namespace goes
     _hurtle_alone(workload, run, options, repeat, as_json)
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _io_options(workload: str, io_kind: str | None, io_redis: str | None) -> tuple[str, str]:
