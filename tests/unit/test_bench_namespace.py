@@ -52,3 +52,11 @@ def test_a_namespace_that_cannot_be_deleted_is_said_and_the_run_stands(
     with run_namespace("redis://127.0.0.1:1/0") as used:
         pass
     assert f"could not delete the bench run's namespace ({options(used)['prefix']})" in caplog.text
+
+
+def test_a_bad_url_is_refused_in_the_user_s_own_terms_before_any_prefix_is_added() -> None:
+    from hurtle.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as refused, run_namespace("redis://127.0.0.1:1/0?prefix={x}"):
+        pass
+    assert "prefix={x}'" in str(refused.value) and "-bench-" not in str(refused.value)

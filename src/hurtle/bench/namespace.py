@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from hurtle.brokers import from_url
 from hurtle.brokers.url_options import query_options, rebuild
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ log = logging.getLogger("hurtle.bench")
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 AMQP_SCHEMES = ("amqp", "amqps")
-DEFAULT_PREFIX = "hurtle"  # both brokers' default prefix
+DEFAULT_PREFIX = "hurtle"  # both brokers' default prefix (their modules import redis and aiormq)
 _GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
 
 
@@ -43,7 +44,9 @@ def run_namespace(url: str) -> Iterator[str]:
     if scheme not in REDIS_SCHEMES + AMQP_SCHEMES:
         yield url
         return
+    from_url(url)  # a bad URL is said in the user's own terms, and leaves nothing to delete
     own = with_prefix(url, f"-bench-{secrets.token_hex(4)}")
+    from_url(own)
     try:
         yield own
     finally:
@@ -56,10 +59,8 @@ def run_namespace(url: str) -> Iterator[str]:
 def with_prefix(url: str, suffix: str) -> str:
     """``url`` whose ``prefix`` option (or the default prefix) has ``suffix`` added."""
     parts = urlsplit(url)
-    query = query_options(parts)
-    prefix = dict(query).get("prefix", DEFAULT_PREFIX)
-    kept = [(k, v) for k, v in query if k != "prefix"]
-    return rebuild(parts, urlencode([*kept, ("prefix", prefix + suffix)]))
+    kept = [(k, v) for k, v in query_options(parts) if k != "prefix"]
+    return rebuild(parts, urlencode([*kept, ("prefix", prefix_of(url) + suffix)]))
 
 
 def prefix_of(url: str) -> str:
