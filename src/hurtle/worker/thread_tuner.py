@@ -7,24 +7,33 @@ per 3.7 tasks, docs/benchmarks.md), while CPU-bound ones want few (they share
 one GIL: more threads only add switching). So the size is measured, in the
 spirit of .NET's thread pool: every interval the tuner is told how many tasks
 finished and how much CPU the process used, and it moves the size toward what
-raised the throughput.
+did better.
 
-- **Climb**: while the queues have more than each fetch asks for (so the pool,
-  not the queue, is what limits throughput) and the process has CPU to spare, grow
-  (fourfold on the first climb, judged every ``CLIMB_INTERVAL``; twofold after);
-  keep going while each step raises the throughput by more than ``gain``.
-- **Step back**: a step that did not raise it (or lowered it) is undone: the
-  extra threads only add contention.
-- **Hold**, then **probe**: after ``hold`` intervals at one size, try a smaller
-  one (or a larger one, when the CPU has room): fewer threads that do at least
-  as well are kept, so a pool grown for I/O shrinks again, a step per probe,
-  when CPU-bound tasks follow.
+- **Room** decides the direction. A process has room while its GIL is not
+  full: its user CPU below ``CPU_FULL`` of a core and its loop's wake-ups late
+  by less than ``LAG_FULL``. With room, more threads cost little (they wait on
+  I/O off the GIL) and may add throughput; without it, they only add switching.
+- **First climb**: a busy pool with room grows fourfold (8, 32, 64) every
+  ``CLIMB_INTERVAL`` while the room lasts, unjudged: in a burst's first tenths
+  of a second one interval's rate says more about the start than about the
+  size (rates a third apart at one size), while the room is plain to see.
+- **Probes**, after ``hold`` intervals at one size: with room, a step up
+  (below the cap) or down (alternately); without, a step down. Each is judged
+  on the mean of ``window`` intervals against the mean of the ``window``
+  before it, and the judgment leans where room points: with room, a step up is
+  kept unless it clearly did worse (fewer tasks a second, or more CPU per task
+  for no more of them) and a step down only if it clearly did better; without
+  room, a step down is kept if it did as well. So an I/O pool settles at the
+  largest size that does not clearly hurt, a CPU-bound one at the smallest
+  that does not clearly hurt, and noise moves neither.
+- A probe undone doubles the wait before the next (up to ``MAX_BACKOFF``
+  times ``hold``): a pool already at its best size is disturbed less and less.
 - **Warm up**: the interval right after a move is not judged; it shows the
   threads starting (or leaving) more than the new size.
 
 .NET's tuner moves the count along a wave and reads the throughput's response
-at the wave's frequency, which cancels noise; this one compares whole
-intervals against a margin (``gain``), which is enough for the few steps a
+at the wave's frequency, which cancels noise; this one averages whole
+intervals and asks for a margin (``gain``), which is enough for the few steps a
 pool of at most ``cap`` threads has (8, 16, 32, 64: three doublings), and it
 never moves when the queues ran dry, when the number of threads is not what
 holds the tasks back. It is pure arithmetic over what it is told, so its
@@ -48,13 +57,13 @@ except ImportError:  # not POSIX
 #: ``-t auto``'s pool: threads to start with (the fixed default before it), and at most.
 AUTO_START = 8
 AUTO_MAX = 64
-#: Seconds between two decisions; each compares one interval's throughput with another's.
+#: Seconds between two looks; a probe is judged on ``WINDOW`` of them.
 INTERVAL = 0.25
 #: The same during a pool's first climb: a burst of short tasks can drain in a second or two,
 #: and at ``INTERVAL`` its first half second went to growing (8, 32, 64) at a fraction of the
-#: rate the grown pool reached. A climb compares rates that differ by half or more, which
-#: tens of milliseconds of tasks show; settled, the pool is judged on the longer interval,
-#: where differences of a tenth must stand out of the noise.
+#: rate the grown pool reached. The climb goes on room alone, which tens of milliseconds
+#: show; settled, the pool is judged on the longer interval, where differences of a tenth
+#: must stand out of the noise.
 CLIMB_INTERVAL = 0.05
 #: An interval with fewer finished tasks is extended (up to ``MAX_WINDOW`` intervals).
 MIN_COMPLETED = 20
@@ -84,6 +93,12 @@ CPU_FULL = 0.90
 LAG_FULL = 0.010
 #: Looks at the loop's lateness per interval.
 LOOKS_PER_INTERVAL = 10
+#: Intervals whose mean judges a probe, and the mean it is judged against: one interval's
+#: rate at 32 threads ran from 3,650 to 6,174 tasks/s on a shared 2-core machine (io tasks,
+#: docs/benchmarks.md), so a single interval said more about the machine than the size.
+WINDOW = 3
+#: A probe undone doubles the wait before the next, up to this many times ``hold``.
+MAX_BACKOFF = 8
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,16 @@ class Sample:
 class Measure:
     rate: float  # tasks per second
     cpu: float  # the process's CPU seconds per task
+    user: float  # the process's user CPU seconds per second: how full its GIL is
+    lag: float  # the loop's mean lateness, in seconds
+
+
+def mean(measures: list[Measure]) -> Measure:
+    count = len(measures)
+    return Measure(
+        sum(m.rate for m in measures) / count, sum(m.cpu for m in measures) / count,
+        sum(m.user for m in measures) / count, sum(m.lag for m in measures) / count,
+    )
 
 
 class ThreadTuner:
@@ -112,9 +137,12 @@ class ThreadTuner:
         self, start: int = AUTO_START, cap: int = AUTO_MAX, floor: int = 2, *, gain: float = 0.10,
         hold: int = 8, cpu_full: float = CPU_FULL, short_enough: float = SHORT_ENOUGH,
         lag_full: float = LAG_FULL, warmup: int = 1, busy_enough: float = BUSY_ENOUGH,
+        window: int = WINDOW,
     ) -> None:
         if not 1 <= floor <= cap:
             raise ValueError(f"need 1 <= floor <= cap, not floor {floor}, cap {cap}")
+        if window < 1:
+            raise ValueError(f"window must be >= 1, not {window}")
         self.cap = cap
         self.floor = floor
         self.threads = max(floor, min(cap, start))
@@ -124,19 +152,25 @@ class ThreadTuner:
         self._short_enough = short_enough
         self._busy_enough = busy_enough
         self._lag_full = lag_full
+        self._window = window
         #: Intervals not judged after each move: the first one shows the move itself (32 new
         #: threads starting, their first wake-ups) more than the new size: a step from 32 to
         #: 64 threads made that interval's rate fall by a third, and the step was undone.
         self._warmup = warmup
         self._warming = 0
-        #: The size, and what was measured at it, before the move being judged; None: no move is.
+        #: The last ``window`` intervals at the current size, while no move is judged.
+        self._at_size: list[Measure] = []
+        #: The size before the move being judged, and the mean measured there; None: no move is.
         self._before: tuple[int, Measure] | None = None
-        #: Intervals left before the next probe.
+        #: The intervals measured since the move (after its warm-up).
+        self._after: list[Measure] = []
+        #: Intervals left before the next probe, and the multiple of ``hold`` the next wait is.
         self._quiet = 0
-        self._probe_down_next = False  # a new pool tries more threads first, if the CPU has room
-        #: Growth per step: fourfold until the first step that does not pay (a worker's first
-        #: seconds: 8 to 32 to 64 in two steps, as short bursts of tasks need), then twofold.
-        self._step_up = 4
+        self._backoff = 1
+        self._probe_down_next = False  # with room below the cap, probes alternate: up first
+        #: The first climb: fourfold steps on room alone, every ``CLIMB_INTERVAL``; over at
+        #: the first size it settles on.
+        self._climbing = True
         #: Whether the last interval was one to judge (tasks finished, the queues not dry): an
         #: idle worker looks at the longer interval, not 200 times a second.
         self._busy = True
@@ -144,91 +178,118 @@ class ThreadTuner:
     @property
     def interval(self) -> float:
         """Seconds the next sample should span: short until the first climb is over."""
-        return CLIMB_INTERVAL if self._step_up == 4 and self._busy else INTERVAL
+        return CLIMB_INTERVAL if self._climbing and self._busy else INTERVAL
 
     def observe(self, sample: Sample) -> int:
         """The size for the next interval, given what the last one measured."""
         dry = sample.short_fetches > self._short_enough and sample.occupancy < self._busy_enough
         self._busy = sample.seconds > 0 and sample.completed > 0 and not dry
-        if sample.seconds <= 0 or sample.completed <= 0:
-            self._before, self._warming = None, 0  # nothing finished: nothing to compare
+        if not self._busy:
+            # Nothing finished, or the queues ran dry: the pool's size did not limit
+            # throughput, so a comparison would measure the queue, not the pool. Judge
+            # nothing, and start afresh when work comes back: it may be other work.
+            self._before, self._warming, self._after, self._at_size = None, 0, [], []
+            self._backoff = 1
             return self.threads
-        now = Measure(sample.completed / sample.seconds, sample.cpu_seconds / sample.completed)
         user = sample.cpu_seconds if sample.user_seconds is None else sample.user_seconds
-        room = user / sample.seconds < self._cpu_full and sample.loop_lag < self._lag_full
-        if dry:
-            # The queues ran dry: the pool's size did not limit throughput, so a
-            # comparison would measure the queue, not the pool. Judge nothing.
-            self._before, self._warming = None, 0
-            return self.threads
+        now = Measure(sample.completed / sample.seconds, sample.cpu_seconds / sample.completed,
+                      user / sample.seconds, sample.loop_lag)
         if self._warming:
             self._warming -= 1
             return self.threads
-        if self._before is None:
-            return self._start_move(now, room)
-        size, before = self._before
-        if self.threads > size:
-            return self._judge_up(size, before, now, room)
-        return self._judge_down(size, before, now)
+        if self._before is not None:
+            self._after.append(now)
+            if self._climbing:
+                return self._climb_on(now)
+            if len(self._after) < self._window:
+                return self.threads
+            return self._judge(mean(self._after))
+        self._at_size = [*self._at_size, now][-self._window:]
+        if self._quiet > 0:
+            self._quiet -= 1
+            return self.threads
+        if self._climbing and self._has_room(now) and self.threads < self.cap:
+            self._move(now, min(self.cap, self.threads * 4))
+            return self.threads
+        self._climbing = False
+        if len(self._at_size) < self._window:  # a probe is judged against a full window
+            return self.threads
+        return self._probe(mean(self._at_size))
+
+    def _has_room(self, measure: Measure) -> bool:
+        return measure.user < self._cpu_full and measure.lag < self._lag_full
 
     def _better(self, now: Measure, before: Measure) -> bool:
-        """More tasks per second; or as many, for less CPU each (larger fetches, less switching)."""
+        """Clearly more tasks a second; or as many, for clearly less CPU each."""
         if now.rate > before.rate * (1 + self._gain):
             return True
         return now.rate >= before.rate * (1 - self._gain / 2) and now.cpu < before.cpu * (1 - self._gain)
 
+    def _worse(self, now: Measure, before: Measure) -> bool:
+        """Clearly fewer tasks a second; or clearly more CPU each, for no more of them:
+        what threads that only add contention show."""
+        if now.rate < before.rate * (1 - self._gain):
+            return True
+        return now.cpu > before.cpu * (1 + self._gain) and now.rate <= before.rate * (1 + self._gain)
+
     def _as_good(self, now: Measure, before: Measure) -> bool:
-        """At least as many tasks per second; or nearly as many, for less CPU each. Fewer
-        threads must show it, not merely stay within the noise: otherwise a pool that does
-        best at its largest would drift down a step at every probe."""
+        """At least as many tasks a second; or nearly as many, for less CPU each."""
         if now.rate >= before.rate:
             return True
         return now.rate >= before.rate * (1 - self._gain / 2) and now.cpu < before.cpu * (1 - self._gain)
 
-    def _start_move(self, now: Measure, room: bool) -> int:
-        if self._quiet > 0:
-            self._quiet -= 1
-            return self.threads
+    def _climb_on(self, now: Measure) -> int:
+        """The first climb: on while the room lasts, to the cap; then settled where it is."""
+        if self._has_room(now) and self.threads < self.cap:
+            self._move(now, min(self.cap, self.threads * 4))
+        else:
+            self._settle(kept=True)
+        return self.threads
+
+    def _probe(self, here: Measure) -> int:
+        room = self._has_room(here)
         up = room and self.threads < self.cap
-        down = self.threads > self.floor
-        if up and (not down or not self._probe_down_next):
-            self._move(now, min(self.cap, self.threads * self._step_up))
-        elif down:
-            self._move(now, max(self.floor, self.threads // 2))
-        self._probe_down_next = not self._probe_down_next
+        down = self.threads > self.floor and (not room or self._probe_down_next or not up)
+        if down:
+            self._move(here, max(self.floor, self.threads // 2))
+        elif up:
+            self._move(here, min(self.cap, self.threads * 2))
+        else:  # at the floor with no room to grow: nothing to try
+            self._settle(kept=True)
+        if room:
+            self._probe_down_next = not self._probe_down_next
         return self.threads
 
-    def _judge_up(self, size: int, before: Measure, now: Measure, room: bool) -> int:
-        if self._better(now, before):
-            if room and self.threads < self.cap:  # it helped and there is room: keep climbing
-                self._move(now, min(self.cap, self.threads * self._step_up))
-            else:
-                self._settle()
-            return self.threads
-        self.threads = size  # the extra threads did not help: undo the step
-        self._settle()
-        return self.threads
-
-    def _judge_down(self, size: int, before: Measure, now: Measure) -> int:
-        if not self._as_good(now, before):
-            self.threads = size  # fewer threads did worse: undo the step
-            self._settle()
-            return self.threads
-        # As good with fewer: keep them, and try fewer still at the next probe, not at once.
-        # Two sizes that do equally well each look the better one in half the intervals:
-        # chained, probes walked an I/O pool from 64 down to 8 threads on noise alone.
-        self._settle()
+    def _judge(self, now: Measure) -> int:
+        assert self._before is not None
+        size, before = self._before
+        if self.threads > size:  # a step up is only ever taken with room
+            kept = not self._worse(now, before)
+        elif self._has_room(before):
+            kept = self._better(now, before)
+        else:
+            kept = self._as_good(now, before)
+        if not kept:
+            self.threads = size
+        self._settle(kept)
         return self.threads
 
     def _move(self, now: Measure, size: int) -> None:
         self._before = (self.threads, now)
+        self._after = []
         self.threads = size
         self._warming = self._warmup
 
-    def _settle(self) -> None:
-        self._step_up = 2  # the first climb is over: from now on, one doubling at a time
-        self._before = None
-        self._quiet = self._hold
+    def _settle(self, kept: bool) -> None:
+        """Stay at the current size: measured afresh, until the next probe."""
+        if self._before is not None and kept:
+            self._at_size = self._after[-self._window:]
+        else:
+            self._at_size = []
+        self._climbing = False
+        self._before, self._after = None, []
+        self._backoff = 1 if kept else min(MAX_BACKOFF, self._backoff * 2)
+        self._quiet = self._hold * self._backoff
 
 
 async def tune(
