@@ -286,3 +286,16 @@ def test_short_fetches_while_the_threads_stay_busy_are_judged_not_taken_for_a_dr
 
     assert tuner.observe(idle) == 32  # threads waiting for messages: nothing judged
     assert tuner.interval == INTERVAL
+
+
+def test_a_spread_adds_up_to_that_many_intervals_to_each_wait_before_a_probe() -> None:
+    waits = set()
+    for _ in range(200):
+        tuner = climbed(hold=2, spread=3)
+        count = 0
+        while tuner.threads == 64:
+            tuner.observe(interval(1000))
+            count += 1
+        waits.add(count)
+
+    assert waits == {3, 4, 5, 6}  # the hold (2) and 0 to 3 more, then the probe's own interval

@@ -55,7 +55,7 @@ from hurtle.worker.running import async_running, sync_running
 from hurtle.worker.settle import Counters, Settler
 from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
 from hurtle.worker.slots import Slots
-from hurtle.worker.thread_tuner import ThreadTuner, tune
+from hurtle.worker.thread_tuner import PROBE_SPREAD, ThreadTuner, tune
 from hurtle.workflows.advance import FlowSteps
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class Consumer(Admitting, Cancelling):
                 await asyncio.wait_for(self.cancels.look(), 5.0)
             helpers.append(asyncio.create_task(self._watch_cancels(), name="hurtle-cancels"))
         if self.config.auto_threads and False in self._kinds:
-            tuner = ThreadTuner(self.config.threads, self.config.max_threads)
+            tuner = ThreadTuner(self.config.threads, self.config.max_threads, spread=PROBE_SPREAD)
             tuning = tune(tuner, self._tuner_counts, self._resize_threads, self.thread_slots.occupied)
             helpers.append(asyncio.create_task(tuning, name="hurtle-threads"))
         limit = self.config.burst_timeout if self.config.burst else None

@@ -43,6 +43,7 @@ decisions are tested with a made-up feed (tests/unit/test_thread_tuner.py).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,6 +100,8 @@ LOOKS_PER_INTERVAL = 10
 WINDOW = 3
 #: A probe undone doubles the wait before the next, up to this many times ``hold``.
 MAX_BACKOFF = 8
+#: Intervals a worker process adds at random to each wait before a probe (``spread``).
+PROBE_SPREAD = 4
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class ThreadTuner:
         self, start: int = AUTO_START, cap: int = AUTO_MAX, floor: int = 2, *, gain: float = 0.10,
         hold: int = 8, cpu_full: float = CPU_FULL, short_enough: float = SHORT_ENOUGH,
         lag_full: float = LAG_FULL, warmup: int = 1, busy_enough: float = BUSY_ENOUGH,
-        window: int = WINDOW,
+        window: int = WINDOW, spread: int = 0,
     ) -> None:
         if not 1 <= floor <= cap:
             raise ValueError(f"need 1 <= floor <= cap, not floor {floor}, cap {cap}")
@@ -148,6 +151,10 @@ class ThreadTuner:
         self.threads = max(floor, min(cap, start))
         self._gain = gain
         self._hold = hold
+        #: Up to this many intervals added at random to each wait before a probe: the
+        #: processes of one worker start together, and probing all at once each would
+        #: judge its size by what the others' moves did to the machine.
+        self._spread = spread
         self._cpu_full = cpu_full
         self._short_enough = short_enough
         self._busy_enough = busy_enough
@@ -289,7 +296,7 @@ class ThreadTuner:
         self._climbing = False
         self._before, self._after = None, []
         self._backoff = 1 if kept else min(MAX_BACKOFF, self._backoff * 2)
-        self._quiet = self._hold * self._backoff
+        self._quiet = self._hold * self._backoff + (random.randint(0, self._spread) if self._spread else 0)
 
 
 async def tune(
