@@ -2,7 +2,8 @@
 
 Reading order: ``run`` → ``_fetch_loop`` (one per group of queues,
 ``fetch_groups.py``) → ``_start`` → ``_run_async`` (a coroutine per async task)
-or ``_run_sync`` → ``_sync_done`` (a thread-pool call per sync task) →
+or ``_run_sync`` → ``_sync_done`` (a thread-pool call per sync task,
+``sync_runs.py``) →
 ``Settler.settle_now`` (a success) or ``Settler.settle`` (``settle.py``).
 Acknowledgements and results are coalesced, and written in batches, by a
 ``SettleBuffer`` (``settle_buffer.py``).
@@ -46,7 +47,7 @@ from hurtle.worker.config import EXIT_OK as EXIT_OK
 from hurtle.worker.config import EXIT_RECYCLE as EXIT_RECYCLE
 from hurtle.worker.config import WorkerConfig as WorkerConfig
 from hurtle.worker.dispatcher import Dispatcher, Job
-from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure, time_limit_failure
+from hurtle.worker.executors import AsyncExecutor, SyncCall, ThreadExecutor, failure
 from hurtle.worker.fetch_groups import FetchGroup, fetch_groups
 from hurtle.worker.loop_watch import run_job
 from hurtle.worker.outcome import Cancelled, DeadLetter, Outcome, Succeeded
@@ -55,6 +56,7 @@ from hurtle.worker.running import async_running, sync_running
 from hurtle.worker.settle import Counters, Settler
 from hurtle.worker.settle_buffer import SettleBuffer, held_limit, slots_of
 from hurtle.worker.slots import Slots
+from hurtle.worker.sync_runs import SyncRuns
 from hurtle.worker.thread_tuner import PROBE_SPREAD, ThreadTuner, tune
 from hurtle.workflows.advance import FlowSteps
 
@@ -66,7 +68,7 @@ threads_log = logging.getLogger("hurtle.worker.threads")  # -t auto's moves, one
 
 
 
-class Consumer(Admitting, Cancelling):
+class Consumer(SyncRuns, Admitting, Cancelling):
     def __init__(
         self, app: App, connection: Connection, config: WorkerConfig, profiler: Profiler | None = None
     ) -> None:
@@ -430,49 +432,6 @@ class Consumer(Admitting, Cancelling):
                 self._let_go(job)
             self.async_slots.give()
         self._after_task()
-
-    def _run_sync(self, job: Job) -> None:
-        """Hand a sync job to the thread pool; ``_sync_done`` picks it up on the loop.
-        No asyncio task and no future per job: a no-op sync task costs a queue put."""
-        envelope = job.envelope
-        fn = job.task.fn if self._profiler is None else self._profiler.sync_function(job)
-        call = SyncCall(fn, envelope.args, envelope.kwargs, job, self._sync_done)
-        self._sync_runs[id(job.delivery)] = call
-        self.thread_executor.submit(call)
-        timeout = job.timeout
-        if timeout is not None:
-            call.timer = asyncio.get_running_loop().call_later(timeout, self._sync_time_out, call, timeout)
-
-    def _sync_done(self, call: SyncCall) -> None:
-        if call.timer is not None:
-            call.timer.cancel()
-        job: Job = call.context
-        self._sync_runs.pop(id(job.delivery), None)
-        if self._holders:  # the thread is done with it, even past its time limit
-            self._let_go(job)
-        if call.settled or self._drained:  # its time ran out, or the worker moved on
-            return
-        call.settled = True
-        assert call.outcome is not None
-        if job.cancelled:  # whatever it returned, it was asked to stop: not run again
-            call.outcome = Cancelled()
-        if self._settle_now(job, call.outcome, call.started, call.finished):
-            self.thread_slots.give()
-            self._after_task()
-        else:
-            self._spawn(self._settle_later(job, call.outcome, call.started, call.finished), self.thread_slots)
-
-    def _sync_time_out(self, call: SyncCall, timeout: float) -> None:
-        """A thread cannot be stopped: fail the task, and have this process replaced."""
-        if call.settled:
-            return
-        call.settled = call.cancelled = True  # a thread that has not started it skips it
-        self.thread_executor.needs_recycle = True
-        job: Job = call.context
-        self._sync_runs.pop(id(job.delivery), None)
-        outcome = time_limit_failure(job.task.name, timeout)
-        started = call.started or time.time() - timeout
-        self._spawn(self._settle_later(job, outcome, started, time.time()), self.thread_slots)
 
     async def _settle_later(self, job: Job, outcome: Outcome, started: float, finished: float) -> None:
         """``Settler.settle``, for what ``settle_now`` could not do."""
