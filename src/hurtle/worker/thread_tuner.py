@@ -296,7 +296,7 @@ class ThreadTuner:
         self._climbing = False
         self._before, self._after = None, []
         self._backoff = 1 if kept else min(MAX_BACKOFF, self._backoff * 2)
-        self._quiet = self._hold * self._backoff + (random.randint(0, self._spread) if self._spread else 0)
+        self._quiet = self._hold * self._backoff + random.randint(0, self._spread)
 
 
 async def tune(
