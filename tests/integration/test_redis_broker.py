@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
-from hurtle.brokers import Broker, Message, from_url
+from hurtle.brokers import Broker, Delivery, Message, from_url
 from hurtle.brokers.redis import RedisBroker
-from hurtle.brokers.redis.url import RedisURL
+from hurtle.brokers.redis.url import GROUP, RedisURL
 from hurtle.errors import BrokerError, ConfigurationError
 from tests.integration.conftest import APPS
 from tests.redis_server import RedisServer, free_port, unique_redis_url
@@ -190,6 +191,64 @@ async def test_a_short_lease_reclaimer_leaves_a_long_lease_alone(opened: Callabl
     assert taken == []
     await holder.ack([held])
     assert (await holder.stats(["q"]))[0].pending == 0
+
+
+async def taken_over(worker: Broker, delivery: Delivery) -> None:
+    """Hand ``delivery``'s entry to another consumer behind the worker's back, as a
+    reclaimer would once Redis's clock had jumped past the worker's lease."""
+    assert isinstance(worker, RedisBroker)
+    client = aioredis.Redis(host="127.0.0.1", port=6379)
+    try:
+        stream = worker.keys.stream(delivery.queue)
+        await client.xclaim(stream, GROUP, "elsewhere/1/abc/30000", 0, [delivery.receipt.entry_id])
+    finally:
+        await client.aclose()
+
+
+async def test_an_ack_past_half_its_lease_is_checked_and_leaves_a_taken_over_entry_alone(
+    opened: Callable[..., Any],
+) -> None:
+    # Given a message leased on a 30 s lease more than 15 s ago, and since taken over
+    worker = await opened(visibility_timeout=30.0)
+    await worker.enqueue(one("q", b"x"))
+    (held,) = await worker.fetch(["q"], 1, 0)
+    held.receipt.leased_at -= 16.0
+    await taken_over(worker, held)
+    # When the worker acks it
+    await worker.ack([held])
+    # Then the ack checked who holds it, and changed nothing
+    assert (await worker.stats(["q"]))[0].pending == 1
+
+
+async def test_an_ack_within_half_its_lease_trusts_the_lease_without_a_check(
+    opened: Callable[..., Any],
+) -> None:
+    # Given a message leased just now on a 30 s lease (nobody else can hold it for 30 s:
+    # only a jump of Redis's clock would let another worker take it)
+    worker = await opened(visibility_timeout=30.0)
+    await worker.enqueue(one("q", b"x"))
+    (held,) = await worker.fetch(["q"], 1, 0)
+    await taken_over(worker, held)
+    # When the worker acks it
+    await worker.ack([held])
+    # Then the ack skipped the check (settling.py): the task ran and succeeded here
+    assert (await worker.stats(["q"]))[0].pending == 0
+
+
+async def test_a_given_back_delivery_is_no_longer_trusted_by_its_ack(opened: Callable[..., Any]) -> None:
+    # Given a message leased just now, given back, and leased by another worker
+    worker = await opened(visibility_timeout=30.0)
+    other = await opened(visibility_timeout=30.0)
+    await worker.enqueue(one("q", b"x"))
+    (held,) = await worker.fetch(["q"], 1, 0)
+    await worker.release([held])
+    (theirs,) = await other.fetch(["q"], 1, 0)
+    # When the first worker acks its old delivery
+    await worker.ack([held])
+    # Then the other's lease stands
+    assert (await worker.stats(["q"]))[0].pending == 1
+    await other.ack([theirs])
+    assert (await worker.stats(["q"]))[0].pending == 0
 
 
 async def test_a_server_that_lost_its_scripts_still_takes_sends_and_acks(tmp_path: Path) -> None:

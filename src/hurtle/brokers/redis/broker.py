@@ -54,12 +54,12 @@ leases of a worker with a long one. So reclaiming runs, per consumer, ``XPENDING
 ... IDLE <its lease>`` then ``XCLAIM``, in one Lua script, without a lock (a
 killed worker cannot leave one behind).
 
-Fencing: ack, extend, retry, dead-letter and release act only while the receipt's
-consumer still holds the entry with the same delivery count, as SQLite matches
-(seq, deliveries). Acknowledging is ``XACK`` + ``XDEL`` in one script, so the
-stream holds only waiting and leased entries. Results: ``store.lua`` writes the
-list and publishes on its channel; every waiter of a store shares one connection
-subscribed to the channels it awaits (``waiters.py``), never polling.
+Fencing (``settling.py``): ack, extend, retry, dead-letter and release act only
+while the receipt's consumer still holds the entry as the same delivery, as SQLite
+matches (seq, deliveries). An ack is ``XACK`` + ``XDEL`` in one script: the stream
+holds only waiting and leased entries. Results: ``store.lua`` writes the list and
+publishes on its channel, which the store's waiters share one connection to
+(``waiters.py``).
 
 Cluster: every script's keys are one queue's (``{q}``: one slot), or one result
 key (``store.lua``), so each runs whole on the node serving that slot. What
@@ -75,7 +75,6 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import msgspec
 from redis.exceptions import ResponseError
 
 from hurtle.brokers.base import (
@@ -89,6 +88,7 @@ from hurtle.brokers.base import (
     each_once,
 )
 from hurtle.brokers.redis.dead import RedisDeadLetters, known_queues
+from hurtle.brokers.redis.entries import clean_id, delivery_of, pairs, parse_read
 from hurtle.brokers.redis.lanes import BLOCK_CAP, RedisConn, script_source
 from hurtle.brokers.redis.limits import RedisLimits
 from hurtle.brokers.redis.link import RedisLink, is_wrong_type
@@ -97,11 +97,11 @@ from hurtle.brokers.redis.queue_stats import added_counts, queue_stats
 from hurtle.brokers.redis.record_store import RedisRecords
 from hurtle.brokers.redis.records import Reports, SkippedQueues
 from hurtle.brokers.redis.results import RedisResults
+from hurtle.brokers.redis.settling import dead_letter_call, each_queue, retry_call
 from hurtle.brokers.redis.tallies import RedisTallies
 from hurtle.brokers.redis.url import (
     GROUP,
     OPTIONS,
-    RedisReceipt,
     RedisURL,
     entry_order,
     oldest_first,
@@ -121,7 +121,6 @@ _PROMOTE_BATCH = 1000  # delayed messages moved per script call
 _RECLAIM_BATCH = 1000  # expired entries reclaimed per script call
 _FORGET_CONSUMERS_MS = 3_600_000  # a consumer idle this long, holding nothing, is deleted
 
-_json = msgspec.json.Encoder()
 log = logging.getLogger("hurtle.redis")
 
 
@@ -241,11 +240,11 @@ class RedisBroker(DeadLettersKept, Broker):
         args: list[Any] = [repr(now * 1000)]
         if all(m.eta is None for m in batch):
             for m in batch:
-                args += (_clean_id(m.id), m.body)
+                args += (clean_id(m.id), m.body)
         else:
             args.append("eta")
             for m in batch:
-                args += (_clean_id(m.id), m.body, "" if m.eta is None else repr(m.eta * 1000))
+                args += (clean_id(m.id), m.body, "" if m.eta is None else repr(m.eta * 1000))
         return [self.keys.stream(queue), self.keys.delayed(queue)], args
 
     def _expect_due(self, eta: float | None) -> None:
@@ -330,7 +329,7 @@ class RedisBroker(DeadLettersKept, Broker):
                 next_due = min(next_due, float(due) / 1000)
             more = more or bool(has_more) or (reclaim and room == 0)
             for entry_id, deliveries, fields in claimed:
-                taken.append(self._delivery(conn, queue, entry_id, int(deliveries), _pairs(fields)))
+                taken.append(delivery_of(conn.consumer, queue, entry_id, int(deliveries), pairs(fields)))
         if reclaim:
             self._reclaim_at = now if more else now + self._reclaim_every
         self._housekeep_at = min(now + max(0.0, next_due - time.time()), self._reclaim_at)
@@ -373,8 +372,8 @@ class RedisBroker(DeadLettersKept, Broker):
         kept = [d for i, mine in enumerate(held) for d in mine[: takes[i]]]
         excess = [d for i, mine in enumerate(held) for d in mine[takes[i] :]]
         if excess:
-            # Not ``_release``: its reset of the clocks would reclaim them at the next fetch again.
-            await self._each_queue(conn, "release", excess)
+            # Not reclaimed at once: the next fetch would take them back again.
+            await self._release(conn, excess, reclaim_now=False)
         pairs = enumerate(zip(takes, held, strict=True))
         shares = {i: n - len(mine) for i, (n, mine) in pairs if n > len(mine)}
         if shares:
@@ -402,8 +401,9 @@ class RedisBroker(DeadLettersKept, Broker):
         if block_ms > 0:  # BLOCK 0 would wait forever; without BLOCK the read returns at once
             command += ["BLOCK", block_ms]
         command += ["STREAMS", *streams, *[">"] * len(streams)]
+        sent = time.monotonic()
         reply = await conn.on_lane("read", *command)
-        return self._parse_read(conn, queues, reply)
+        return parse_read(self.keys, conn.consumer, queues, reply, sent)
 
     async def _shares(self, conn: RedisConn, queues: list[str], room: int) -> dict[int, int]:
         """How many of the ``room`` oldest new entries each queue holds (by queue index)."""
@@ -428,107 +428,52 @@ class RedisBroker(DeadLettersKept, Broker):
                 **self._route(conn, stream),
             )
         taken: list[Delivery] = []
+        sent = time.monotonic()
         for reply in await pipe.execute():
-            taken += self._parse_read(conn, queues, reply)
+            taken += parse_read(self.keys, conn.consumer, queues, reply, sent)
         return taken
 
     def _route(self, conn: RedisConn, key: str) -> dict[str, Any]:
         """Extra arguments of a pipelined command on ``key``: none on one server."""
         return {}
 
-    def _parse_read(self, conn: RedisConn, queues: list[str], reply: Any) -> list[Delivery]:
-        """An XREADGROUP reply: ``{stream: [[entry id, [field, value, ...]], ...]}`` (RESP3;
-        RESP2 has a list of pairs), or None. Unparsed (``compat.leave_unparsed``) but on a
-        cluster, whose client makes each entry's fields a dict."""
-        taken = []
-        for stream, entries in reply.items() if isinstance(reply, dict) else reply or []:
-            queue = self._queue_of(queues, stream)
-            consumer = conn.consumer
-            for entry_id, fields in entries:
-                if type(fields) is list and len(fields) == 4 and fields[0] == b"id" and fields[2] == b"body":
-                    # hurtle's own entry, the common case: no dict per message
-                    taken.append(Delivery(queue, fields[3], 1, RedisReceipt(entry_id, fields[1], consumer)))
-                else:
-                    taken.append(self._delivery(conn, queue, entry_id, 1, _as_dict(fields)))
-        return taken
-
-    def _queue_of(self, queues: list[str], stream: bytes) -> str:
-        if len(queues) == 1:
-            return queues[0]
-        return queues[[self.keys.stream(q).encode() for q in queues].index(stream)]
-
-    def _delivery(
-        self, conn: RedisConn, queue: str, entry_id: bytes, deliveries: int, fields: dict[bytes, bytes]
-    ) -> Delivery:
-        body = fields.get(b"body")
-        if body is None:
-            # Not written by hurtle: hand the worker every field, as JSON, so the
-            # dead letter it makes keeps what was there.
-            text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
-            body = _json.encode(text)
-        receipt = RedisReceipt(entry_id, fields.get(b"id", entry_id), conn.consumer)
-        return Delivery(queue, body, deliveries, receipt)
-
     # -- settling --------------------------------------------------------------
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
-            await self._link.call(lambda conn: self._each_queue(conn, "ack", deliveries))
+            await self._link.call(lambda conn: each_queue(conn, self.keys, "ack", deliveries, self.lease_ms))
 
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
-            await self._link.call(lambda conn: self._each_queue(conn, "extend", deliveries))
+            await self._link.call(lambda conn: each_queue(conn, self.keys, "extend", deliveries))
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             await self._link.call(lambda conn: self._release(conn, deliveries))
 
-    async def _release(self, conn: RedisConn, deliveries: Sequence[Delivery]) -> None:
-        await self._each_queue(conn, "release", deliveries)
-        self._housekeep_at = self._reclaim_at = 0.0  # our next fetch takes them back first
-
-    async def _each_queue(self, conn: RedisConn, script: str, deliveries: Sequence[Delivery]) -> None:
-        """Run ``script`` once per (queue, consumer) over its entries: the lowest and
-        highest id, and "entry-id deliveries" lines packed in one argument."""
-        # One argument, not one per entry: redis-py's packing of arguments per entry
-        # was measured at 14% of a busy worker's time.
-        groups: dict[tuple[str, str], list[tuple[tuple[int, int], bytes, int]]] = {}
-        for d in deliveries:
-            receipt: RedisReceipt = d.receipt
-            entry = (entry_order(receipt.entry_id), receipt.entry_id, d.deliveries)
-            groups.setdefault((d.queue, receipt.consumer), []).append(entry)
-        calls: list[tuple[list[str], list[Any]]] = []
-        for (queue, consumer), entries in groups.items():
-            entries.sort()
-            lines = b"\n".join(b"%b %d" % (entry_id, count) for _, entry_id, count in entries)
-            low, high = entries[0][1], entries[-1][1]
-            calls.append(([self.keys.stream(queue)], [GROUP, consumer, low, high, lines]))
-        if len(calls) == 1 and script == "ack":  # the flusher's, one batch at a time
-            await conn.script_on_lane("ack", script, *calls[0])
-        elif len(calls) == 1:
-            await conn.script(script, *calls[0])
-        else:
-            await conn.scripts_in(conn.client.pipeline(transaction=False), script, calls)
+    async def _release(
+        self, conn: RedisConn, deliveries: Sequence[Delivery], *, reclaim_now: bool = True
+    ) -> None:
+        """Give ``deliveries`` back; with ``reclaim_now``, our next fetch takes them back first.
+        From here on nothing can be sure they are still ours: an ack of one is checked."""
+        for delivery in deliveries:
+            delivery.receipt.leased_at = 0.0
+        await each_queue(conn, self.keys, "release", deliveries)
+        if reclaim_now:
+            self._housekeep_at = self._reclaim_at = 0.0
 
     async def retry(self, delivery: Delivery, message: Message) -> None:
-        receipt: RedisReceipt = delivery.receipt
         if message.queue != delivery.queue:
             # Two slots in a cluster: add the next attempt first, then let the old go.
             await self.enqueue([message])
             await self.ack([delivery])
             return
-        eta_ms = "" if message.eta is None else repr(message.eta * 1000)
-        args = [GROUP, receipt.entry_id, receipt.consumer, delivery.deliveries,
-                _clean_id(message.id), message.body, eta_ms, repr(time.time() * 1000)]
-        keys = [self.keys.stream(delivery.queue), self.keys.delayed(delivery.queue)]
+        keys, args = retry_call(self.keys, delivery, message)
         await self._link.call(lambda conn: conn.script("retry", keys, args))
         self._expect_due(message.eta)
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        receipt: RedisReceipt = delivery.receipt
-        keys = [self.keys.stream(delivery.queue), self.keys.dead(delivery.queue)]
-        args = [GROUP, receipt.entry_id, receipt.consumer, delivery.deliveries,
-                receipt.message_id, delivery.body, reason, repr(time.time())]
+        keys, args = dead_letter_call(self.keys, delivery, reason)
         await self._link.call(lambda conn: conn.script("dead_letter", keys, args))
 
     # -- looking and cleaning up -------------------------------------------------
@@ -547,16 +492,3 @@ class RedisBroker(DeadLettersKept, Broker):
         keys = [self.keys.stream(queue), self.keys.delayed(queue)]
         purged = await self._link.call(lambda conn: conn.script("purge", keys, [GROUP, self.lease_ms]))
         return int(purged)
-
-def _clean_id(message_id: str) -> str:
-    # The delayed set splits "<id>\n<body>" at the first newline.
-    return message_id.replace("\n", " ")
-
-
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
-    """A Lua reply's flat field list as a dict."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _as_dict(fields: list[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
-    return fields if isinstance(fields, dict) else _pairs(fields)

@@ -43,6 +43,7 @@ queue's keys on three slots), so it is refused.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -53,6 +54,7 @@ from hurtle.brokers.base import Delivery, Message
 from hurtle.brokers.redis import compat
 from hurtle.brokers.redis.broker import RedisBroker
 from hurtle.brokers.redis.dead import RedisDeadLetters, known_queues
+from hurtle.brokers.redis.entries import parse_read
 from hurtle.brokers.redis.lanes import RedisConn
 from hurtle.brokers.redis.url import CLUSTER_SCHEMES, GROUP
 from hurtle.errors import ConfigurationError
@@ -100,8 +102,9 @@ class RedisClusterBroker(RedisBroker):
         head: list[Any] = ["XREADGROUP", "GROUP", GROUP, conn.consumer, "COUNT", room]
         if block_ms > 0:
             head += ["BLOCK", block_ms]
+        sent = time.monotonic()
         replies = await self._per_slot(conn, head, [(self.keys.stream(q), b">") for q in queues])
-        return [t for reply in replies for t in self._parse_read(conn, queues, reply)]
+        return [t for reply in replies for t in parse_read(self.keys, conn.consumer, queues, reply, sent)]
 
     async def _await_new(
         self, conn: RedisConn, queues: list[str], starts: list[bytes], block_ms: int

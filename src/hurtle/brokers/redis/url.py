@@ -184,6 +184,9 @@ class RedisReceipt:
     entry_id: bytes
     message_id: bytes  # as stored: only a dead letter reads it
     consumer: str
+    #: ``time.monotonic()`` before the read that leased it; 0.0 when not known
+    #: (taken back from an expired lease, or given back): its ack is checked.
+    leased_at: float = 0.0
 
 
 def oldest_first(queues: list[str]) -> Callable[[Delivery], tuple[int, int, int]]:
