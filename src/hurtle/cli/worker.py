@@ -19,6 +19,8 @@ from hurtle.observe.registry import HEARTBEAT_EVERY
 from hurtle.schedule.limits import check_limits_kept
 from hurtle.settings import ENV_APP, ENV_BROKER
 from hurtle.worker.config import WorkerConfig
+from hurtle.worker.cpu_pin import CHOICES as CPU_PIN_CHOICES
+from hurtle.worker.cpu_pin import can_pin
 from hurtle.worker.priorities import QueueSpec, QueueSpecError
 from hurtle.worker.supervisor import Supervisor
 from hurtle.worker.thread_tuner import AUTO_MAX, AUTO_START
@@ -46,6 +48,10 @@ if TYPE_CHECKING:
               help="Each process's event loop. auto: uvloop (when installed) where async tasks run,"
                    " asyncio's own where every task is sync (uvloop takes the GIL back for each"
                    " callback, and busy threads make it wait).")
+@click.option("--cpu-pin", type=click.Choice(CPU_PIN_CHOICES), default="auto", show_default=True,
+              help="Each process on a CPU of its own, so its threads hand the GIL over on one core."
+                   " auto: when the processes fill the CPUs evenly (-p a multiple of them); on: always,"
+                   " in turn; off: never.")
 @click.option("--burst", is_flag=True, help="Exit 0 once every queue is empty and nothing is in flight.")
 @click.option("--burst-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="With --burst: stop after SECONDS even if tasks are still queued or delayed"
@@ -90,6 +96,7 @@ def worker(
     max_threads: int | None,
     concurrency: int,
     loop: str,
+    cpu_pin: str,
     burst: bool,
     burst_timeout: float | None,
     max_tasks_per_child: int | None,
@@ -127,6 +134,8 @@ def worker(
         fail("--max-threads caps -t auto: a fixed -t N keeps N threads")
     if metrics_host is not None and metrics_port is None:
         fail("--metrics-host: pass --metrics-port too")
+    if cpu_pin == "on" and not can_pin():
+        fail("--cpu-pin on: this platform cannot pin a process to a CPU (use auto or off)")
     if loop == "uvloop" and not uvloop_installed():
         fail("--loop uvloop: uvloop is not installed: pip install 'hurtle[uvloop]'")
     if broker_url:
@@ -157,6 +166,7 @@ def worker(
         auto_threads=fixed_threads is None,
         max_threads=max_threads or AUTO_MAX,
         loop=loop,
+        cpu_pin=cpu_pin,
         burst=burst,
         burst_timeout=burst_timeout,
         max_tasks_per_child=max_tasks_per_child,

@@ -34,6 +34,8 @@ class WorkerConfig:
     #: ``--loop``: the event loop, ``auto`` (by the tasks it runs: ``loops.worker_loop``),
     #: ``asyncio`` or ``uvloop``.
     loop: str = "auto"
+    #: ``--cpu-pin``: ``auto``, ``on`` or ``off``: each process on a CPU of its own (``cpu_pin.py``).
+    cpu_pin: str = "auto"
     burst: bool = False
     #: With ``burst``: stop after this many seconds even if tasks are left (delayed
     #: ones included: a burst run waits for them), so a CI run cannot hang on them.

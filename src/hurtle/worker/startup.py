@@ -19,6 +19,8 @@ from hurtle.schedule.worker import runs_scheduler
 from hurtle.task import Task
 from hurtle.urls import SecretURL
 from hurtle.worker.config import WorkerConfig
+from hurtle.worker.cpu_pin import cpu_plan
+from hurtle.worker.cpu_pin import describe as describe_cpus
 from hurtle.worker.fetch_groups import runs_async_tasks
 from hurtle.worker.priorities import QueueSpec
 
@@ -77,6 +79,7 @@ def start_block(app: App, config: WorkerConfig, processes: int) -> str:
         f"  broker:  {app.broker_url}",
         f"  results: {describe_results(app.broker_url, app.results_url)}",
         f"  loop:    {event_loop(app, config)}",
+        f"  cpus:    {describe_cpus(cpu_plan(config.cpu_pin, processes))}",
     ]
     if config.profile is not None or any(task.opts.profile for task in app.tasks.values()):
         from hurtle.profiling.profiler import ProfileConfig, describe, profiled_tasks

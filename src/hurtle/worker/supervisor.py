@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from hurtle.app import App
 from hurtle.worker.config import EXIT_BROKER_LOST, EXIT_OK, EXIT_RECYCLE, WorkerConfig
+from hurtle.worker.cpu_pin import cpu_plan, pin
 from hurtle.worker.process import EXIT_HOOK_FAILED, run_process
 from hurtle.worker.startup import start_block, start_warnings
 from hurtle.worker.watchdog import Heartbeats
@@ -60,6 +61,8 @@ class Supervisor:
         self.app = app
         self.config = config
         self.processes = processes
+        #: The CPU of each slot's process, or None: not pinned (``cpu_pin.py``).
+        self.cpus = cpu_plan(config.cpu_pin, processes)
         #: Kill a process whose event loop has not turned for this long. Where leases
         #: expire (``Broker.leases_expire``) its tasks are being redelivered by then; on
         #: RabbitMQ they stay leased while its connection lives, and the kill gives them back.
@@ -250,6 +253,8 @@ class Supervisor:
     def _child_main(self, slot: int, config: WorkerConfig) -> int:
         code = 1
         try:
+            if self.cpus is not None:  # before any thread starts: they inherit the CPU
+                pin(self.cpus[slot])
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -123,6 +123,14 @@ async def record_async(key: str) -> int:
 
 
 @app.task
+def cpus_here() -> list[int]:
+    """The process, then the CPUs the thread that runs this task may use; a moment
+    long, so that a worker of one thread per process shares several out."""
+    time.sleep(0.1)
+    return [os.getpid(), *sorted(os.sched_getaffinity(0))]
+
+
+@app.task
 async def loop_kind() -> str:
     """The module of the event loop the task runs on: ``uvloop`` or asyncio's."""
     return type(asyncio.get_running_loop()).__module__
