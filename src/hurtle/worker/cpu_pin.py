@@ -6,10 +6,10 @@ and a ``recv``), and the loop takes it back between them. Spread over the
 machine's cores, each handoff wakes a thread on another core, which then
 waits to be scheduled while the GIL sits free. Kept on one core, the thread
 that lets go blocks and the next one runs at once, where it is. Measured on 2
-cores with ``-p 2`` (docs/benchmarks.md, "Each process on a core of its own"):
-io ``def`` tasks on Redis ran at 20,000-23,000/s pinned against 12,000-12,700/s
-not, with 70 us of worker CPU a task instead of 115; no-op ``def`` tasks 21%
-faster, CPU-bound ones 9%.
+cores with ``-p 2`` (docs/benchmarks.md, "Each process on a CPU of its own"):
+io ``def`` tasks on Redis ran at 21,000-23,700/s pinned against 12,300-13,700/s
+not, with 66-73 us of worker CPU a task instead of 104-120; no-op ``def``
+tasks 19% faster, CPU-bound ones 11%; ``async def`` tasks the same.
 
 What it costs: a process's threads never run on two cores at once, even in C
 code that lets go of the GIL (numpy, hashing, compression), and the kernel
