@@ -193,45 +193,45 @@ async def test_a_short_lease_reclaimer_leaves_a_long_lease_alone(opened: Callabl
     assert (await holder.stats(["q"]))[0].pending == 0
 
 
-async def taken_over(worker: Broker, delivery: Delivery) -> None:
-    """Hand ``delivery``'s entry to another consumer behind the worker's back, as a
-    reclaimer would once Redis's clock had jumped past the worker's lease."""
+async def held_then_taken_over(opened: Callable[..., Any], leased_ago: float) -> tuple[Broker, Delivery]:
+    """A worker and its delivery of a message leased on a 30 s lease ``leased_ago``
+    seconds ago by the worker's clock, then handed to another consumer behind the
+    worker's back, as a reclaimer would once Redis's clock had jumped past the lease."""
+    worker = await opened(visibility_timeout=30.0)
     assert isinstance(worker, RedisBroker)
+    await worker.enqueue(one("q", b"x"))
+    (held,) = await worker.fetch(["q"], 1, 0)
+    held.receipt.leased_at -= leased_ago
     client = aioredis.Redis(host="127.0.0.1", port=6379)
     try:
-        stream = worker.keys.stream(delivery.queue)
-        await client.xclaim(stream, GROUP, "elsewhere/1/abc/30000", 0, [delivery.receipt.entry_id])
+        stream = worker.keys.stream(held.queue)
+        await client.xclaim(stream, GROUP, "elsewhere/1/abc/30000", 0, [held.receipt.entry_id])
     finally:
         await client.aclose()
+    return worker, held
 
 
 async def test_an_ack_past_half_its_lease_is_checked_and_leaves_a_taken_over_entry_alone(
     opened: Callable[..., Any],
 ) -> None:
-    # Given a message leased on a 30 s lease more than 15 s ago, and since taken over
-    worker = await opened(visibility_timeout=30.0)
-    await worker.enqueue(one("q", b"x"))
-    (held,) = await worker.fetch(["q"], 1, 0)
-    held.receipt.leased_at -= 16.0
-    await taken_over(worker, held)
-    # When the worker acks it
+    worker, held = await held_then_taken_over(opened, leased_ago=16.0)
+
     await worker.ack([held])
-    # Then the ack checked who holds it, and changed nothing
+
+    # The ack checked who holds it, and changed nothing
     assert (await worker.stats(["q"]))[0].pending == 1
 
 
 async def test_an_ack_within_half_its_lease_trusts_the_lease_without_a_check(
     opened: Callable[..., Any],
 ) -> None:
-    # Given a message leased just now on a 30 s lease (nobody else can hold it for 30 s:
-    # only a jump of Redis's clock would let another worker take it)
-    worker = await opened(visibility_timeout=30.0)
-    await worker.enqueue(one("q", b"x"))
-    (held,) = await worker.fetch(["q"], 1, 0)
-    await taken_over(worker, held)
-    # When the worker acks it
+    # Nobody else can hold an entry leased just now on a 30 s lease: only a jump of
+    # Redis's clock would let another worker take it, as this one was
+    worker, held = await held_then_taken_over(opened, leased_ago=0.0)
+
     await worker.ack([held])
-    # Then the ack skipped the check (settling.py): the task ran and succeeded here
+
+    # The ack skipped the check (settling.py): the task ran and succeeded here
     assert (await worker.stats(["q"]))[0].pending == 0
 
 

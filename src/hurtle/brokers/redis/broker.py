@@ -54,9 +54,8 @@ leases of a worker with a long one. So reclaiming runs, per consumer, ``XPENDING
 ... IDLE <its lease>`` then ``XCLAIM``, in one Lua script, without a lock (a
 killed worker cannot leave one behind).
 
-Fencing (``settling.py``): ack, extend, retry, dead-letter and release act only
-while the receipt's consumer still holds the entry as the same delivery, as SQLite
-matches (seq, deliveries). An ack is ``XACK`` + ``XDEL`` in one script: the stream
+Fencing: a worker whose lease was taken over settles nothing of the new
+holder's (``settling.py``). An ack is ``XACK`` + ``XDEL`` in one script: the stream
 holds only waiting and leased entries. Results: ``store.lua`` writes the list and
 publishes on its channel, which the store's waiters share one connection to
 (``waiters.py``).

@@ -3,7 +3,7 @@
 -- KEYS[1] stream; ARGV group, consumer, lowest and highest entry id, lines "entry-id deliveries"
 -- (checked: held by the consumer as that delivery), and lines "entry-id" (not checked: the
 -- worker leased them so recently that no other consumer can hold them; settling.py).
--- Returns how many were acknowledged (an expired, taken-over lease is a no-op).
+-- Returns how many ids it acknowledged (a checked one whose lease was taken over is left alone).
 local stream, group = KEYS[1], ARGV[1]
 local ids, n = {}, 0
 if ARGV[5] ~= '' then
