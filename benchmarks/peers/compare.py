@@ -35,6 +35,7 @@ from hurtle.bench.workloads import Workload
 from hurtle.cli.common import fail
 from hurtle.errors import HurtleError
 from hurtle.urls import display_url
+from hurtle.worker.cpu_pin import cpu_plan
 
 PROG = "python -m benchmarks.peers"
 AMQP_PREFIX = "hurtlebench"  # hurtle's names on RabbitMQ in a comparison
@@ -140,7 +141,9 @@ def _hurtle_config(workload: str, options: Options) -> str:
     if workload == "latency":
         return f"-p {options.processes} {' '.join(latency.worker_args(options))}, {options.kind}"
     model = "async, on the event loop" if options.kind == "async" else "sync, in threads"
-    return f"-p {options.processes}, {model}"
+    # The worker's default --cpu-pin auto, as it will decide on this machine.
+    pinned = ", a CPU each" if cpu_plan("auto", options.processes) is not None else ""
+    return f"-p {options.processes}, {model}{pinned}"
 
 
 def _header(
