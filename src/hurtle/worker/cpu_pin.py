@@ -12,11 +12,11 @@ not, with 66-73 us of worker CPU a task instead of 104-120; no-op ``def``
 tasks 19% faster, CPU-bound ones 11%; ``async def`` tasks the same.
 
 What it costs: a process's threads never run on two cores at once, even in C
-code that lets go of the GIL (numpy, hashing, compression), and the kernel
-cannot move a process off a core that something else keeps busy. So ``auto``
-pins only when the processes fill the CPUs evenly (as many as the CPUs, or a
-multiple): every core then has its share of them anyway. ``on`` pins in turn
-whatever the count; ``off`` never.
+code that lets go of the GIL (numpy, hashing, compression), programs a task
+starts inherit its CPU, and the kernel cannot move a process off a core that
+something else keeps busy. So ``auto`` pins only when the processes fill the
+CPUs evenly (as many as the CPUs, or a multiple): every core then has its share
+of them anyway. ``on`` pins in turn whatever the count; ``off`` never.
 """
 
 from __future__ import annotations
