@@ -27,9 +27,7 @@ def parse_read(keys: Keys, consumer: str, queues: list[str], reply: Any, sent: f
                 receipt = RedisReceipt(entry_id, fields[1], consumer, sent)
                 taken.append(Delivery(queue, fields[3], 1, receipt))
             else:
-                delivery = delivery_of(consumer, queue, entry_id, 1, as_dict(fields))
-                delivery.receipt.leased_at = sent
-                taken.append(delivery)
+                taken.append(delivery_of(consumer, queue, entry_id, 1, as_dict(fields), sent))
     return taken
 
 
@@ -41,15 +39,17 @@ def queue_of(keys: Keys, queues: list[str], stream: bytes) -> str:
 
 
 def delivery_of(
-    consumer: str, queue: str, entry_id: bytes, deliveries: int, fields: dict[bytes, bytes]
+    consumer: str, queue: str, entry_id: bytes, deliveries: int, fields: dict[bytes, bytes],
+    leased_at: float = 0.0,
 ) -> Delivery:
     """An entry's delivery; one not written by hurtle carries every field, as JSON,
-    so the dead letter the worker makes of it keeps what was there."""
+    so the dead letter the worker makes of it keeps what was there. ``leased_at``:
+    ``RedisReceipt``'s (0.0 for an entry taken back from an expired lease)."""
     body = fields.get(b"body")
     if body is None:
         text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
         body = _json.encode(text)
-    receipt = RedisReceipt(entry_id, fields.get(b"id", entry_id), consumer)
+    receipt = RedisReceipt(entry_id, fields.get(b"id", entry_id), consumer, leased_at)
     return Delivery(queue, body, deliveries, receipt)
 
 
